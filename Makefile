@@ -1,0 +1,41 @@
+# Bastion — the commands a newcomer and CI run. `make serve` starts the server,
+# `make test` runs lint and the whole test suite; both install what they need.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+DATA   ?= ./data
+
+.PHONY: serve test lint bench format clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Bastion needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e . --group dev
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+serve: $(STAMP)  ## start Bastion on embedded storage in ./data
+	$(BIN)/bastion serve --data-dir $(DATA)
+
+lint: $(STAMP)   ## format check, lint, strict typing
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+test: lint       ## lint, then every test
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)  ## benchmarks (not tests): figures go to docs/benchmarks.md
+	$(BIN)/python -m bench
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,201 @@
+"""``/auth``: login, second factors, refresh, revocation, logout, step-up (API.md "Login")."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import Field
+from pydantic import ValidationError as PydanticValidationError
+from starlette.concurrency import run_in_threadpool
+
+from bastion.api.bodies import StrictBody, json_or_form, text_field
+from bastion.api.guard import authenticate, runtime
+from bastion.audit import AuditEvent, emit
+from bastion.authn.login import ClientContext, password_login, start_step_up, verify_factor
+from bastion.authn.sessions import (
+    refresh,
+    revoke_session,
+    session_by_id,
+    session_of_refresh_token,
+)
+from bastion.errors import BastionError, InvalidGrant, ValidationError
+from bastion.tokens import verify_access_token
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+class LoginBody(StrictBody):
+    username: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=1024)
+    device_id: str | None = Field(None, max_length=128)
+
+
+class ChallengeBody(StrictBody):
+    method: Literal["webauthn", "push", "sms", "email"]
+
+
+class VerifyBody(StrictBody):
+    method: Literal["totp", "recovery_code", "webauthn", "sms", "email", "push"]
+    code: str | None = Field(None, max_length=64)
+    credential: dict[str, Any] | None = None
+
+
+class StepUpBody(StrictBody):
+    acr_values: Literal["aal2", "aal3"] | None = None
+
+
+def client_context(request: Request, device_id: str | None = None) -> ClientContext:
+    return ClientContext(
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+        device_id=device_id,
+    )
+
+
+@router.post("/login", summary="Start a login with username and password")
+def login(request: Request, body: LoginBody) -> dict[str, Any]:
+    rt = runtime(request)
+    with rt.db.begin() as conn:
+        return password_login(
+            rt,
+            conn,
+            request.app.state.throttles,
+            username=body.username,
+            password=body.password,
+            context=client_context(request, body.device_id),
+        )
+
+
+@router.post("/login/{transaction_id}/challenge", summary="Ask for a challenge (WebAuthn, push…)")
+def challenge(transaction_id: str, body: ChallengeBody) -> dict[str, Any]:
+    raise ValidationError(
+        f"The '{body.method}' method is not enabled on this server.", code="method_not_available"
+    )
+
+
+@router.post("/login/{transaction_id}/verify", summary="Verify a second factor")
+def verify(request: Request, transaction_id: str, body: VerifyBody) -> dict[str, Any]:
+    rt = runtime(request)
+    with rt.db.begin() as conn:
+        return verify_factor(
+            rt,
+            conn,
+            transaction_id=transaction_id,
+            method=body.method,
+            code=body.code,
+            context=client_context(request),
+        )
+
+
+@router.post("/token", summary="Refresh tokens (grant_type=refresh_token), form or JSON")
+async def token(request: Request) -> dict[str, Any]:
+    body = await json_or_form(request)
+    grant_type = text_field(body, "grant_type")
+    if grant_type != "refresh_token":
+        raise ValidationError(
+            "Only grant_type=refresh_token is supported.", code="unsupported_grant_type"
+        )
+    presented = text_field(body, "refresh_token")
+    assert presented is not None
+    rt = runtime(request)
+
+    def rotate() -> dict[str, Any]:
+        with rt.db.begin() as conn:
+            outcome = refresh(rt, conn, presented)
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.response is not None
+        return outcome.response
+
+    return await run_in_threadpool(rotate)
+
+
+@router.post("/revoke", summary="Revoke a refresh or access token (RFC 7009): always 200")
+async def revoke(request: Request) -> dict[str, Any]:
+    try:
+        body = await json_or_form(request)
+        presented = text_field(body, "token", required=False)
+    except BastionError:
+        presented = None
+    if not presented:
+        return {}
+    rt = runtime(request)
+    now = rt.clock.now()
+    session_id: str | None = None
+    if presented.startswith("bst_rt_"):
+        with rt.db.read() as conn:
+            session_id = session_of_refresh_token(conn, presented)
+    else:
+        try:
+            verified = verify_access_token(
+                token=presented,
+                keyring=rt.keyring,
+                issuer=rt.settings.resolved_issuer,
+                audience=rt.settings.audience,
+                now=now,
+                leeway=rt.settings.clock_skew,
+            )
+            session_id = verified.session_id
+        except BastionError:
+            session_id = None
+    if session_id:
+        await run_in_threadpool(
+            _end_session, request, session_id, reason="revoked", action="token.revoked"
+        )
+    return {}
+
+
+def _end_session(request: Request, session_id: str, *, reason: str, action: str) -> None:
+    rt = runtime(request)
+    now = rt.clock.now()
+    with rt.db.begin() as conn:
+        session = session_by_id(conn, session_id)
+        if session is None:
+            return
+        revoke_session(conn, session_id, reason=reason, now=now)
+        emit(
+            conn,
+            AuditEvent(
+                action=action,
+                outcome="success",
+                actor=session.user_id,
+                tenant_id=session.tenant_id,
+                resource=f"session:{session_id}",
+                details={"session_id": session_id},
+            ),
+            now=now,
+        )
+    rt.token_cache.discard_session(session_id)
+    request.app.state.liveness.clear()
+
+
+@router.post("/logout", summary="End the current session: every token of it dies")
+async def logout(request: Request) -> dict[str, Any]:
+    principal = await authenticate(request)
+    if principal.session_id is None:
+        raise InvalidGrant("API keys have no session to log out of.")
+    await run_in_threadpool(
+        _end_session, request, principal.session_id, reason="logout", action="session.logout"
+    )
+    return {"status": "logged_out"}
+
+
+@router.post("/step-up", summary="Start a step-up to a higher acr (RFC 9470)")
+async def step_up(request: Request) -> dict[str, Any]:
+    principal = await authenticate(request)
+    raw = await request.body()
+    try:
+        body = StepUpBody.model_validate_json(raw) if raw.strip() else StepUpBody()
+    except PydanticValidationError:
+        raise ValidationError(
+            'The body must be {} or {"acr_values": "aal2"|"aal3"}.', field="acr_values"
+        ) from None
+    rt = runtime(request)
+    context = client_context(request)
+
+    def begin() -> dict[str, Any]:
+        with rt.db.begin() as conn:
+            return start_step_up(rt, conn, principal, acr_values=body.acr_values, context=context)
+
+    return await run_in_threadpool(begin)

@@ -1,0 +1,41 @@
+"""Public endpoints: Qdrant-style root, health, JWKS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from bastion import __version__
+from bastion.api.guard import runtime
+
+QDRANT_API_VERSION = "1.20.0"  # the Qdrant REST API level Bastion speaks
+
+router = APIRouter(tags=["public"])
+
+
+@router.get("/", summary="Server identity (Qdrant-compatible)")
+def root() -> dict[str, Any]:
+    return {
+        "title": "bastion - qdrant-compatible vector search behind a zero-trust front door",
+        "version": QDRANT_API_VERSION,
+        "commit": None,
+        "bastion_version": __version__,
+    }
+
+
+@router.get("/healthz", summary="Liveness and database reachability")
+def healthz(request: Request) -> dict[str, str]:
+    rt = runtime(request)
+    with rt.db.read() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    return {"status": "ok"}
+
+
+@router.get("/.well-known/jwks.json", summary="Public keys that sign access tokens")
+def jwks(request: Request) -> dict[str, Any]:
+    rt = runtime(request)
+    keys: dict[str, Any] = rt.keyring.jwks(
+        now=rt.clock.now(), max_token_ttl=rt.settings.access_token_ttl
+    )
+    return keys

@@ -1,0 +1,319 @@
+"""Typed audit events: the registry of actions, and ``AuditEvent`` which refuses secrets.
+
+Every security-relevant act is one event of a registered action, with one of that
+action's outcomes and only its registered detail keys. Validation happens when the
+event is built, so a secret never reaches ``audit.log.emit``:
+
+- ``reason`` is a machine code (``invalid_code``, ``missing_permission``), not free text;
+- a detail key that names secret material (password, secret, token, code, key, seed …)
+  is refused unless it is an identifier or a count (``key_id``, ``token_id``);
+- a string anywhere in the event that looks like a secret is refused: Bastion's
+  ``bst_`` prefixed secrets, JWTs (``eyJ…``), password hashes, PEM keys, otpauth URIs.
+
+Routes that must record user-typed text (the username of a failed login, which users
+sometimes fill with their password) pass it through ``safe_text`` first.
+
+Conventions: ``actor`` is the principal id (``usr_…``, ``sa_…``) or ``None`` before
+authentication; ``resource`` is ``kind:id`` (``collection:docs``, ``user:usr_…``,
+``key:key_…``, ``tenant:tnt_…``, ``role:auditor``, ``policy``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from bastion.audit.chain import canonical_json
+from bastion.authn.principal import Principal
+from bastion.authz.decide import Decision, Effect
+
+Outcome = Literal["success", "failure", "denied", "challenge"]
+OUTCOMES: tuple[str, ...] = ("success", "failure", "denied", "challenge")
+
+COMMON_DETAILS = frozenset({"ip", "user_agent", "request_id"})
+MAX_DETAILS_BYTES = 16_384
+MAX_DEPTH = 4
+_LIMITS = {"action": 64, "actor": 128, "tenant_id": 40, "resource": 256, "reason": 64}
+_REASON = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
+
+
+class InvalidAuditEvent(ValueError):
+    """A programming error: an event that is unregistered, malformed or carries a secret.
+
+    The message names the offending key or field, never its value.
+    """
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    action: str
+    description: str
+    outcomes: frozenset[str]
+    details: frozenset[str]
+
+
+def _spec(action: str, description: str, outcomes: str, details: str = "") -> EventSpec:
+    return EventSpec(action, description, frozenset(outcomes.split()), frozenset(details.split()))
+
+
+_SPECS = (
+    # Authentication
+    _spec("login.success", "A login finished with tokens.", "success",
+          "username acr amr methods session_id risk_level risk_score risk_reasons"),
+    _spec("login.failure", "A login was refused (reason: invalid_credentials, invalid_code, "
+          "risk_denied, rate_limited, transaction_expired …).", "failure denied",
+          "username method attempts risk_level risk_score risk_reasons"),
+    _spec("login.mfa_required", "A password was accepted; a second factor is asked.",
+          "challenge", "username methods risk_level risk_score risk_reasons"),
+    _spec("login.enrollment_required", "A user without a factor got a restricted token.",
+          "challenge", "username session_id"),
+    _spec("factor.enrolled", "A factor was added (pending until activated).", "success",
+          "factor_id factor_type name"),
+    _spec("factor.activated", "A pending factor was activated.", "success failure",
+          "factor_id factor_type"),
+    _spec("factor.removed", "A factor was removed.", "success", "factor_id factor_type user_id"),
+    _spec("recovery_code.used", "A recovery code was spent.", "success", "remaining"),
+    _spec("recovery_codes.regenerated", "All recovery codes were replaced.", "success", "count"),
+    _spec("token.refreshed", "A refresh token was rotated.", "success failure", "session_id"),
+    _spec("token.refresh_reuse_detected", "A rotated refresh token came back; its family "
+          "was revoked.", "denied", "session_id"),
+    _spec("token.revoked", "A token was revoked (RFC 7009).", "success",
+          "kind session_id token_id"),
+    _spec("session.logout", "A session logged out.", "success", "session_id"),
+    _spec("session.revoked", "A session was ended by its user or an admin.", "success",
+          "session_id user_id"),
+    _spec("step_up.started", "A step-up transaction began.", "success",
+          "session_id required_acr methods"),
+    _spec("step_up.challenged", "An action asked for stronger or fresher authentication "
+          "(RFC 9470).", "challenge", "permission required_acr max_age acr"),
+    _spec("step_up.success", "A step-up finished with new tokens.", "success",
+          "session_id acr amr"),
+    _spec("step_up.failure", "A step-up was refused.", "failure", "method attempts"),
+    _spec("api_key.rejected", "An unknown, expired or revoked API key was presented.",
+          "failure denied", "key_id service_account_id"),
+    # Authorisation
+    _spec("authz.denied", "decide() denied an action.", "denied", "permission"),
+    # Administration (before/after hold roles and status, never secrets)
+    _spec("api_key.created", "A service-account key was created.", "success",
+          "key_id service_account_id expires_at"),
+    _spec("api_key.revoked", "A service-account key was revoked.", "success",
+          "key_id service_account_id"),
+    _spec("user.created", "A user was created.", "success failure",
+          "user_id username roles status tenant enrollment"),
+    _spec("user.updated", "A user's roles or status changed.", "success failure",
+          "user_id username before after"),
+    _spec("user.suspended", "A user was suspended.", "success", "user_id username before after"),
+    _spec("user.deleted", "A user was deprovisioned.", "success", "user_id username before"),
+    _spec("user.factors_reset", "An admin removed every factor of a user.", "success",
+          "user_id username factors_removed"),
+    _spec("service_account.created", "A service account was created.", "success",
+          "service_account_id name roles collections"),
+    _spec("service_account.updated", "A service account's roles changed.", "success",
+          "service_account_id name before after"),
+    _spec("service_account.deleted", "A service account was deleted.", "success",
+          "service_account_id name"),
+    _spec("role.created", "A custom role was created.", "success", "role permissions"),
+    _spec("role.deleted", "A custom role was deleted.", "success", "role"),
+    _spec("policy.updated", "The MFA/assurance policy changed.", "success",
+          "changes"),  # changes: [{"field", "before", "after"}]
+    _spec("tenant.created", "A tenant was created.", "success", "name"),
+    # Data plane
+    _spec("collection.created", "A collection was created.", "success",
+          "collection size distance"),
+    _spec("collection.deleted", "A collection was deleted.", "success", "collection"),
+    _spec("index.created", "A payload index was created.", "success",
+          "collection field schema"),
+    _spec("index.deleted", "A payload index was deleted.", "success", "collection field"),
+    _spec("points.upserted", "Points were upserted.", "success", "collection count"),
+    _spec("points.deleted", "Points were deleted.", "success", "collection count by_filter"),
+    _spec("points.exported", "A collection was exported.", "success", "collection count"),
+    _spec("points.searched", "A search or query ran.", "success",
+          "collection kind limit result_count"),
+    # The audit log itself
+    _spec("audit.exported", "The audit log was exported.", "success", "count filters"),
+    _spec("audit.checkpoint", "The chain head was signed.", "success", "seq head kid"),
+    _spec("audit.verified", "The chain was verified.", "success failure",
+          "ok events first_broken_seq checkpoints_checked"),
+)  # fmt: skip
+
+# Secret detection. Substrings anywhere in a key, and whole words of a key.
+_SECRET_SUBSTRINGS = (
+    "password", "passwd", "passphrase", "secret", "token", "credential", "private",
+    "apikey", "jwt", "cookie", "authorization", "bearer",
+)  # fmt: skip
+_SECRET_WORDS = frozenset(
+    {"pwd", "code", "codes", "key", "keys", "seed", "otp", "totp", "pin", "signature", "sig"}
+)
+# A key naming an identifier or a count of secret material is not the material itself.
+_SAFE_LAST_WORDS = frozenset({"id", "ids", "count", "kind", "type"})
+_WORD_SPLIT = re.compile(r"[^a-z0-9]+")
+_SECRET_VALUE = re.compile(
+    r"(?<![A-Za-z0-9])bst_"  # Bastion's opaque secrets: bst_sk_, bst_rt_, bst_setup_ …
+    r"|^eyJ"  # a JWT or any base64url JSON header
+    r"|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"  # a JWT inside text
+    r"|\$argon2|\$2[aby]\$|\$scrypt\$|\$pbkdf2"  # password hashes
+    r"|-----BEGIN"  # PEM keys
+    r"|otpauth://"  # a TOTP seed URI
+)
+
+
+def secret_looking_key(key: str) -> bool:
+    """Whether a detail key names secret material (``password``, ``api_key``, ``codes``)."""
+    lowered = key.lower()
+    words = [word for word in _WORD_SPLIT.split(lowered) if word]
+    if words and words[-1] in _SAFE_LAST_WORDS:
+        return False
+    return any(part in lowered for part in _SECRET_SUBSTRINGS) or any(
+        word in _SECRET_WORDS for word in words
+    )
+
+
+def secret_looking_value(value: str) -> bool:
+    """Whether a string looks like a secret Bastion issues or stores."""
+    return _SECRET_VALUE.search(value) is not None
+
+
+def safe_text(value: str | None, *, limit: int = 128) -> str | None:
+    """User-typed text fit for an event: ``[redacted]`` if it looks secret, else truncated."""
+    if value is None:
+        return None
+    if secret_looking_value(value):
+        return "[redacted]"
+    cleaned = value.encode("utf-8", "replace").decode("utf-8")
+    return cleaned[:limit]
+
+
+def _check_registry(specs: tuple[EventSpec, ...]) -> Mapping[str, EventSpec]:
+    table: dict[str, EventSpec] = {}
+    for spec in specs:
+        if spec.action in table:
+            raise ValueError(f"audit action {spec.action} registered twice")
+        if not spec.outcomes or not spec.outcomes <= set(OUTCOMES):
+            raise ValueError(f"audit action {spec.action}: bad outcomes")
+        bad = sorted(key for key in spec.details | COMMON_DETAILS if secret_looking_key(key))
+        if bad:
+            raise ValueError(f"audit action {spec.action}: secret-looking detail keys {bad}")
+        table[spec.action] = spec
+    return MappingProxyType(table)
+
+
+EVENTS: Mapping[str, EventSpec] = _check_registry(_SPECS)
+
+
+def _normalise(value: Any, path: str, depth: int) -> Any:
+    """A JSON-ready deep copy; refuses secrets, odd types, NaN and surrogates."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidAuditEvent(f"detail {path} is not a finite number")
+        return value
+    if isinstance(value, str):
+        _check_text(value, f"detail {path}")
+        return value
+    if depth >= MAX_DEPTH:
+        raise InvalidAuditEvent(f"detail {path} is nested too deeply")
+    if isinstance(value, list | tuple | frozenset | set):
+        items = sorted(value) if isinstance(value, frozenset | set) else value
+        return [_normalise(item, f"{path}[]", depth + 1) for item in items]
+    if isinstance(value, Mapping):
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidAuditEvent(f"detail {path} has a non-string key")
+            _check_text(key, f"a key of detail {path}")
+            if secret_looking_key(key):
+                raise InvalidAuditEvent(f"detail key {path}.{key} names secret material")
+            result[key] = _normalise(item, f"{path}.{key}", depth + 1)
+        return result
+    raise InvalidAuditEvent(f"detail {path} is a {type(value).__name__}, not JSON")
+
+
+def _check_text(value: str, where: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidAuditEvent(f"{where} is not valid Unicode") from None
+    if secret_looking_value(value):
+        raise InvalidAuditEvent(f"{where} looks like a secret")
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One validated event, ready for ``audit.log.emit`` (details are a JSON-ready copy)."""
+
+    action: str
+    outcome: str
+    actor: str | None
+    tenant_id: str | None
+    resource: str | None = None
+    reason: str | None = None
+    details: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        spec = EVENTS.get(self.action)
+        if spec is None:
+            raise InvalidAuditEvent(f"unregistered audit action {self.action!r}")
+        if self.outcome not in spec.outcomes:
+            raise InvalidAuditEvent(
+                f"{self.action}: outcome {self.outcome!r} is not one of {sorted(spec.outcomes)}"
+            )
+        for name, limit in _LIMITS.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value or len(value) > limit:
+                raise InvalidAuditEvent(f"{self.action}: {name} must be 1 to {limit} characters")
+            _check_text(value, f"{self.action}: {name}")
+        if self.reason is not None and not _REASON.fullmatch(self.reason):
+            raise InvalidAuditEvent(f"{self.action}: reason must be a snake_case code")
+        if not isinstance(self.details, Mapping):
+            raise InvalidAuditEvent(f"{self.action}: details must be a mapping")
+        unknown = sorted(
+            "[redacted]" if secret_looking_value(str(key)) else str(key)
+            for key in self.details
+            if key not in spec.details | COMMON_DETAILS
+        )
+        if unknown:
+            raise InvalidAuditEvent(f"{self.action}: unregistered detail keys {unknown}")
+        normalised = _normalise(dict(self.details), "details", 0)
+        if len(canonical_json(normalised)) > MAX_DETAILS_BYTES:
+            raise InvalidAuditEvent(f"{self.action}: details exceed {MAX_DETAILS_BYTES} bytes")
+        object.__setattr__(self, "details", MappingProxyType(normalised))
+
+
+def decision_event(
+    principal: Principal,
+    decision: Decision,
+    *,
+    resource: str | None = None,
+    tenant_id: str | None = None,
+) -> AuditEvent | None:
+    """The event a route emits for a DENY (``authz.denied``) or STEP_UP (``step_up.challenged``)."""
+    tenant = tenant_id if tenant_id is not None else principal.tenant_id
+    actor = principal.id or None
+    if decision.effect is Effect.ALLOW:
+        return None
+    if decision.effect is Effect.STEP_UP:
+        return AuditEvent(
+            "step_up.challenged",
+            "challenge",
+            actor,
+            tenant,
+            resource,
+            decision.code,
+            {
+                "permission": safe_text(decision.action, limit=64),
+                "required_acr": decision.required_acr,
+                "max_age": decision.max_age,
+                "acr": principal.acr,
+            },
+        )
+    return AuditEvent(
+        "authz.denied", "denied", actor, tenant, resource, decision.code,
+        {"permission": safe_text(decision.action, limit=64)},
+    )  # fmt: skip

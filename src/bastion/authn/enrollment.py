@@ -1,0 +1,237 @@
+"""A user's stored authenticators: enrol, activate, list, remove, and verify at login.
+
+The pure verifiers live in ``bastion.factors``; this module loads their state,
+calls them and saves what changed (last TOTP step, used recovery code) in the
+caller's transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from bastion.errors import Conflict, InvalidCode, NotFound
+from bastion.factors.recovery import (
+    generate_recovery_codes,
+    hash_recovery_code,
+    verify_recovery_code,
+)
+from bastion.factors.totp import new_totp_secret, provisioning_uri, qr_svg, verify_totp
+from bastion.sealing import Sealer
+from bastion.storage import new_id
+from bastion.storage.schema import factors, recovery_codes
+
+MAX_PENDING_TOTP = 3
+ISSUER = "Bastion"
+
+
+@dataclass(frozen=True)
+class FactorRecord:
+    id: str
+    type: str
+    name: str
+    status: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "name": self.name,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+        }
+
+
+def _record(row: Any) -> FactorRecord:
+    return FactorRecord(row.id, row.type, row.name, row.status, row.created_at, row.last_used_at)
+
+
+def _context(factor_id: str) -> bytes:
+    return b"bastion:totp:" + factor_id.encode()
+
+
+def list_factors(conn: Connection, user_id: str) -> list[FactorRecord]:
+    rows = conn.execute(
+        select(factors).where(factors.c.user_id == user_id).order_by(factors.c.created_at)
+    )
+    return [_record(r) for r in rows]
+
+
+def unused_recovery_codes(conn: Connection, user_id: str) -> dict[str, str]:
+    rows = conn.execute(
+        select(recovery_codes.c.id, recovery_codes.c.code_hash).where(
+            recovery_codes.c.user_id == user_id, recovery_codes.c.used_at.is_(None)
+        )
+    )
+    return {row.id: row.code_hash for row in rows}
+
+
+def login_methods(conn: Connection, user_id: str) -> list[str]:
+    """Second-factor methods this user can use now, strongest first."""
+    types = {f.type for f in list_factors(conn, user_id) if f.status == "active"}
+    methods: list[str] = [method for method in ("webauthn", "totp") if method in types]
+    if methods and unused_recovery_codes(conn, user_id):
+        methods.append("recovery_code")
+    return methods
+
+
+def has_active_second_factor(conn: Connection, user_id: str) -> bool:
+    return any(f.status == "active" for f in list_factors(conn, user_id))
+
+
+def all_active_enrolled_in(conn: Connection, user_id: str, session_id: str) -> bool:
+    """Whether every active factor of the user was enrolled in ``session_id``."""
+    rows = conn.execute(
+        select(factors.c.public_data).where(
+            factors.c.user_id == user_id, factors.c.status == "active"
+        )
+    ).all()
+    return bool(rows) and all(
+        (row.public_data or {}).get("enrolled_in_session") == session_id for row in rows
+    )
+
+
+@dataclass(frozen=True)
+class TotpEnrollment:
+    factor_id: str
+    secret: str
+    otpauth_uri: str
+    qr_svg: str
+
+
+def enroll_totp(
+    conn: Connection,
+    sealer: Sealer,
+    *,
+    user_id: str,
+    account_name: str,
+    name: str,
+    now: datetime,
+    session_id: str | None,
+) -> TotpEnrollment:
+    pending = [f for f in list_factors(conn, user_id) if f.type == "totp" and f.status == "pending"]
+    if len(pending) >= MAX_PENDING_TOTP:
+        conn.execute(delete(factors).where(factors.c.id == pending[0].id))
+    factor_id = new_id("fac")
+    secret = new_totp_secret()
+    conn.execute(
+        insert(factors).values(
+            id=factor_id,
+            user_id=user_id,
+            type="totp",
+            name=name,
+            status="pending",
+            sealed_secret=sealer.seal(secret.encode(), context=_context(factor_id)),
+            public_data={"enrolled_in_session": session_id},
+            replay_counter=0,
+            created_at=now,
+        )
+    )
+    uri = provisioning_uri(secret=secret, account_name=account_name, issuer=ISSUER)
+    return TotpEnrollment(factor_id, secret, uri, qr_svg(uri))
+
+
+def _totp_row(conn: Connection, user_id: str, factor_id: str) -> Any:
+    row = conn.execute(
+        select(factors).where(
+            factors.c.id == factor_id, factors.c.user_id == user_id, factors.c.type == "totp"
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such TOTP factor.", code="factor_not_found")
+    return row
+
+
+def activate_totp(
+    conn: Connection, sealer: Sealer, *, user_id: str, factor_id: str, code: str, now: datetime
+) -> FactorRecord:
+    row = _totp_row(conn, user_id, factor_id)
+    if row.status == "active":
+        raise Conflict("This factor is already active.", code="factor_active")
+    secret = sealer.unseal(row.sealed_secret, context=_context(row.id)).decode()
+    verified = verify_totp(secret=secret, code=code, now=now, last_used_step=row.replay_counter)
+    conn.execute(
+        update(factors)
+        .where(factors.c.id == factor_id)
+        .values(status="active", activated_at=now, last_used_at=now, replay_counter=verified.step)
+    )
+    return _record(_totp_row(conn, user_id, factor_id))
+
+
+def verify_totp_login(
+    conn: Connection, sealer: Sealer, *, user_id: str, code: str, now: datetime
+) -> FactorRecord:
+    """Check ``code`` against every active TOTP factor; remember the step (no replay)."""
+    rows = conn.execute(
+        select(factors).where(
+            factors.c.user_id == user_id, factors.c.type == "totp", factors.c.status == "active"
+        )
+    ).all()
+    for row in rows:
+        secret = sealer.unseal(row.sealed_secret, context=_context(row.id)).decode()
+        try:
+            verified = verify_totp(
+                secret=secret, code=code, now=now, last_used_step=row.replay_counter
+            )
+        except InvalidCode:
+            continue
+        # Compare-and-set: a concurrent request that used the same step loses.
+        changed = conn.execute(
+            update(factors)
+            .where(factors.c.id == row.id, factors.c.replay_counter == row.replay_counter)
+            .values(replay_counter=verified.step, last_used_at=now)
+        ).rowcount
+        if changed == 1:
+            return _record(row)
+    raise InvalidCode("The code is not valid.")
+
+
+def use_recovery_code(conn: Connection, *, user_id: str, code: str, now: datetime) -> int:
+    """Consume one recovery code (single use, compare-and-set); returns how many remain."""
+    verified = verify_recovery_code(
+        presented=code, unused_hashes=unused_recovery_codes(conn, user_id)
+    )
+    changed = conn.execute(
+        update(recovery_codes)
+        .where(recovery_codes.c.id == verified.code_id, recovery_codes.c.used_at.is_(None))
+        .values(used_at=now)
+    ).rowcount
+    if changed != 1:
+        raise InvalidCode("The code is not valid.")
+    return len(unused_recovery_codes(conn, user_id))
+
+
+def regenerate_recovery_codes(conn: Connection, *, user_id: str, now: datetime) -> list[str]:
+    """Ten new codes, shown once; every earlier code stops working."""
+    conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
+    codes = generate_recovery_codes(10)
+    for code in codes:
+        conn.execute(
+            insert(recovery_codes).values(
+                id=new_id("rc"), user_id=user_id, code_hash=hash_recovery_code(code), created_at=now
+            )
+        )
+    return codes
+
+
+def remove_factor(conn: Connection, *, user_id: str, factor_id: str) -> FactorRecord:
+    row = conn.execute(
+        select(factors).where(factors.c.id == factor_id, factors.c.user_id == user_id)
+    ).first()
+    if row is None:
+        raise NotFound("No such factor.", code="factor_not_found")
+    conn.execute(delete(factors).where(factors.c.id == factor_id))
+    return _record(row)
+
+
+def reset_factors(conn: Connection, *, user_id: str) -> int:
+    """Administrative reset: every factor and recovery code of the user is removed."""
+    removed = conn.execute(delete(factors).where(factors.c.user_id == user_id)).rowcount
+    conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
+    return int(removed)

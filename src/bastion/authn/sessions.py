@@ -1,0 +1,260 @@
+"""Sessions: one per successful login, the family of its rotating refresh tokens.
+
+Access tokens carry ``sid``; revoking the session (logout, refresh-token reuse,
+suspension, deprovisioning) kills every token of the family within the liveness
+window of ``api.guard`` (≤ 1 s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from bastion.audit import AuditEvent, emit
+from bastion.errors import InvalidGrant, InvalidToken
+from bastion.identity.grants import grants_of
+from bastion.identity.tenants import tenant_by_id
+from bastion.identity.users import User, user_by_id
+from bastion.runtime import Runtime
+from bastion.storage import new_id
+from bastion.storage.schema import refresh_tokens, sessions
+from bastion.tokens import issue_access_token, new_secret, parse_secret
+
+RESTRICTED_ENROLLMENT = "enrollment"
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    user_id: str
+    tenant_id: str
+    acr: str
+    amr: tuple[str, ...]
+    auth_time: datetime
+    restricted: str | None
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+    def live(self, now: datetime) -> bool:
+        return self.revoked_at is None and now < self.expires_at
+
+
+def _session(row: Any) -> Session:
+    r = row._mapping
+    return Session(
+        id=r["id"],
+        user_id=r["user_id"],
+        tenant_id=r["tenant_id"],
+        acr=r["acr"],
+        amr=tuple(r["amr"]),
+        auth_time=r["auth_time"],
+        restricted=r["restricted"],
+        created_at=r["created_at"],
+        expires_at=r["expires_at"],
+        revoked_at=r["revoked_at"],
+    )
+
+
+def session_by_id(conn: Connection, session_id: str) -> Session | None:
+    row = conn.execute(select(sessions).where(sessions.c.id == session_id)).first()
+    return _session(row) if row else None
+
+
+def list_sessions(conn: Connection, user_id: str, *, now: datetime) -> list[Session]:
+    rows = conn.execute(
+        select(sessions)
+        .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+        .order_by(sessions.c.created_at.desc())
+    )
+    return [s for s in map(_session, rows) if s.live(now)]
+
+
+def _access_token(rt: Runtime, conn: Connection, session: Session, user: User) -> dict[str, Any]:
+    tenant = tenant_by_id(conn, session.tenant_id)
+    roles = [grant.role for grant in grants_of(conn, "user", user.id)]
+    issued = issue_access_token(
+        keyring=rt.keyring,
+        issuer=rt.settings.resolved_issuer,
+        audience=rt.settings.audience,
+        subject=user.id,
+        tenant=tenant.name,
+        roles=roles,
+        acr=session.acr,
+        amr=list(session.amr),
+        auth_time=session.auth_time,
+        session_id=session.id,
+        ttl=rt.settings.access_token_ttl,
+        now=rt.clock.now(),
+        extra={"preferred_username": user.username},
+    )
+    return {
+        "access_token": issued.token,
+        "token_type": "Bearer",
+        "expires_in": rt.settings.access_token_ttl,
+    }
+
+
+def _new_refresh_token(conn: Connection, session_id: str, *, now: datetime) -> str:
+    secret = new_secret("refresh")
+    conn.execute(
+        insert(refresh_tokens).values(
+            id=new_id("rtk"), session_id=session_id, token_hash=secret.hash, created_at=now
+        )
+    )
+    return secret.value
+
+
+def start_session(
+    rt: Runtime,
+    conn: Connection,
+    user: User,
+    *,
+    acr: str,
+    amr: Sequence[str],
+    auth_time: datetime,
+    restricted: str | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> dict[str, Any]:
+    """Create a session and return the RFC 6749 §5.1 token response for it."""
+    now = rt.clock.now()
+    lifetime = rt.settings.access_token_ttl if restricted else rt.settings.refresh_token_ttl
+    session = Session(
+        id=new_id("ses"),
+        user_id=user.id,
+        tenant_id=user.tenant_id,
+        acr=acr,
+        amr=tuple(amr),
+        auth_time=auth_time,
+        restricted=restricted,
+        created_at=now,
+        expires_at=now + timedelta(seconds=lifetime),
+        revoked_at=None,
+    )
+    conn.execute(
+        insert(sessions).values(
+            id=session.id,
+            user_id=user.id,
+            tenant_id=user.tenant_id,
+            acr=acr,
+            amr=list(amr),
+            auth_time=auth_time,
+            restricted=restricted,
+            created_at=now,
+            expires_at=session.expires_at,
+            ip=(ip or "")[:64] or None,
+            user_agent=(user_agent or "")[:256] or None,
+        )
+    )
+    response = _access_token(rt, conn, session, user)
+    if restricted:
+        return {"status": "enrollment_required", **response}
+    return {
+        "status": "authenticated",
+        **response,
+        "refresh_token": _new_refresh_token(conn, session.id, now=now),
+        "acr": acr,
+        "amr": list(amr),
+    }
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    response: dict[str, Any] | None
+    error: InvalidGrant | None
+
+
+def refresh(rt: Runtime, conn: Connection, presented: str) -> RefreshOutcome:
+    """Rotate a refresh token. Reuse of a rotated token revokes the whole family.
+
+    Returns the error instead of raising so the caller commits the revocation and
+    the audit event before answering ``invalid_grant``.
+    """
+    now = rt.clock.now()
+    try:
+        token_hash = parse_secret(presented, "refresh")
+    except InvalidToken:
+        return RefreshOutcome(None, InvalidGrant("The refresh token is malformed."))
+    row = conn.execute(
+        select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
+    ).first()
+    if row is None:
+        return RefreshOutcome(None, InvalidGrant("The refresh token is not valid."))
+    session = session_by_id(conn, row.session_id)
+    assert session is not None
+    if row.used_at is not None:
+        if session.revoked_at is None:
+            revoke_session(conn, session.id, reason="refresh_reuse", now=now)
+        emit(
+            conn,
+            AuditEvent(
+                action="token.refresh_reuse_detected",
+                outcome="denied",
+                actor=session.user_id,
+                tenant_id=session.tenant_id,
+                resource=f"session:{session.id}",
+                reason="refresh_token_reused",
+                details={"session_id": session.id},
+            ),
+            now=now,
+        )
+        rt.token_cache.discard_session(session.id)
+        return RefreshOutcome(
+            None, InvalidGrant("The refresh token was already used; the session has been revoked.")
+        )
+    user = user_by_id(conn, session.user_id)
+    if not session.live(now) or not user.active:
+        return RefreshOutcome(None, InvalidGrant("The session has ended; sign in again."))
+    conn.execute(update(refresh_tokens).where(refresh_tokens.c.id == row.id).values(used_at=now))
+    response = {
+        "status": "authenticated",
+        **_access_token(rt, conn, session, user),
+        "refresh_token": _new_refresh_token(conn, session.id, now=now),
+        "acr": session.acr,
+        "amr": list(session.amr),
+    }
+    emit(
+        conn,
+        AuditEvent(
+            action="token.refreshed",
+            outcome="success",
+            actor=user.id,
+            tenant_id=user.tenant_id,
+            resource=f"session:{session.id}",
+            details={"session_id": session.id},
+        ),
+        now=now,
+    )
+    return RefreshOutcome(response, None)
+
+
+def revoke_session(conn: Connection, session_id: str, *, reason: str, now: datetime) -> None:
+    conn.execute(
+        update(sessions)
+        .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+
+
+def revoke_user_sessions(conn: Connection, user_id: str, *, reason: str, now: datetime) -> None:
+    conn.execute(
+        update(sessions)
+        .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+
+
+def session_of_refresh_token(conn: Connection, presented: str) -> str | None:
+    try:
+        token_hash = parse_secret(presented, "refresh")
+    except InvalidToken:
+        return None
+    row = conn.execute(
+        select(refresh_tokens.c.session_id).where(refresh_tokens.c.token_hash == token_hash)
+    ).first()
+    return row.session_id if row else None

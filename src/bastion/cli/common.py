@@ -1,0 +1,107 @@
+"""The ``bastion`` command tree, its consoles and the helpers every command uses.
+
+Every command takes ``--data-dir`` (env ``BASTION_DATA_DIR``) and works on a stopped
+server too: it opens the same database and key files.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bastion import __version__
+from bastion.config import Settings, load_settings
+from bastion.errors import BastionError
+from bastion.runtime import Runtime
+
+app = typer.Typer(
+    help="Bastion: a vector database behind a zero-trust front door.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+user_app = typer.Typer(help="Manage human users.", no_args_is_help=True)
+key_app = typer.Typer(help="Service-account API keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="Token signing keys.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(key_app, name="key")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Data folder (default ./data, env BASTION_DATA_DIR).", show_default=False
+    ),
+]
+ROLES = ("viewer", "developer", "admin")
+
+
+def fail(message: str, hint: str | None = None, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}")
+    if hint:
+        err.print(f"[dim]→ {hint}[/]")
+    raise typer.Exit(code)
+
+
+def settings_for(data_dir: Path | None, **overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    try:
+        return load_settings(**values)
+    except BastionError as exc:
+        fail(exc.detail, "check the BASTION_* environment variables and BASTION_CONFIG file")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"bastion {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Bastion command line."""
+
+
+def parse_duration(text: str) -> int:
+    """``30d``, ``12h``, ``15m``, ``90s`` or plain seconds → seconds."""
+    match = re.fullmatch(r"(\d+)([smhd]?)", text.strip())
+    if not match:
+        raise typer.BadParameter("use a number with s, m, h or d, e.g. 30d")
+    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+@contextmanager
+def opened(data_dir: Path | None, **overrides: object) -> Iterator[Runtime]:
+    """The runtime of a (possibly stopped) server's data folder."""
+    rt = Runtime.open(settings_for(data_dir, **overrides))
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def table(title: str, *columns: str) -> Table:
+    grid = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        grid.add_column(column)
+    return grid

@@ -1,0 +1,167 @@
+"""Settings from ``BASTION_*`` environment variables and an optional TOML file.
+
+Precedence: explicit arguments > environment > TOML file (``BASTION_CONFIG``) > defaults.
+Every value is validated at start; a bad value stops the server with a message that
+names the setting and says what is accepted.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bastion.errors import ConfigurationError
+
+MAX_ACCESS_TOKEN_TTL = 15 * 60
+
+
+class Settings(BaseSettings):
+    """Every setting Bastion reads. Documented in docs/configuration.md (a test checks)."""
+
+    model_config = SettingsConfigDict(env_prefix="BASTION_", extra="forbid", frozen=True)
+
+    data_dir: Path = Field(Path("./data"), description="Folder for the database, keys and indexes.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; default is SQLite in the data dir "
+        "(postgresql+psycopg://… for scale-out).",
+    )
+    host: str = Field("127.0.0.1", description="Address `bastion serve` listens on.")
+    port: int = Field(6333, ge=1, le=65535, description="Port `bastion serve` listens on.")
+    public_url: str | None = Field(
+        None, description="External base URL (used in setup links, token `iss`, WebAuthn origin)."
+    )
+    issuer: str | None = Field(None, description="Token `iss`; defaults to the public URL.")
+    audience: str = Field("bastion", description="Token `aud` expected on every access token.")
+    access_token_ttl: int = Field(
+        900, ge=30, le=MAX_ACCESS_TOKEN_TTL, description="Access token lifetime in seconds (≤ 900)."
+    )
+    refresh_token_ttl: int = Field(
+        8 * 3600, ge=300, le=30 * 86400, description="Refresh token (session) lifetime in seconds."
+    )
+    clock_skew: int = Field(
+        30, ge=0, le=120, description="Accepted clock skew for tokens, seconds."
+    )
+    login_transaction_ttl: int = Field(
+        300, ge=30, le=900, description="Lifetime of a login transaction, seconds."
+    )
+    login_max_attempts: int = Field(
+        5, ge=1, le=20, description="Wrong codes after which a login transaction dies."
+    )
+    argon2_profile: Literal["owasp", "test"] = Field(
+        "owasp",
+        description="`owasp` (m=19 MiB, t=2, p=1) in production; "
+        "`test` is fast and weak, for tests only.",
+    )
+    mfa_required: bool = Field(True, description="Every human user needs a second factor.")
+    password_min_length: int = Field(
+        8, ge=8, le=64, description="Minimum password length when MFA is enforced (NIST: ≥ 8)."
+    )
+    bootstrap_admin_password: SecretStr | None = Field(
+        None, description="Password of the first `admin` user, created on an empty data dir."
+    )
+    master_key: SecretStr | None = Field(
+        None,
+        description="Base64 256-bit key sealing TOTP seeds; default is a 0600 key file "
+        "in the data dir.",
+    )
+    anonymous_read: bool = Field(
+        False, description="Allow unauthenticated read-only data-plane access (off by default)."
+    )
+    auth_disabled_for_benchmarks: bool = Field(
+        False,
+        description="Bench only: skip authentication on the data plane. Refused unless "
+        "BASTION_I_UNDERSTAND_THIS_IS_INSECURE=1.",
+    )
+    max_body_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Largest accepted request body, bytes."
+    )
+    max_payload_bytes: int = Field(
+        64 * 1024, ge=256, description="Largest JSON payload of one point, bytes."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Server log level."
+    )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @model_validator(mode="after")
+    def _guard_insecure(self) -> Settings:
+        if self.auth_disabled_for_benchmarks and (
+            os.environ.get("BASTION_I_UNDERSTAND_THIS_IS_INSECURE") != "1"
+        ):
+            raise ValueError(
+                "auth_disabled_for_benchmarks needs BASTION_I_UNDERSTAND_THIS_IS_INSECURE=1"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'bastion.db').resolve()}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def resolved_issuer(self) -> str:
+        return self.issuer or self.resolved_public_url
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the file named by ``BASTION_CONFIG`` (keys without the prefix)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("BASTION_CONFIG")
+        if not path:
+            return {}
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read BASTION_CONFIG file {path}: {exc.strerror}"
+            ) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(
+                f"BASTION_CONFIG file {path} is not valid TOML: {exc}"
+            ) from exc
+        section = data.get("bastion", data)
+        if not isinstance(section, dict):
+            raise ConfigurationError(f"BASTION_CONFIG file {path}: [bastion] must be a table")
+        return section
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation failures into one readable ConfigurationError."""
+    try:
+        return Settings(**overrides)
+    except PydanticValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            lines.append(f"  BASTION_{name.upper()}: {error['msg']}")
+        raise ConfigurationError("invalid configuration:\n" + "\n".join(lines)) from None

@@ -1,0 +1,123 @@
+"""The first administrator of an empty installation (API.md "Command line").
+
+With ``BASTION_BOOTSTRAP_ADMIN_PASSWORD`` set, an ``admin`` user gets that password;
+otherwise a one-time setup link is made (valid 24 h, a new one on every start while
+no user exists). Either way the admin enrols a second factor at first sign-in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from bastion.audit import AuditEvent, emit
+from bastion.errors import InvalidToken
+from bastion.factors.password import check_new_password, hash_password
+from bastion.identity.grants import replace_grants
+from bastion.identity.tenants import Tenant, ensure_default_tenant
+from bastion.identity.users import User, create_user
+from bastion.runtime import Runtime
+from bastion.storage import new_id
+from bastion.storage.schema import setup_tokens, users
+from bastion.tokens import new_secret, parse_secret
+
+BOOTSTRAP_USERNAME = "admin"
+SETUP_LINK_TTL = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    kind: Literal["existing", "password", "link"]
+    tenant: Tenant
+    setup_url: str | None = None
+
+
+def create_admin(
+    rt: Runtime, conn: Connection, tenant: Tenant, *, username: str, password: str, actor: str
+) -> User:
+    now = rt.clock.now()
+    checked = check_new_password(
+        password, min_length=rt.settings.password_min_length, context_words=[username, "bastion"]
+    )
+    user = create_user(
+        conn,
+        tenant_id=tenant.id,
+        username=username,
+        password_hash=hash_password(checked, hasher=rt.hasher),
+        now=now,
+    )
+    replace_grants(
+        conn, "user", user.id, tenant_id=tenant.id, roles=["admin"], collections=None, now=now
+    )
+    emit(
+        conn,
+        AuditEvent(
+            action="user.created",
+            outcome="success",
+            actor=actor,
+            tenant_id=tenant.id,
+            resource=f"user:{user.id}",
+            details={"user_id": user.id, "username": user.username, "roles": ["admin"]},
+        ),
+        now=now,
+    )
+    return user
+
+
+def bootstrap(rt: Runtime) -> Bootstrap:
+    now = rt.clock.now()
+    with rt.db.begin() as conn:
+        tenant = ensure_default_tenant(conn, now=now)
+        if conn.execute(select(func.count()).select_from(users)).scalar_one() > 0:
+            return Bootstrap("existing", tenant)
+        password = rt.settings.bootstrap_admin_password
+        if password is not None:
+            create_admin(
+                rt,
+                conn,
+                tenant,
+                username=BOOTSTRAP_USERNAME,
+                password=password.get_secret_value(),
+                actor="system:bootstrap",
+            )
+            return Bootstrap("password", tenant)
+        conn.execute(
+            update(setup_tokens)
+            .where(setup_tokens.c.purpose == "bootstrap", setup_tokens.c.used_at.is_(None))
+            .values(used_at=now)
+        )
+        secret = new_secret("setup")
+        conn.execute(
+            insert(setup_tokens).values(
+                id=new_id("stp"),
+                token_hash=secret.hash,
+                purpose="bootstrap",
+                created_at=now,
+                expires_at=now + SETUP_LINK_TTL,
+            )
+        )
+    return Bootstrap("link", tenant, f"{rt.settings.resolved_public_url}/setup#{secret.value}")
+
+
+def claim_setup_link(
+    rt: Runtime, conn: Connection, tenant: Tenant, *, token: str, username: str, password: str
+) -> User:
+    """Spend the one-time link: create the first admin. Refused once any user exists."""
+    now: datetime = rt.clock.now()
+    token_hash = parse_secret(token, "setup")
+    row = conn.execute(
+        select(setup_tokens).where(
+            setup_tokens.c.token_hash == token_hash, setup_tokens.c.purpose == "bootstrap"
+        )
+    ).first()
+    if row is None or row.used_at is not None or now >= row.expires_at:
+        raise InvalidToken("The setup link is unknown, expired or already used.")
+    if conn.execute(select(func.count()).select_from(users)).scalar_one() > 0:
+        raise InvalidToken("This installation already has users; the setup link is spent.")
+    conn.execute(update(setup_tokens).where(setup_tokens.c.id == row.id).values(used_at=now))
+    return create_admin(
+        rt, conn, tenant, username=username, password=password, actor="system:setup_link"
+    )

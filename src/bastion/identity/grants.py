@@ -1,0 +1,62 @@
+"""Role grants: which roles a user or service account holds in a tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import Connection, delete, insert, select
+
+from bastion.authn.principal import Grant
+from bastion.storage import new_id
+from bastion.storage.schema import role_grants
+
+PrincipalKind = Literal["user", "service_account"]
+
+
+def grants_of(conn: Connection, kind: PrincipalKind, principal_id: str) -> tuple[Grant, ...]:
+    rows = conn.execute(
+        select(role_grants.c.role, role_grants.c.tenant_id, role_grants.c.collections)
+        .where(role_grants.c.principal_kind == kind, role_grants.c.principal_id == principal_id)
+        .order_by(role_grants.c.created_at, role_grants.c.id)
+    )
+    return tuple(
+        Grant(
+            role=row.role,
+            tenant_id=row.tenant_id,
+            collections=tuple(row.collections) if row.collections is not None else None,
+        )
+        for row in rows
+    )
+
+
+def replace_grants(
+    conn: Connection,
+    kind: PrincipalKind,
+    principal_id: str,
+    *,
+    tenant_id: str,
+    roles: Sequence[str],
+    collections: Sequence[str] | None,
+    now: datetime,
+) -> tuple[Grant, ...]:
+    """Make ``roles`` (narrowed to ``collections``) the principal's whole set of grants."""
+    conn.execute(
+        delete(role_grants).where(
+            role_grants.c.principal_kind == kind, role_grants.c.principal_id == principal_id
+        )
+    )
+    for role in dict.fromkeys(roles):
+        conn.execute(
+            insert(role_grants).values(
+                id=new_id("grt"),
+                tenant_id=tenant_id,
+                principal_kind=kind,
+                principal_id=principal_id,
+                role=role,
+                collections=list(collections) if collections is not None else None,
+                created_at=now,
+            )
+        )
+    return grants_of(conn, kind, principal_id)

@@ -1,0 +1,60 @@
+"""Everything a running Bastion holds, opened once: settings, clock, database, keys.
+
+The HTTP app and the CLI both build a ``Runtime``; the CLI does so on a stopped
+server too, against the same data directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from argon2 import PasswordHasher
+
+from bastion.clock import Clock, SystemClock
+from bastion.config import Settings
+from bastion.factors.password import make_hasher
+from bastion.sealing import Sealer, load_or_create_master_key, master_key_from_setting
+from bastion.storage import Database
+from bastion.tokens import KeyRing, VerifiedTokenCache
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    db: Database
+    keyring: KeyRing
+    sealer: Sealer
+    hasher: PasswordHasher
+    token_cache: VerifiedTokenCache = field(default_factory=VerifiedTokenCache)
+
+    @classmethod
+    def open(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
+        clock = clock or SystemClock()
+        data_dir = settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(data_dir, 0o700)
+        db = Database(settings.resolved_database_url)
+        db.migrate()
+        keyring = KeyRing.load_or_create(data_dir / "keys", now=clock.now())
+        if settings.master_key is not None:
+            key = master_key_from_setting(settings.master_key.get_secret_value())
+        else:
+            key = load_or_create_master_key(data_dir / "master.key")
+        return cls(
+            settings=settings,
+            clock=clock,
+            db=db,
+            keyring=keyring,
+            sealer=Sealer(key),
+            hasher=make_hasher(settings.argon2_profile),
+        )
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+    def close(self) -> None:
+        self.db.dispose()

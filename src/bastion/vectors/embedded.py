@@ -1,0 +1,565 @@
+"""The embedded engine: SQLite rows are the truth, ``LiveCollection`` mirrors them in memory.
+
+A write validates, commits one SQLite transaction (WAL: it survives ``kill -9`` once
+``COMMIT`` returns), then applies the same change to memory and the ANN index before it
+returns, so the next search sees it. On start each collection is loaded from its rows;
+the ANN index is loaded from the file saved at the last clean shutdown and caught up
+with the rows written since (``points.version``), or rebuilt from the rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import numpy as np
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bastion.clock import Clock, SystemClock
+from bastion.config import Settings
+from bastion.storage import Database, new_id
+from bastion.vectors.ann import AnnIndex
+from bastion.vectors.engine import (
+    CollectionInfo,
+    CollectionSpec,
+    HnswParams,
+    PayloadSelector,
+    PointRecord,
+    PointWrite,
+    ScoredRecord,
+    ScrollPage,
+    SearchQuery,
+    Vector,
+)
+from bastion.vectors.errors import BadRequest, CollectionExists, CollectionNotFound
+from bastion.vectors.filters import Filter
+from bastion.vectors.live import LiveCollection, SlotPlan, select_payload
+from bastion.vectors.predicates import compile_filter
+from bastion.vectors.progress import progress
+from bastion.vectors.schema import collections, payload_indexes, points
+
+log = logging.getLogger("bastion.vectors")
+T = TypeVar("T")
+_CHUNK = 500  # ids per SQL IN (...) list
+_BUILD_BATCH = 10_000
+
+
+class EmbeddedEngine:
+    """``VectorEngine`` on the shared ``Database`` plus ANN index files under ``data_dir``."""
+
+    def __init__(
+        self,
+        db: Database,
+        data_dir: Path,
+        settings: Settings | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.db = db
+        self.index_dir = Path(data_dir) / "vectors"
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self._collections: dict[tuple[str, str], LiveCollection] = {}
+        self._registry = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Load every collection: rows into memory, then the ANN index (blocking; start-up)."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        with self.db.read() as conn:
+            rows = conn.execute(select(collections)).mappings().all()
+            indexes = conn.execute(select(payload_indexes)).mappings().all()
+        loaded: dict[tuple[str, str], LiveCollection] = {}
+        for row in rows:
+            live = _live_from_row(row)
+            self._load_points(live)
+            for index in indexes:
+                if index["collection_id"] == live.id:
+                    live.add_payload_index(index["field"], index["schema"])
+            loaded[(live.tenant_id, live.spec.name)] = live
+        with self._registry:
+            self._collections = loaded
+        self._remove_orphan_files({live.id for live in loaded.values()})
+
+    def close(self) -> None:
+        """Save every changed ANN index with its consistency marker (blocking; shutdown)."""
+        with self._registry:
+            live_collections = list(self._collections.values())
+        for live in live_collections:
+            with live.lock:
+                if live.dirty and live.count:
+                    self._save_index(live)
+
+    # -- collections -------------------------------------------------------------------
+
+    def _get(self, tenant_id: str, name: str) -> LiveCollection:
+        live = self._collections.get((tenant_id, name))
+        if live is None:
+            raise CollectionNotFound(name)
+        return live
+
+    async def list_collections(self, tenant_id: str) -> list[str]:
+        return sorted(name for tenant, name in list(self._collections) if tenant == tenant_id)
+
+    async def collection_exists(self, tenant_id: str, name: str) -> bool:
+        return (tenant_id, name) in self._collections
+
+    async def get_collection(self, tenant_id: str, name: str) -> CollectionInfo:
+        live = self._get(tenant_id, name)
+        return await _off_loop(lambda: _info(live))
+
+    async def create_collection(self, tenant_id: str, spec: CollectionSpec) -> None:
+        await _off_loop(lambda: self._create(tenant_id, spec))
+
+    def _create(self, tenant_id: str, spec: CollectionSpec) -> None:
+        with self._registry:
+            if (tenant_id, spec.name) in self._collections:
+                raise CollectionExists(spec.name)
+            collection_id = new_id("col")
+            created_at = self.clock.now()
+            try:
+                with self.db.begin() as conn:
+                    conn.execute(
+                        insert(collections).values(
+                            id=collection_id,
+                            tenant_id=tenant_id,
+                            name=spec.name,
+                            dim=spec.dim,
+                            distance=spec.distance,
+                            config={"hnsw": asdict(spec.hnsw)},
+                            created_at=created_at,
+                            version=0,
+                        )
+                    )
+            except IntegrityError:
+                raise CollectionExists(spec.name) from None
+            self._collections[(tenant_id, spec.name)] = LiveCollection(
+                id=collection_id, tenant_id=tenant_id, spec=spec, created_at=created_at
+            )
+
+    async def delete_collection(self, tenant_id: str, name: str) -> bool:
+        return await _off_loop(lambda: self._delete_collection(tenant_id, name))
+
+    def _delete_collection(self, tenant_id: str, name: str) -> bool:
+        with self._registry:
+            live = self._collections.get((tenant_id, name))
+            if live is None:
+                return False
+            with live.lock, self.db.begin() as conn:
+                conn.execute(delete(points).where(points.c.collection_id == live.id))
+                conn.execute(
+                    delete(payload_indexes).where(payload_indexes.c.collection_id == live.id)
+                )
+                conn.execute(delete(collections).where(collections.c.id == live.id))
+            del self._collections[(tenant_id, name)]
+        for path in self._index_files(live.id):
+            path.unlink(missing_ok=True)
+        return True
+
+    async def create_payload_index(
+        self, tenant_id: str, name: str, field_name: str, schema: str
+    ) -> None:
+        live = self._get(tenant_id, name)
+
+        def work() -> None:
+            with live.lock:
+                with self.db.begin() as conn:
+                    conn.execute(
+                        delete(payload_indexes).where(
+                            payload_indexes.c.collection_id == live.id,
+                            payload_indexes.c.field == field_name,
+                        )
+                    )
+                    conn.execute(
+                        insert(payload_indexes).values(
+                            collection_id=live.id, field=field_name, schema=schema
+                        )
+                    )
+                live.add_payload_index(field_name, schema)
+
+        await _off_loop(work)
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def upsert(
+        self, tenant_id: str, name: str, points_: Sequence[PointWrite], vectors: Vector
+    ) -> int:
+        live = self._get(tenant_id, name)
+        keys = [point.key for point in points_]
+        if len(set(keys)) != len(keys):
+            raise BadRequest("duplicate point ids in one batch")
+        if vectors.ndim != 2 or vectors.shape != (len(keys), live.spec.dim):
+            raise BadRequest(
+                f"wrong vector dimension: expected {live.spec.dim}, "
+                f"got {vectors.shape[-1] if vectors.ndim == 2 else 'a ragged batch'}"
+            )
+        if not np.isfinite(vectors).all():
+            raise BadRequest("vectors must not contain NaN or infinity")
+        payloads = [point.payload for point in points_]
+        return await _off_loop(lambda: self._upsert(live, keys, vectors, payloads))
+
+    def _upsert(
+        self,
+        live: LiveCollection,
+        keys: list[str],
+        vectors: Vector,
+        payloads: list[dict[str, Any] | None],
+    ) -> int:
+        stored = None
+        with live.lock:
+            self._check_alive(live)
+            stored = live.prepare(vectors)
+            plan: SlotPlan = live.plan_slots(keys)
+            version = live.version + 1
+            blobs = [row.tobytes() for row in stored]
+            slots = plan.slots.tolist()
+            new_rows: list[dict[str, Any]] = []
+            old_rows: list[dict[str, Any]] = []
+            for key, slot, blob, payload in zip(keys, slots, blobs, payloads, strict=True):
+                row = {"k": key, "seq": slot, "v": blob, "p": payload, "n": version}
+                (old_rows if key in live.slot_of else new_rows).append(row)
+            with self.db.begin() as conn:
+                self._bump(conn, live, version)
+                if old_rows:
+                    conn.execute(
+                        update(points)
+                        .where(
+                            points.c.collection_id == live.id,
+                            points.c.point_id == _bind("k"),
+                        )
+                        .values(
+                            vector=_bind("v"),
+                            payload=_bind("p"),
+                            version=_bind("n"),
+                        ),
+                        old_rows,
+                    )
+                if new_rows:
+                    conn.execute(
+                        insert(points),
+                        [
+                            {
+                                "collection_id": live.id,
+                                "point_id": row["k"],
+                                "seq": row["seq"],
+                                "vector": row["v"],
+                                "payload": row["p"],
+                                "version": version,
+                            }
+                            for row in new_rows
+                        ],
+                    )
+            live.version = version
+            live.apply_upsert(keys, plan, stored, payloads)
+        return len(keys)
+
+    async def delete_points(
+        self,
+        tenant_id: str,
+        name: str,
+        *,
+        keys: Sequence[str] | None = None,
+        filter: Filter | None = None,
+    ) -> int:
+        live = self._get(tenant_id, name)
+
+        def work() -> int:
+            with live.lock:
+                self._check_alive(live)
+                if keys is not None:
+                    slots = [
+                        live.slot_of[key] for key in dict.fromkeys(keys) if key in live.slot_of
+                    ]
+                    found = np.asarray(slots, dtype=np.int64)
+                else:
+                    found = live.matching_slots(filter)
+                if len(found) == 0:
+                    return 0
+                doomed = [live.keys[slot] for slot in found.tolist()]
+                version = live.version + 1
+                with self.db.begin() as conn:
+                    self._bump(conn, live, version)
+                    for start in range(0, len(doomed), _CHUNK):
+                        conn.execute(
+                            delete(points).where(
+                                points.c.collection_id == live.id,
+                                points.c.point_id.in_(doomed[start : start + _CHUNK]),
+                            )
+                        )
+                live.version = version
+                live.apply_delete(found)
+                return len(found)
+
+        return await _off_loop(work)
+
+    def _bump(self, conn: Connection, live: LiveCollection, version: int) -> None:
+        conn.execute(update(collections).where(collections.c.id == live.id).values(version=version))
+
+    def _check_alive(self, live: LiveCollection) -> None:
+        if self._collections.get((live.tenant_id, live.spec.name)) is not live:
+            raise CollectionNotFound(live.spec.name)
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def search(self, tenant_id: str, name: str, query: SearchQuery) -> list[ScoredRecord]:
+        live = self._get(tenant_id, name)
+        if query.vector.shape != (live.spec.dim,):
+            raise BadRequest(
+                f"wrong vector dimension: expected {live.spec.dim}, got {query.vector.shape[-1]}"
+            )
+        if not np.isfinite(query.vector).all():
+            raise BadRequest("the query vector must not contain NaN or infinity")
+        # Fast path: a free lock and a cheap plan run right here, without a thread hop.
+        if live.is_cheap(query.filter) and live.lock.acquire(blocking=False):
+            try:
+                return live.search(query)
+            finally:
+                live.lock.release()
+        return await _off_loop(lambda: _locked(live, lambda: live.search(query)))
+
+    async def count(self, tenant_id: str, name: str, *, filter: Filter | None) -> int:
+        live = self._get(tenant_id, name)
+        if filter is None:
+            return live.count
+        return await _off_loop(lambda: _locked(live, lambda: len(live.matching_slots(filter))))
+
+    async def retrieve(
+        self,
+        tenant_id: str,
+        name: str,
+        keys: Sequence[str],
+        *,
+        with_payload: PayloadSelector,
+        with_vector: bool,
+    ) -> list[PointRecord]:
+        live = self._get(tenant_id, name)
+        return await _off_loop(
+            lambda: _locked(live, lambda: live.retrieve(keys, with_payload, with_vector))
+        )
+
+    async def scroll(
+        self,
+        tenant_id: str,
+        name: str,
+        *,
+        filter: Filter | None,
+        offset_key: str | None,
+        limit: int,
+        with_payload: PayloadSelector,
+        with_vector: bool,
+    ) -> ScrollPage:
+        live = self._get(tenant_id, name)
+        predicate = compile_filter(filter) if filter is not None else None
+
+        def work() -> ScrollPage:
+            found: list[PointRecord] = []
+            cursor = offset_key
+            inclusive = True
+            chunk = max(limit + 1, 256)
+            with self.db.read() as conn:
+                while len(found) <= limit:
+                    rows = self._rows_after(conn, live.id, cursor, inclusive, chunk, with_vector)
+                    for row in rows:
+                        payload = row.payload
+                        if predicate is None or predicate(row.point_id, payload or {}):
+                            found.append(_record(row, payload, with_payload, with_vector))
+                    if len(rows) < chunk:
+                        break
+                    cursor, inclusive = rows[-1].point_id, False
+            next_key = found[limit].key if len(found) > limit else None
+            return ScrollPage(found[:limit], next_key)
+
+        return await _off_loop(work)
+
+    def _rows_after(
+        self,
+        conn: Connection,
+        collection_id: str,
+        cursor: str | None,
+        inclusive: bool,
+        chunk: int,
+        with_vector: bool,
+    ) -> list[Any]:
+        columns = [points.c.point_id, points.c.payload]
+        if with_vector:
+            columns.append(points.c.vector)
+        query = select(*columns).where(points.c.collection_id == collection_id)
+        if cursor is not None:
+            query = query.where(
+                points.c.point_id >= cursor if inclusive else points.c.point_id > cursor
+            )
+        return list(conn.execute(query.order_by(points.c.point_id).limit(chunk)).all())
+
+    async def export(self, tenant_id: str, name: str) -> AsyncIterator[PointRecord]:
+        live = self._get(tenant_id, name)
+        cursor: str | None = None
+        everything = PayloadSelector()
+        while True:
+            rows = await _off_loop(
+                lambda c=cursor: self._export_chunk(live.id, c)  # type: ignore[misc]
+            )
+            for row in rows:
+                yield _record(row, row.payload, everything, True)
+            if len(rows) < 1000:
+                return
+            cursor = rows[-1].point_id
+
+    def _export_chunk(self, collection_id: str, cursor: str | None) -> list[Any]:
+        with self.db.read() as conn:
+            return self._rows_after(conn, collection_id, cursor, False, 1000, True)
+
+    # -- start-up: rows -> memory -> ANN ----------------------------------------------
+
+    def _index_files(self, collection_id: str) -> tuple[Path, Path]:
+        return (
+            self.index_dir / f"{collection_id}.hnsw",
+            self.index_dir / f"{collection_id}.json",
+        )
+
+    def _load_points(self, live: LiveCollection) -> None:
+        with self.db.read() as conn:
+            total = conn.execute(
+                select(func.count()).where(points.c.collection_id == live.id)
+            ).scalar_one()
+            rows = conn.execute(
+                select(
+                    points.c.point_id,
+                    points.c.seq,
+                    points.c.vector,
+                    points.c.payload,
+                    points.c.version,
+                ).where(points.c.collection_id == live.id)
+            )
+            keys: list[str] = []
+            slots: list[int] = []
+            payloads: list[dict[str, Any] | None] = []
+            versions: list[int] = []
+            blobs: list[bytes] = []
+            for row in rows:
+                keys.append(row.point_id)
+                slots.append(row.seq)
+                payloads.append(row.payload)
+                versions.append(row.version)
+                blobs.append(row.vector)
+        vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, live.spec.dim)
+        slot_array = np.asarray(slots, dtype=np.int64)
+        high = int(slot_array.max()) + 1 if len(slots) else 0
+        plan = SlotPlan(slot_array, len(slots), high)
+        live.apply_upsert(keys, plan, vectors, payloads, index=False)
+        live.free = sorted(set(range(high)) - set(slots), reverse=True)
+        loaded = self._load_index(live, slot_array, np.asarray(versions, dtype=np.int64), vectors)
+        if not loaded:
+            self._build_index(live, slot_array, vectors, total)
+
+    def _load_index(self, live: LiveCollection, slots: Any, versions: Any, vectors: Vector) -> bool:
+        index_path, marker_path = self._index_files(live.id)
+        try:
+            marker = json.loads(marker_path.read_text())
+            if marker["version"] > live.version or marker["dim"] != live.spec.dim:
+                return False
+            ann = AnnIndex.load(
+                index_path,
+                dim=live.spec.dim,
+                distance=live.spec.distance,
+                m=live.spec.hnsw.m,
+                ef_construct=live.spec.hnsw.ef_construct,
+                capacity=len(live.keys),
+                deleted=set(marker["deleted"]),
+            )
+        except (OSError, ValueError, KeyError, RuntimeError):
+            return False
+        changed = versions > marker["version"]
+        ann.add(vectors[changed], slots[changed])
+        stale = np.setdiff1d(ann.labels(), slots)
+        ann.delete(stale)
+        live.ann = ann
+        live.dirty = bool(changed.any() or len(stale))
+        log.info(
+            "collection %s: loaded its saved index (%d points, %d caught up)",
+            live.spec.name,
+            live.count,
+            int(changed.sum()) + len(stale),
+        )
+        return True
+
+    def _build_index(self, live: LiveCollection, slots: Any, vectors: Vector, total: int) -> None:
+        if total == 0:
+            return
+        with progress(f"indexing {live.spec.name}", total, enabled=total >= 50_000) as advance:
+            for start in range(0, total, _BUILD_BATCH):
+                end = min(start + _BUILD_BATCH, total)
+                live.ann.add(vectors[start:end], slots[start:end])
+                advance(end - start)
+        live.dirty = True
+
+    def _save_index(self, live: LiveCollection) -> None:
+        index_path, marker_path = self._index_files(live.id)
+        live.ann.save(index_path)
+        marker = {
+            "version": live.version,
+            "dim": live.spec.dim,
+            "deleted": live.ann.deleted_labels(),
+        }
+        temporary = marker_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(marker))
+        temporary.replace(marker_path)
+        live.dirty = False
+
+    def _remove_orphan_files(self, known: set[str]) -> None:
+        for path in self.index_dir.glob("col_*"):
+            if path.stem not in known:
+                path.unlink(missing_ok=True)
+
+
+def _live_from_row(row: Any) -> LiveCollection:
+    hnsw = HnswParams(**(row["config"] or {}).get("hnsw", {}))
+    spec = CollectionSpec(name=row["name"], dim=row["dim"], distance=row["distance"], hnsw=hnsw)
+    live = LiveCollection(
+        id=row["id"], tenant_id=row["tenant_id"], spec=spec, created_at=row["created_at"]
+    )
+    live.version = row["version"]
+    return live
+
+
+def _info(live: LiveCollection) -> CollectionInfo:
+    with live.lock:
+        counts = live.field_counts()
+        return CollectionInfo(
+            spec=live.spec,
+            points_count=live.count,
+            indexed_vectors_count=live.ann.live_count,
+            payload_schema={
+                field: (schema, counts.get(field, 0)) for field, schema in live.index_schema.items()
+            },
+            created_at=live.created_at,
+        )
+
+
+def _record(
+    row: Any, payload: dict[str, Any] | None, selector: PayloadSelector, with_vector: bool
+) -> PointRecord:
+    vector = None
+    if with_vector:
+        vector = np.frombuffer(row.vector, dtype=np.float32).tolist()
+    return PointRecord(key=row.point_id, payload=select_payload(payload, selector), vector=vector)
+
+
+def _bind(name: str) -> Any:
+    return bindparam(name)
+
+
+def _locked(live: LiveCollection, work: Callable[[], T]) -> T:
+    with live.lock:
+        return work()
+
+
+async def _off_loop(work: Callable[[], T]) -> T:
+    return await anyio.to_thread.run_sync(work)

@@ -1,0 +1,372 @@
+"""One collection in memory: slots, vectors, payloads, payload indexes, the ANN index, search.
+
+SQLite holds the truth; this mirrors it so reads and searches never touch the disk.
+A *slot* is a point's row in ``vectors`` and its label in the ANN index (``points.seq``);
+freed slots are reused. Callers hold ``lock`` around every method.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bastion.vectors.ann import AnnIndex
+from bastion.vectors.engine import (
+    CollectionSpec,
+    PayloadSelector,
+    PointRecord,
+    ScoredRecord,
+    SearchQuery,
+    Vector,
+)
+from bastion.vectors.filters import Filter
+from bastion.vectors.predicates import compile_filter, extract, indexable_matches, required_keys
+from bastion.vectors.predicates import typed as typed_value
+
+Slots = npt.NDArray[np.int64]
+INDEXED_SCHEMAS = ("keyword", "integer", "bool", "uuid")  # exact-value inverted indexes
+_OVERSAMPLE_MIN_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class SlotPlan:
+    slots: Slots
+    new_count: int  # how many keys are new points
+    high: int  # slots in use after the write (high-water mark)
+
+
+class LiveCollection:
+    def __init__(
+        self, *, id: str, tenant_id: str, spec: CollectionSpec, created_at: datetime | None
+    ) -> None:
+        self.id = id
+        self.tenant_id = tenant_id
+        self.spec = spec
+        self.created_at = created_at
+        self.version = 0
+        self.lock = threading.RLock()
+        self.keys: list[str | None] = []
+        self.payloads: list[dict[str, Any] | None] = []
+        self.vectors: npt.NDArray[np.float32] = np.zeros((0, spec.dim), np.float32)
+        self.live: npt.NDArray[np.bool_] = np.zeros(0, bool)
+        self.slot_of: dict[str, int] = {}
+        self.free: list[int] = []
+        self.ann = AnnIndex(
+            dim=spec.dim, distance=spec.distance, m=spec.hnsw.m, ef_construct=spec.hnsw.ef_construct
+        )
+        self.index_schema: dict[str, str] = {}
+        self.inverted: dict[str, dict[tuple[str, Any], set[int]]] = {}
+        self.dirty = True  # ANN differs from the saved file
+
+    # -- writes ------------------------------------------------------------------------
+
+    @property
+    def count(self) -> int:
+        return len(self.slot_of)
+
+    def prepare(self, vectors: Vector) -> Vector:
+        """The stored form: Cosine vectors are normalised once, on write (as Qdrant)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.spec.distance == "Cosine":
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            vectors = (vectors / norms).astype(np.float32)
+        return vectors
+
+    def plan_slots(self, keys: Sequence[str]) -> SlotPlan:
+        free = list(self.free)
+        high = len(self.keys)
+        slots = np.empty(len(keys), np.int64)
+        new_count = 0
+        for i, key in enumerate(keys):
+            existing = self.slot_of.get(key)
+            if existing is not None:
+                slots[i] = existing
+                continue
+            new_count += 1
+            if free:
+                slots[i] = free.pop()
+            else:
+                slots[i] = high
+                high += 1
+        return SlotPlan(slots, new_count, high)
+
+    def _grow(self, high: int) -> None:
+        if high <= len(self.keys):
+            return
+        extra = high - len(self.keys)
+        self.keys.extend([None] * extra)
+        self.payloads.extend([None] * extra)
+        if high > len(self.live):
+            capacity = max(high, 2 * len(self.live), 1024)
+            vectors = np.zeros((capacity, self.spec.dim), np.float32)
+            vectors[: len(self.vectors)] = self.vectors
+            live = np.zeros(capacity, bool)
+            live[: len(self.live)] = self.live
+            self.vectors, self.live = vectors, live
+
+    def apply_upsert(
+        self,
+        keys: Sequence[str],
+        plan: SlotPlan,
+        vectors: Vector,
+        payloads: Sequence[dict[str, Any] | None],
+        *,
+        index: bool = True,
+    ) -> None:
+        """Mirror a committed upsert (``vectors`` already prepared)."""
+        self._grow(plan.high)
+        reused = set(self.free)
+        for key, slot, payload in zip(keys, plan.slots.tolist(), payloads, strict=True):
+            if self.keys[slot] is not None:
+                self._unindex_payload(slot)
+            if slot in reused:
+                reused.discard(slot)
+            self.keys[slot] = key
+            self.payloads[slot] = payload
+            self.slot_of[key] = slot
+            self._index_payload(slot)
+        self.free = [slot for slot in self.free if slot in reused]
+        self.vectors[plan.slots] = vectors
+        self.live[plan.slots] = True
+        if index:
+            self.ann.add(vectors, plan.slots)
+        self.dirty = True
+
+    def apply_delete(self, slots: Slots) -> None:
+        for slot in slots.tolist():
+            key = self.keys[slot]
+            if key is None:
+                continue
+            self._unindex_payload(slot)
+            del self.slot_of[key]
+            self.keys[slot] = None
+            self.payloads[slot] = None
+            self.free.append(slot)
+        self.live[slots] = False
+        self.ann.delete(slots)
+        self.dirty = True
+
+    # -- payload indexes ---------------------------------------------------------------
+
+    def add_payload_index(self, field: str, schema: str) -> None:
+        self.index_schema[field] = schema
+        if schema in INDEXED_SCHEMAS and "." not in field and "[" not in field:
+            self.inverted[field] = {}
+            for slot in np.flatnonzero(self.live[: len(self.keys)]).tolist():
+                self._index_field(field, slot)
+
+    def _index_field(self, field: str, slot: int) -> None:
+        payload = self.payloads[slot]
+        if not payload or field not in payload:
+            return
+        value = payload[field]
+        for item in value if isinstance(value, list) else (value,):
+            tag = typed_value(item)
+            if tag is not None:
+                self.inverted[field].setdefault(tag, set()).add(slot)
+
+    def _index_payload(self, slot: int) -> None:
+        for field in self.inverted:
+            self._index_field(field, slot)
+
+    def _unindex_payload(self, slot: int) -> None:
+        payload = self.payloads[slot]
+        if not payload:
+            return
+        for field, table in self.inverted.items():
+            value = payload.get(field)
+            if value is None:
+                continue
+            for item in value if isinstance(value, list) else (value,):
+                tag = typed_value(item)
+                if tag is not None and tag in table:
+                    table[tag].discard(slot)
+
+    def field_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for field in self.index_schema:
+            path = _path(field)
+            counts[field] = sum(
+                1
+                for slot, payload in enumerate(self.payloads)
+                if payload is not None and self.live[slot] and extract(payload, path)
+            )
+        return counts
+
+    # -- reads -------------------------------------------------------------------------
+
+    def live_slots(self) -> Slots:
+        return np.flatnonzero(self.live[: len(self.keys)]).astype(np.int64)
+
+    def is_cheap(self, node: Filter | None) -> bool:
+        """Whether evaluating ``node`` is fast enough for the event loop."""
+        if node is None or self.count <= 20_000:
+            return True
+        return self._narrowed(node) is not None
+
+    def _narrowed(self, node: Filter) -> set[int] | None:
+        narrowed: set[int] | None = None
+        keys = required_keys(node)
+        if keys is not None:
+            narrowed = {self.slot_of[key] for key in keys if key in self.slot_of}
+        for match in indexable_matches(node):
+            table = self.inverted.get(match.key[0].name)
+            if table is None:
+                continue
+            found: set[int] = set()
+            for value in match.values:
+                found |= table.get(typed_value(value) or ("?", None), set())
+            narrowed = found if narrowed is None else narrowed & found
+        return narrowed
+
+    def matching_slots(self, node: Filter | None) -> Slots:
+        if node is None:
+            return self.live_slots()
+        narrowed = self._narrowed(node)
+        candidates: Iterable[int] = (
+            sorted(narrowed) if narrowed is not None else self.live_slots().tolist()
+        )
+        predicate = compile_filter(node)
+        keys, payloads = self.keys, self.payloads
+        found = [
+            slot
+            for slot in candidates
+            if (key := keys[slot]) is not None and predicate(key, payloads[slot] or {})
+        ]
+        return np.asarray(found, dtype=np.int64)
+
+    def record(self, slot: int, selector: PayloadSelector, with_vector: bool) -> PointRecord:
+        return PointRecord(
+            key=self.keys[slot] or "",
+            payload=select_payload(self.payloads[slot], selector),
+            vector=self.vectors[slot].tolist() if with_vector else None,
+        )
+
+    def retrieve(
+        self, keys: Sequence[str], selector: PayloadSelector, with_vector: bool
+    ) -> list[PointRecord]:
+        out = []
+        for key in dict.fromkeys(keys):
+            slot = self.slot_of.get(key)
+            if slot is not None:
+                out.append(self.record(slot, selector, with_vector))
+        return out
+
+    # -- search ------------------------------------------------------------------------
+
+    def search(self, query: SearchQuery) -> list[ScoredRecord]:
+        vector = self.prepare(query.vector.reshape(1, -1))[0]
+        need = query.offset + query.limit
+        if need <= 0 or self.count == 0:
+            return []
+        threshold_rows = self.spec.hnsw.full_scan_threshold * 1024 // (4 * self.spec.dim)
+        if query.filter is None:
+            if query.exact or self.count <= threshold_rows:
+                slots, scores = self._exact(vector, self.live_slots(), need)
+            else:
+                slots, scores = self._ann(vector, need, query.ef, None)
+        else:
+            allowed = self.matching_slots(query.filter)
+            if len(allowed) == 0:
+                return []
+            if query.exact or len(allowed) <= threshold_rows:
+                slots, scores = self._exact(vector, allowed, need)
+            else:
+                slots, scores = self._ann(vector, need, query.ef, allowed)
+                if len(slots) < min(need, len(allowed)):  # never lose recall silently
+                    slots, scores = self._exact(vector, allowed, need)
+        return self._results(slots, scores, query)
+
+    def _score(self, raw: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        if self.spec.distance == "Euclid":
+            return np.sqrt(np.maximum(raw, 0)).astype(np.float32)
+        return (1.0 - raw).astype(np.float32)
+
+    def _exact(
+        self, vector: Vector, slots: Slots, need: int
+    ) -> tuple[Slots, npt.NDArray[np.float32]]:
+        matrix = self.vectors[slots]
+        if self.spec.distance == "Euclid":
+            diff = matrix - vector
+            scores = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+            order_key = scores
+        else:
+            scores = matrix @ vector
+            order_key = -scores
+        need = min(need, len(slots))
+        if need < len(slots):
+            top = np.argpartition(order_key, need - 1)[:need]
+        else:
+            top = np.arange(len(slots))
+        top = top[np.argsort(order_key[top], kind="stable")]
+        return slots[top], scores[top].astype(np.float32)
+
+    def _ann(
+        self, vector: Vector, need: int, ef: int | None, allowed: Slots | None
+    ) -> tuple[Slots, npt.NDArray[np.float32]]:
+        ef = max(ef or self.spec.hnsw.ef, need)
+        if allowed is None:
+            labels, raw = self.ann.search(vector, need, ef=ef)
+            return labels, self._score(raw)
+        mask = np.zeros(len(self.keys), bool)
+        mask[allowed] = True
+        fraction = len(allowed) / max(self.count, 1)
+        if fraction >= _OVERSAMPLE_MIN_FRACTION:  # broad filter: over-fetch, then post-filter
+            wanted = min(self.count, math.ceil(need / fraction * 1.5) + 10)
+            labels, raw = self.ann.search(vector, wanted, ef=max(ef, wanted))
+            keep = mask[labels]
+            if int(keep.sum()) >= need:
+                return labels[keep][:need], self._score(raw[keep][:need])
+        labels, raw = self.ann.search(vector, need, ef=ef, allowed=mask.tolist().__getitem__)
+        return labels, self._score(raw)
+
+    def _results(
+        self, slots: Slots, scores: npt.NDArray[np.float32], query: SearchQuery
+    ) -> list[ScoredRecord]:
+        out: list[ScoredRecord] = []
+        threshold = query.score_threshold
+        euclid = self.spec.distance == "Euclid"
+        for slot, score in zip(
+            slots.tolist()[query.offset :], scores.tolist()[query.offset :], strict=True
+        ):
+            if threshold is not None and (score > threshold if euclid else score < threshold):
+                break
+            key = self.keys[slot]
+            if key is None:
+                continue
+            out.append(
+                ScoredRecord(
+                    key=key,
+                    score=score,
+                    payload=select_payload(self.payloads[slot], query.with_payload),
+                    vector=self.vectors[slot].tolist() if query.with_vector else None,
+                )
+            )
+        return out[: query.limit]
+
+
+def _path(field: str) -> Any:
+    from bastion.vectors.filters import parse_key
+
+    return parse_key(field)
+
+
+def select_payload(
+    payload: dict[str, Any] | None, selector: PayloadSelector
+) -> dict[str, Any] | None:
+    if not selector.enabled:
+        return None
+    payload = payload or {}
+    if selector.include is not None:
+        return {key: payload[key] for key in selector.include if key in payload}
+    if selector.exclude is not None:
+        return {key: value for key, value in payload.items() if key not in selector.exclude}
+    return payload

@@ -1,0 +1,258 @@
+"""A real Bastion server in a subprocess on a loopback port, and real credentials for it.
+
+Credentials are minted with Bastion's own code against the server's data folder
+(same database, same signing key), exactly as a login would leave them; nothing
+about the server's security logic is replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bastion.authn.sessions import start_session
+from bastion.config import load_settings
+from bastion.factors.password import hash_password
+from bastion.identity.grants import replace_grants
+from bastion.identity.service_accounts import create_api_key, create_service_account
+from bastion.identity.tenants import create_tenant, tenant_by_name
+from bastion.identity.users import create_user
+from bastion.runtime import Runtime
+from bastion.storage import new_id
+
+ADMIN_PASSWORD = "correct horse battery staple 42"
+TEST_ENV = {
+    "BASTION_ARGON2_PROFILE": "test",
+    "BASTION_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    "BASTION_LOG_LEVEL": "warning",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    data_dir: Path
+    port: int
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        env = {**os.environ, **self.env}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bastion",
+                    "serve",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    str(self.port),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"server did not start in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks run (crash tests)."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_server(
+    data_dir: Path, port: int | None = None, env: dict[str, str] | None = None
+) -> ServerProcess:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    # The issuer of every token is the public URL: the server's and the minted ones agree.
+    base = {**TEST_ENV, "BASTION_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    return ServerProcess(data_dir, port, {**base, **(env or {})}).start()
+
+
+class Credentials:
+    """Mints real users, sessions, access tokens and API keys in a server's data folder."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.env = env
+
+    def _runtime(self) -> Runtime:
+        saved = {k: os.environ.get(k) for k in self.env}
+        os.environ.update(self.env)
+        try:
+            return Runtime.open(load_settings(data_dir=self.data_dir))
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def _tenant(self, rt: Runtime, conn: object, name: str) -> str:
+        found = tenant_by_name(conn, name)  # type: ignore[arg-type]
+        if found is None:
+            found = create_tenant(conn, name, now=rt.clock.now())  # type: ignore[arg-type]
+        return found.id
+
+    def user(
+        self,
+        *,
+        role: str = "developer",
+        tenant: str = "default",
+        collections: Sequence[str] | None = None,
+        username: str | None = None,
+        password: str = ADMIN_PASSWORD,
+    ) -> str:
+        """A user with a password and the role; returns the username."""
+        rt = self._runtime()
+        try:
+            with rt.db.begin() as conn:
+                now = rt.clock.now()
+                tenant_id = self._tenant(rt, conn, tenant)
+                user = create_user(
+                    conn,
+                    tenant_id=tenant_id,
+                    username=username or new_id("u").replace("_", "-"),
+                    password_hash=hash_password(password, hasher=rt.hasher),
+                    now=now,
+                )
+                replace_grants(
+                    conn,
+                    "user",
+                    user.id,
+                    tenant_id=tenant_id,
+                    roles=[role],
+                    collections=collections,
+                    now=now,
+                )
+            return user.username
+        finally:
+            rt.close()
+
+    def token(
+        self,
+        *,
+        role: str = "developer",
+        tenant: str = "default",
+        acr: str = "aal2",
+        collections: Sequence[str] | None = None,
+        username: str | None = None,
+    ) -> str:
+        """A real access token of a fresh user with ``role`` (signed by the server's key)."""
+        amr = {"aal1": ["pwd"], "aal2": ["mfa", "otp", "pwd"], "aal3": ["hwk", "mfa", "user"]}[acr]
+        rt = self._runtime()
+        try:
+            with rt.db.begin() as conn:
+                now = rt.clock.now()
+                tenant_id = self._tenant(rt, conn, tenant)
+                user = create_user(
+                    conn,
+                    tenant_id=tenant_id,
+                    username=username or new_id("u").replace("_", "-"),
+                    password_hash=None,
+                    now=now,
+                )
+                replace_grants(
+                    conn,
+                    "user",
+                    user.id,
+                    tenant_id=tenant_id,
+                    roles=[role],
+                    collections=collections,
+                    now=now,
+                )
+                response = start_session(rt, conn, user, acr=acr, amr=amr, auth_time=now)
+            token: str = response["access_token"]
+            return token
+        finally:
+            rt.close()
+
+    def api_key(
+        self,
+        *,
+        role: str = "viewer",
+        tenant: str = "default",
+        collections: Sequence[str] | None = None,
+    ) -> str:
+        rt = self._runtime()
+        try:
+            with rt.db.begin() as conn:
+                now = rt.clock.now()
+                tenant_id = self._tenant(rt, conn, tenant)
+                account = create_service_account(
+                    conn, tenant_id=tenant_id, name=new_id("svc"), now=now
+                )
+                replace_grants(
+                    conn,
+                    "service_account",
+                    account.id,
+                    tenant_id=tenant_id,
+                    roles=[role],
+                    collections=collections,
+                    now=now,
+                )
+                key = create_api_key(conn, service_account_id=account.id, expires_in=None, now=now)
+            return key.secret
+        finally:
+            rt.close()
+
+
+class LiveServer(Credentials):
+    """What the ``live_server`` fixture yields: a running server plus credential minting."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        super().__init__(server.data_dir, server.env)
+        self.server = server
+
+    @property
+    def url(self) -> str:
+        return self.server.url
