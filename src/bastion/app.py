@@ -10,27 +10,42 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from bastion import __version__
-from bastion.api import auth, me, setup, wellknown
+from bastion.api import admin, auth, dataplane, me, setup, wellknown
 from bastion.api.guard import AuditBuffer, LivenessCache
 from bastion.api.limits import BodySizeLimit
 from bastion.api.problems import install as install_error_handlers
+from bastion.audit import write_checkpoint
 from bastion.authn.login import LoginThrottles
 from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.identity.bootstrap import Bootstrap, bootstrap
 from bastion.runtime import Runtime
+from bastion.vectors import EmbeddedEngine
 
 log = logging.getLogger("bastion")
 AUDIT_FLUSH_SECONDS = 1.0
+AUDIT_CHECKPOINT_SECONDS = 300.0
 
 
-async def _flush_audit_forever(buffer: AuditBuffer) -> None:
+def checkpoint_audit(rt: Runtime) -> None:
+    """Sign the head of the audit chain (no-op when nothing was appended since)."""
+    with rt.db.begin() as conn:
+        write_checkpoint(conn, signer=rt.keyring.sign, now=rt.clock.now())
+
+
+async def _audit_housekeeping(rt: Runtime, buffer: AuditBuffer) -> None:
+    """Flush batched events every second; sign a checkpoint every five minutes."""
+    since_checkpoint = 0.0
     while True:
         await asyncio.sleep(AUDIT_FLUSH_SECONDS)
+        since_checkpoint += AUDIT_FLUSH_SECONDS
         try:
             await asyncio.to_thread(buffer.flush)
-        except Exception:  # keep flushing; the failure is logged, never swallowed silently
-            log.exception("audit buffer flush failed")
+            if since_checkpoint >= AUDIT_CHECKPOINT_SECONDS:
+                since_checkpoint = 0.0
+                await asyncio.to_thread(checkpoint_audit, rt)
+        except Exception:  # keep going; the failure is logged, never swallowed silently
+            log.exception("audit housekeeping failed")
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -41,7 +56,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = app.state.vectors
         await asyncio.to_thread(engine.open)
-        flusher = asyncio.create_task(_flush_audit_forever(app.state.audit_buffer))
+        flusher = asyncio.create_task(_audit_housekeeping(rt, app.state.audit_buffer))
         try:
             yield
         finally:
@@ -49,6 +64,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
             app.state.audit_buffer.flush()
+            checkpoint_audit(rt)
             await asyncio.to_thread(engine.close)
             rt.close()
 
@@ -70,13 +86,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.clock = rt.clock
 
-    from bastion.api import dataplane
-    from bastion.vectors import EmbeddedEngine
-
     app.state.vectors = EmbeddedEngine(rt.db, settings.data_dir, settings)
 
     install_error_handlers(app)
-    for router in (wellknown.router, auth.router, me.router, setup.router, dataplane.router):
+    for router in (
+        wellknown.router,
+        auth.router,
+        me.router,
+        admin.router,
+        setup.router,
+        dataplane.router,
+    ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -59,10 +59,6 @@ class Settings(BaseSettings):
         description="`owasp` (m=19 MiB, t=2, p=1) in production; "
         "`test` is fast and weak, for tests only.",
     )
-    mfa_required: bool = Field(True, description="Every human user needs a second factor.")
-    password_min_length: int = Field(
-        8, ge=8, le=64, description="Minimum password length when MFA is enforced (NIST: ≥ 8)."
-    )
     bootstrap_admin_password: SecretStr | None = Field(
         None, description="Password of the first `admin` user, created on an empty data dir."
     )

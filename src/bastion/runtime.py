@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
 from bastion.factors.password import make_hasher
+from bastion.identity.tenants import ensure_default_tenant
 from bastion.sealing import Sealer, load_or_create_master_key, master_key_from_setting
 from bastion.storage import Database
 from bastion.tokens import KeyRing, VerifiedTokenCache
@@ -38,6 +39,8 @@ class Runtime:
         os.chmod(data_dir, 0o700)
         db = Database(settings.resolved_database_url)
         db.migrate()
+        with db.begin() as conn:
+            ensure_default_tenant(conn, now=clock.now())
         keyring = KeyRing.load_or_create(data_dir / "keys", now=clock.now())
         if settings.master_key is not None:
             key = master_key_from_setting(settings.master_key.get_secret_value())

@@ -30,10 +30,11 @@ from bastion.authz import Effect, Policy, Resource, Role, decide, enforce
 from bastion.clock import monotonic
 from bastion.errors import AuthenticationError, InvalidToken
 from bastion.identity.grants import grants_of
+from bastion.identity.policies import load_policy
 from bastion.identity.tenants import tenant_by_id
 from bastion.identity.users import user_by_id
 from bastion.runtime import Runtime
-from bastion.storage.schema import api_keys, custom_roles, policies, service_accounts
+from bastion.storage.schema import api_keys, custom_roles, service_accounts
 from bastion.tokens import VerifiedAccessToken, parse_secret, verify_access_token
 
 LIVENESS_TTL = 0.5
@@ -268,10 +269,7 @@ async def authenticate(request: Request) -> Principal:
 
 def _tenant_rules(tenant_id: str) -> Callable[[Connection], tuple[Policy, dict[str, Role]]]:
     def load(conn: Connection) -> tuple[Policy, dict[str, Role]]:
-        row = conn.execute(
-            select(policies.c.document).where(policies.c.tenant_id == tenant_id)
-        ).first()
-        policy = Policy.from_document(row.document) if row else Policy()
+        policy = load_policy(conn, tenant_id)
         roles = {
             r.name: Role(
                 name=r.name,

@@ -34,6 +34,7 @@ from bastion.authn.transactions import (
 from bastion.errors import AuthorizationError, InvalidCode, InvalidCredentials, ValidationError
 from bastion.factors.catalog import Method
 from bastion.factors.password import burn_dummy_verify, verify_password
+from bastion.identity.policies import load_policy
 from bastion.identity.users import User, find_user, set_password_hash, user_by_id
 from bastion.runtime import Runtime
 from bastion.storage import CommitThenRaise
@@ -132,7 +133,7 @@ def password_login(
         set_password_hash(conn, user.id, rt.hasher.hash(password), now=now)
     throttles.by_account.clear(account_key)
 
-    if not rt.settings.mfa_required:
+    if not load_policy(conn, user.tenant_id).mfa_required:
         return _finish(rt, conn, user, acr="aal1", amr=["pwd"], context=context, reason="password")
     methods = login_methods(conn, user.id)
     if not methods:

@@ -23,6 +23,7 @@ from bastion.cli.common import (
 )
 from bastion.factors.password import check_new_password, hash_password
 from bastion.identity.grants import grants_of, replace_grants
+from bastion.identity.policies import load_policy
 from bastion.identity.service_accounts import (
     create_api_key,
     create_service_account,
@@ -58,7 +59,9 @@ def user_create(
         now = rt.clock.now()
         found = require_tenant(conn, tenant)
         checked = check_new_password(
-            password, min_length=rt.settings.password_min_length, context_words=[name, "bastion"]
+            password,
+            min_length=load_policy(conn, found.id).password_min_length,
+            context_words=[name, "bastion"],
         )
         user = create_user(
             conn,

@@ -17,6 +17,7 @@ from bastion.audit import AuditEvent, emit
 from bastion.errors import InvalidToken
 from bastion.factors.password import check_new_password, hash_password
 from bastion.identity.grants import replace_grants
+from bastion.identity.policies import load_policy
 from bastion.identity.tenants import Tenant, ensure_default_tenant
 from bastion.identity.users import User, create_user
 from bastion.runtime import Runtime
@@ -40,7 +41,9 @@ def create_admin(
 ) -> User:
     now = rt.clock.now()
     checked = check_new_password(
-        password, min_length=rt.settings.password_min_length, context_words=[username, "bastion"]
+        password,
+        min_length=load_policy(conn, tenant.id).password_min_length,
+        context_words=[username, "bastion"],
     )
     user = create_user(
         conn,

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, func, insert, select
 
 from bastion.authn.principal import Grant
 from bastion.storage import new_id
-from bastion.storage.schema import role_grants
+from bastion.storage.schema import role_grants, service_accounts, users
 
 PrincipalKind = Literal["user", "service_account"]
 
@@ -60,3 +60,56 @@ def replace_grants(
             )
         )
     return grants_of(conn, kind, principal_id)
+
+
+def remove_grants(conn: Connection, kind: PrincipalKind, principal_id: str) -> None:
+    """Drop every grant of a principal (deprovisioning)."""
+    conn.execute(
+        delete(role_grants).where(
+            role_grants.c.principal_kind == kind, role_grants.c.principal_id == principal_id
+        )
+    )
+
+
+def grants_in_tenant(
+    conn: Connection, kind: PrincipalKind, tenant_id: str
+) -> dict[str, tuple[Grant, ...]]:
+    """Every grant recorded in a tenant for principals of ``kind``, by principal id."""
+    rows = conn.execute(
+        select(
+            role_grants.c.principal_id,
+            role_grants.c.role,
+            role_grants.c.tenant_id,
+            role_grants.c.collections,
+        )
+        .where(role_grants.c.principal_kind == kind, role_grants.c.tenant_id == tenant_id)
+        .order_by(role_grants.c.created_at, role_grants.c.id)
+    )
+    found: dict[str, list[Grant]] = {}
+    for row in rows:
+        found.setdefault(row.principal_id, []).append(
+            Grant(
+                role=row.role,
+                tenant_id=row.tenant_id,
+                collections=tuple(row.collections) if row.collections is not None else None,
+            )
+        )
+    return {key: tuple(value) for key, value in found.items()}
+
+
+def role_holders(conn: Connection, *, tenant_id: str, role: str) -> int:
+    """How many live principals of the tenant hold ``role`` (one in use cannot be deleted)."""
+    deleted_users = select(users.c.id).where(users.c.status == "deleted")
+    deleted_accounts = select(service_accounts.c.id).where(service_accounts.c.status == "deleted")
+    return int(
+        conn.execute(
+            select(func.count(func.distinct(role_grants.c.principal_id)))
+            .select_from(role_grants)
+            .where(
+                role_grants.c.tenant_id == tenant_id,
+                role_grants.c.role == role,
+                role_grants.c.principal_id.not_in(deleted_users),
+                role_grants.c.principal_id.not_in(deleted_accounts),
+            )
+        ).scalar_one()
+    )

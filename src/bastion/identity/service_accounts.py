@@ -159,3 +159,30 @@ def revoke_all_keys(conn: Connection, service_account_id: str, *, now: datetime)
         .where(api_keys.c.service_account_id == service_account_id, api_keys.c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+
+
+def delete_service_account(conn: Connection, account_id: str, *, now: datetime) -> ServiceAccount:
+    """Revoke every key and mark the account deleted.
+
+    The name is suffixed with the id so that it can be used again (names are unique
+    per tenant in the table); audit events keep the original name.
+    """
+    account = service_account_by_id(conn, account_id)
+    revoke_all_keys(conn, account.id, now=now)
+    conn.execute(
+        update(service_accounts)
+        .where(service_accounts.c.id == account.id)
+        .values(status="deleted", name=f"{account.name[:80]}~{account.id}")
+    )
+    return account
+
+
+def api_key_by_id(conn: Connection, *, service_account_id: str, key_id: str) -> ApiKeyRecord:
+    row = conn.execute(
+        select(api_keys).where(
+            api_keys.c.id == key_id, api_keys.c.service_account_id == service_account_id
+        )
+    ).first()
+    if row is None:
+        raise NotFound("API key not found.", code="api_key_not_found")
+    return _key(row)

@@ -5,17 +5,20 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import Connection, insert, select, update
 
-from bastion.errors import Conflict, NotFound, ValidationError
+from bastion.errors import Conflict, InvalidToken, NotFound, ValidationError
 from bastion.storage import new_id
-from bastion.storage.schema import users
+from bastion.storage.schema import setup_tokens, users
+from bastion.tokens import new_secret, parse_secret
 
 UserStatus = Literal["active", "suspended", "deleted"]
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@+-]{0,127}$")
+ENROLLMENT_LINK_TTL = timedelta(days=3)
+ENROLLMENT = "enrollment"
 
 
 @dataclass(frozen=True)
@@ -119,4 +122,81 @@ def set_password_hash(conn: Connection, user_id: str, password_hash: str, *, now
         update(users)
         .where(users.c.id == user_id)
         .values(password_hash=password_hash, updated_at=now)
+    )
+
+
+def deprovision_user(conn: Connection, user_id: str, *, now: datetime) -> User:
+    """Mark the user deleted, drop the password hash and spend pending enrollment links.
+
+    Sessions, grants and factors are the caller's (``authn.sessions``, ``grants``).
+    """
+    conn.execute(
+        update(users)
+        .where(users.c.id == user_id)
+        .values(status="deleted", password_hash=None, updated_at=now)
+    )
+    _spend_enrollment_links(conn, user_id, now=now)
+    return user_by_id(conn, user_id)
+
+
+@dataclass(frozen=True)
+class EnrollmentLink:
+    token: str  # shown once to the admin who created the user; only its hash is stored
+    expires_at: datetime
+
+
+def create_enrollment_link(
+    conn: Connection, user_id: str, *, now: datetime, ttl: timedelta = ENROLLMENT_LINK_TTL
+) -> EnrollmentLink:
+    """A one-time ``bst_enroll_…`` token with which a user created without a password sets one.
+
+    Earlier unused links of the same user stop working.
+    """
+    _spend_enrollment_links(conn, user_id, now=now)
+    secret = new_secret("enroll")
+    expires_at = now + ttl
+    conn.execute(
+        insert(setup_tokens).values(
+            id=new_id("stp"),
+            token_hash=secret.hash,
+            purpose=ENROLLMENT,
+            user_id=user_id,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    return EnrollmentLink(secret.value, expires_at)
+
+
+def spend_enrollment_link(conn: Connection, token: str, *, now: datetime) -> User:
+    """Mark a presented enrollment token used and return its (active) user.
+
+    Raises ``InvalidToken`` for an unknown, expired or used token, or a user who is no
+    longer active. Inside the caller's transaction: if setting the password then fails
+    (a weak password), the rollback leaves the link unspent.
+    """
+    token_hash = parse_secret(token, "enroll")
+    row = conn.execute(
+        select(setup_tokens).where(
+            setup_tokens.c.token_hash == token_hash, setup_tokens.c.purpose == ENROLLMENT
+        )
+    ).first()
+    if row is None or row.used_at is not None or now >= row.expires_at or row.user_id is None:
+        raise InvalidToken("The enrollment link is unknown, expired or already used.")
+    user = user_by_id(conn, row.user_id)
+    if not user.active:
+        raise InvalidToken("The enrollment link is unknown, expired or already used.")
+    conn.execute(update(setup_tokens).where(setup_tokens.c.id == row.id).values(used_at=now))
+    return user
+
+
+def _spend_enrollment_links(conn: Connection, user_id: str, *, now: datetime) -> None:
+    conn.execute(
+        update(setup_tokens)
+        .where(
+            setup_tokens.c.user_id == user_id,
+            setup_tokens.c.purpose == ENROLLMENT,
+            setup_tokens.c.used_at.is_(None),
+        )
+        .values(used_at=now)
     )

@@ -1,0 +1,126 @@
+"""``POST|GET /admin/roles``, ``DELETE /admin/roles/{name}``: built-in and custom roles.
+
+A custom role is a set of registered permission names (``authz.validate_custom_role``).
+An admin cannot create a role holding a permission they do not hold, and a role still
+granted to someone cannot be deleted (``409 role_in_use``), so deleting a role never
+silently strips anyone's access nor removes a tenant's last admin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import Field
+from sqlalchemy import Connection
+
+from bastion.api.admin.common import (
+    TenantScoped,
+    admit,
+    audit,
+    check_grantable,
+    forget_credentials,
+    own_roles,
+    plain_name,
+    read,
+    refusals_audited,
+    write,
+)
+from bastion.authz import BUILTIN_ROLES, GRANTABLE, Role, validate_custom_role
+from bastion.errors import Conflict
+from bastion.identity.grants import role_holders
+from bastion.identity.roles import create_custom_role, custom_roles_of, delete_custom_role
+
+router = APIRouter()
+
+
+class CreateRoleBody(TenantScoped):
+    name: str = Field(min_length=1, max_length=64)
+    description: str = Field("", max_length=500)
+    permissions: list[str] = Field(min_length=1, max_length=len(GRANTABLE) + 8)
+
+
+def role_view(role: Role) -> dict[str, Any]:
+    return {
+        "name": role.name,
+        "description": role.description,
+        "permissions": sorted(role.permissions),
+        "builtin": role.builtin,
+    }
+
+
+@router.post("/roles", status_code=201, summary="Create a custom role")
+async def create(request: Request, body: CreateRoleBody) -> dict[str, Any]:
+    scope = await admit(request, "roles.manage", body.tenant)
+    role = validate_custom_role(plain_name(body.name, "name"), body.permissions, body.description)
+    ceiling = await own_roles(request, scope.principal)
+
+    def work(conn: Connection) -> dict[str, Any]:
+        with refusals_audited(
+            request,
+            conn,
+            scope.principal,
+            permission="roles.manage",
+            tenant_id=scope.tenant_id,
+            resource=f"role:{role.name}",
+        ):
+            check_grantable(ceiling, [role])
+        create_custom_role(
+            conn, tenant_id=scope.tenant_id, role=role, now=request.app.state.clock.now()
+        )
+        audit(
+            request,
+            conn,
+            scope.principal,
+            "role.created",
+            tenant_id=scope.tenant_id,
+            resource=f"role:{role.name}",
+            details={"role": role.name, "permissions": sorted(role.permissions)},
+        )
+        return role_view(role)
+
+    result = await write(request, work)
+    forget_credentials(request)
+    return result
+
+
+@router.get("/roles", summary="Built-in and custom roles")
+async def list_all(
+    request: Request, tenant: str | None = Query(None, min_length=1, max_length=64)
+) -> dict[str, Any]:
+    scope = await admit(request, "roles.read", tenant)
+    custom = await read(request, lambda conn: custom_roles_of(conn, scope.tenant_id))
+    roles = [*BUILTIN_ROLES.values(), *custom.values()]
+    return {"tenant": scope.tenant_name, "roles": [role_view(role) for role in roles]}
+
+
+@router.delete("/roles/{name}", status_code=204, summary="Delete a custom role not in use")
+async def delete(
+    request: Request, name: str, tenant: str | None = Query(None, min_length=1, max_length=64)
+) -> Response:
+    scope = await admit(request, "roles.manage", tenant)
+    if name in BUILTIN_ROLES:
+        raise Conflict(f"'{name}' is a built-in role; it cannot be deleted.", code="role_builtin")
+
+    def work(conn: Connection) -> None:
+        holders = role_holders(conn, tenant_id=scope.tenant_id, role=name)
+        removed = delete_custom_role(conn, tenant_id=scope.tenant_id, name=name)
+        if holders:
+            raise Conflict(
+                f"Role '{name}' is granted to {holders} user(s) or service account(s); "
+                "change their roles first.",
+                code="role_in_use",
+            )
+        audit(
+            request,
+            conn,
+            scope.principal,
+            "role.deleted",
+            tenant_id=scope.tenant_id,
+            resource=f"role:{removed.name}",
+            details={"role": removed.name},
+        )
+
+    await write(request, work)
+    forget_credentials(request)
+    return Response(status_code=204)
