@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from bastion.audit import AuditEvent, emit, safe_text
+from bastion.audit import AuditEvent, emit
 from bastion.authn.assurance import VerifiedFactor, acr_satisfies, compute_assurance
 from bastion.authn.enrollment import login_methods, use_recovery_code, verify_totp_login
 from bastion.authn.principal import Principal
@@ -76,7 +76,6 @@ def _login_failed(
     *,
     reason: str,
     context: ClientContext,
-    username: str,
 ) -> CommitThenRaise:
     emit(
         conn,
@@ -86,10 +85,8 @@ def _login_failed(
             actor=user.id if user else None,
             tenant_id=user.tenant_id if user else None,
             reason=reason,
-            details={
-                "ip": context.ip,
-                "username": safe_text(username) if user is None else user.username,
-            },
+            # An unknown username is not recorded: people type their password there.
+            details={"ip": context.ip, "username": user.username if user else None},
         ),
         now=rt.clock.now(),
     )
@@ -118,7 +115,7 @@ def password_login(
         reason = "unknown_user" if user is None else f"user_{user.status}"
         if user is not None and user.password_hash is None:
             reason = "no_password"
-        raise _login_failed(conn, rt, user, reason=reason, context=context, username=username)
+        raise _login_failed(conn, rt, user, reason=reason, context=context)
     try:
         checked = verify_password(
             stored_hash=user.password_hash, presented=password, hasher=rt.hasher
@@ -126,9 +123,7 @@ def password_login(
     except InvalidCredentials:
         throttles.by_address.fail(context.ip or "-")
         throttles.by_account.fail(account_key)
-        raise _login_failed(
-            conn, rt, user, reason="bad_password", context=context, username=username
-        ) from None
+        raise _login_failed(conn, rt, user, reason="bad_password", context=context) from None
     if checked.needs_rehash:
         set_password_hash(conn, user.id, rt.hasher.hash(password), now=now)
     throttles.by_account.clear(account_key)
