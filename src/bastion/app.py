@@ -33,14 +33,17 @@ def checkpoint_audit(rt: Runtime) -> None:
         write_checkpoint(conn, signer=rt.keyring.sign, now=rt.clock.now())
 
 
-async def _audit_housekeeping(rt: Runtime, buffer: AuditBuffer) -> None:
-    """Flush batched events every second; sign a checkpoint every five minutes."""
+async def _housekeeping(rt: Runtime, buffer: AuditBuffer) -> None:
+    """Every second: flush batched audit events and notice a key rotation made by the
+    CLI; every five minutes: sign an audit checkpoint."""
     since_checkpoint = 0.0
     while True:
         await asyncio.sleep(AUDIT_FLUSH_SECONDS)
         since_checkpoint += AUDIT_FLUSH_SECONDS
         try:
             await asyncio.to_thread(buffer.flush)
+            if await asyncio.to_thread(rt.reload_keys_if_rotated):
+                log.info("signing keys reloaded: new key %s", rt.keyring.active.kid)
             if since_checkpoint >= AUDIT_CHECKPOINT_SECONDS:
                 since_checkpoint = 0.0
                 await asyncio.to_thread(checkpoint_audit, rt)
@@ -56,7 +59,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = app.state.vectors
         await asyncio.to_thread(engine.open)
-        flusher = asyncio.create_task(_audit_housekeeping(rt, app.state.audit_buffer))
+        flusher = asyncio.create_task(_housekeeping(rt, app.state.audit_buffer))
         try:
             yield
         finally:

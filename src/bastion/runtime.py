@@ -19,6 +19,7 @@ from bastion.identity.tenants import ensure_default_tenant
 from bastion.sealing import Sealer, load_or_create_master_key, master_key_from_setting
 from bastion.storage import Database
 from bastion.tokens import KeyRing, VerifiedTokenCache
+from bastion.tokens.signing_keys import MANIFEST_NAME
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Runtime:
     sealer: Sealer
     hasher: PasswordHasher
     token_cache: VerifiedTokenCache = field(default_factory=VerifiedTokenCache)
+    _keys_seen: float = 0.0
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -54,6 +56,22 @@ class Runtime:
             sealer=Sealer(key),
             hasher=make_hasher(settings.argon2_profile),
         )
+
+    def reload_keys_if_rotated(self) -> bool:
+        """Pick up a key added by ``bastion keys rotate`` while the server runs."""
+        manifest = self.data_dir / "keys" / MANIFEST_NAME
+        try:
+            changed = manifest.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        if self._keys_seen == 0.0:
+            self._keys_seen = changed
+            return False
+        if changed == self._keys_seen:
+            return False
+        self._keys_seen = changed
+        self.keyring = KeyRing.load_or_create(self.data_dir / "keys", now=self.clock.now())
+        return True
 
     @property
     def data_dir(self) -> Path:

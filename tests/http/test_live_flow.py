@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import httpx
@@ -70,3 +73,33 @@ def test_jwks_and_openapi_are_served(live_server: LiveServer) -> None:
         assert http.get("/.well-known/jwks.json").json()["keys"][0]["alg"] == "EdDSA"
         assert "/auth/login" in http.get("/openapi.json").json()["paths"]
         assert http.get("/healthz").json() == {"status": "ok"}
+
+
+def test_key_rotation_reaches_a_running_server(live_server: LiveServer) -> None:
+    old_token = live_server.token(role="viewer", acr="aal2")
+    with httpx.Client(base_url=live_server.url, timeout=10) as http:
+        before = {key["kid"] for key in http.get("/.well-known/jwks.json").json()["keys"]}
+        rotated = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bastion",
+                "keys",
+                "rotate",
+                "--data-dir",
+                str(live_server.data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **live_server.env},
+            check=True,
+        )
+        assert "is active" in rotated.stdout
+        deadline = time.monotonic() + 5
+        after = before
+        while time.monotonic() < deadline and after == before:
+            time.sleep(0.2)
+            after = {key["kid"] for key in http.get("/.well-known/jwks.json").json()["keys"]}
+        assert before < after  # the old key stays published while its tokens live
+        headers = {"Authorization": f"Bearer {old_token}"}
+        assert http.get("/collections", headers=headers).status_code == 200

@@ -225,4 +225,6 @@ def keys_rotate(data_dir: DataDir = None) -> None:
     """Add a new token signing key; old public keys stay in JWKS until their tokens expire."""
     with opened(data_dir) as rt:
         kid = rotate_keys(rt.data_dir / "keys", now=rt.clock.now())
-    out.print(f"New signing key [bold]{kid}[/] is active. Restart running servers to use it.")
+    out.print(
+        f"New signing key [bold]{kid}[/] is active (a running server picks it up within a second)."
+    )
