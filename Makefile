@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DATA   ?= ./data
 
-.PHONY: serve test lint bench format clean
+.PHONY: serve test lint bench format clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Bastion needs Python 3.11 or newer"'
@@ -27,7 +27,12 @@ lint: $(STAMP)   ## format check, lint, strict typing
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-test: lint       ## lint, then every test
+# The PostgreSQL tests start a throwaway cluster; as root (CI) install the server if missing.
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; fi
+
+test: lint system-deps  ## lint, then every test
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)  ## benchmarks (not tests): figures go to docs/benchmarks.md

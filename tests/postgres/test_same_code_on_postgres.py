@@ -1,0 +1,116 @@
+"""The same code on PostgreSQL: migrations, sign-in, audit chain, vectors (no SQLite-only SQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from bastion.app import create_app
+from bastion.audit import verify_chain
+from bastion.clock import ManualClock
+from bastion.config import load_settings
+from bastion.runtime import Runtime
+from tests.support.postgres import pg_binary, postgres_cluster
+from tests.support.server import ADMIN_PASSWORD
+
+pytestmark = pytest.mark.skipif(
+    pg_binary("initdb") is None, reason="PostgreSQL server binaries not installed"
+)
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def client(database_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, ManualClock]]:
+    clock = ManualClock(datetime(2026, 11, 30, 12, tzinfo=UTC))
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        argon2_profile="test",
+        bootstrap_admin_password=ADMIN_PASSWORD,
+    )
+    with TestClient(create_app(settings, clock=clock), raise_server_exceptions=False) as http:
+        yield http, clock
+
+
+def test_sign_in_audit_and_vectors_on_postgres(client: tuple[TestClient, ManualClock]) -> None:
+    http, clock = client
+    runtime: Runtime = http.app.state.runtime  # type: ignore[attr-defined]
+    assert runtime.db.engine.dialect.name == "postgresql"
+    login = {"username": "admin", "password": ADMIN_PASSWORD}
+    restricted = http.post("/auth/login", json=login).json()["access_token"]
+    auth = {"Authorization": f"Bearer {restricted}"}
+    enrollment = http.post("/me/factors/totp", headers=auth).json()
+    totp = pyotp.TOTP(enrollment["secret"])
+    assert (
+        http.post(
+            f"/me/factors/totp/{enrollment['factor_id']}/activate",
+            headers=auth,
+            json={"code": totp.at(clock.now())},
+        ).status_code
+        == 200
+    )
+    clock.advance(30)
+    tx = http.post("/auth/login", json=login).json()
+    tokens = http.post(
+        f"/auth/login/{tx['transaction_id']}/verify",
+        json={"method": "totp", "code": totp.at(clock.now())},
+    ).json()
+    assert tokens["acr"] == "aal2"
+    # The replayed step is refused on PostgreSQL too.
+    tx2 = http.post("/auth/login", json=login).json()
+    replay = http.post(
+        f"/auth/login/{tx2['transaction_id']}/verify",
+        json={"method": "totp", "code": totp.at(clock.now())},
+    )
+    assert replay.status_code == 401
+    rotated = http.post(
+        "/auth/token",
+        json={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    )
+    assert rotated.status_code == 200
+    bearer = {"Authorization": f"Bearer {rotated.json()['access_token']}"}
+    created = http.put(
+        "/collections/pg_docs", headers=bearer, json={"vectors": {"size": 3, "distance": "Cosine"}}
+    )
+    assert created.status_code == 200, created.text
+    upserted = http.put(
+        "/collections/pg_docs/points?wait=true",
+        headers=bearer,
+        json={
+            "points": [
+                {"id": 1, "vector": [1.0, 0.0, 0.0], "payload": {"kind": "a"}},
+                {"id": 2, "vector": [0.0, 1.0, 0.0], "payload": {"kind": "b"}},
+            ]
+        },
+    )
+    assert upserted.status_code == 200, upserted.text
+    found = http.post(
+        "/collections/pg_docs/points/query",
+        headers=bearer,
+        json={"query": [0.9, 0.1, 0.0], "limit": 1},
+    ).json()
+    assert found["result"]["points"][0]["id"] == 1
+
+    reuse = http.post(
+        "/auth/token",
+        json={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+    )
+    assert reuse.status_code == 400
+
+    with runtime.db.read() as conn:
+        report = verify_chain(conn)
+        assert report.ok, report
+        assert report.events > 5
+    with pytest.raises(Exception, match="append-only"), runtime.db.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET actor = 'x'"))
