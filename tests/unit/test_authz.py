@@ -146,9 +146,20 @@ def test_unknown_action_denied_fail_closed() -> None:
     assert decision.code == "unknown_action"
 
 
-def test_anonymous_denied() -> None:
+def test_anonymous_may_only_read_collections_of_its_tenant() -> None:
+    # An anonymous principal exists only in the operator-enabled read-only anonymous mode.
     anonymous = Principal("anonymous", "", "", ACME, "acme", (), "aal1")
-    assert run(anonymous, "collections.read").code == "unauthenticated"
+    assert run(anonymous, "collections.read").effect is Effect.ALLOW
+    assert run(anonymous, "points.search").effect is Effect.ALLOW
+    for action in (
+        "points.write",
+        "collections.create",
+        "points.export",
+        "users.read",
+        "me.read",
+        "audit.read",
+    ):
+        assert run(anonymous, action).code == "unauthenticated", action
 
 
 def test_enrollment_token_may_only_enroll() -> None:

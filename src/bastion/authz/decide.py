@@ -4,7 +4,9 @@ Pure: no I/O, no clock (``now`` is passed in). The checks run in this order and 
 first that fails decides (fail closed):
 
 1. the action is registered (an unknown action is denied, never allowed);
-2. the principal is authenticated (anonymous principals are denied);
+2. the principal is authenticated; an ``anonymous`` principal exists only when the
+   operator enabled read-only anonymous mode, and may only use ``read`` permissions of
+   ``collection`` scope in its tenant;
 3. a restricted (``enrollment``) token may only use ``ENROLLMENT_ACTIONS``, whatever its
    assurance: it exists so that a user without a factor can enroll one;
 4. tenant: a principal acts in its own tenant only, except that grants held in the
@@ -117,7 +119,15 @@ def decide(
     item = PERMISSIONS.get(action)
     if item is None:
         return _deny(action, "unknown_action", f"Unknown action {action!r}.")
-    if principal.kind not in ("user", "service_account"):
+    if principal.kind == "anonymous":
+        if (
+            item.kind == "read"
+            and item.scope == "collection"
+            and (resource.tenant_id == principal.tenant_id)
+        ):
+            return Decision(Effect.ALLOW, "Allowed in read-only anonymous mode.", action=action)
+        return _deny(action, "unauthenticated", "Authentication is required.")
+    if principal.kind != "user" and principal.kind != "service_account":
         return _deny(action, "unauthenticated", "Authentication is required.")
 
     if principal.restricted is not None:
