@@ -18,7 +18,7 @@ from bastion.factors.password import make_hasher
 from bastion.identity.tenants import ensure_default_tenant
 from bastion.sealing import Sealer, load_or_create_master_key, master_key_from_setting
 from bastion.storage import Database
-from bastion.tokens import KeyRing, VerifiedTokenCache
+from bastion.tokens import KeyRing, VerifiedAccessToken, VerifiedTokenCache, verify_access_token
 from bastion.tokens.signing_keys import MANIFEST_NAME
 
 
@@ -55,6 +55,17 @@ class Runtime:
             keyring=keyring,
             sealer=Sealer(key),
             hasher=make_hasher(settings.argon2_profile),
+        )
+
+    def verify_access_token(self, token: str) -> VerifiedAccessToken:
+        """Verify a presented access token against this installation's keys and settings."""
+        return verify_access_token(
+            token=token,
+            keyring=self.keyring,
+            issuer=self.settings.resolved_issuer,
+            audience=self.settings.audience,
+            now=self.clock.now(),
+            leeway=self.settings.clock_skew,
         )
 
     def reload_keys_if_rotated(self) -> bool:

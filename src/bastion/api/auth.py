@@ -20,7 +20,6 @@ from bastion.authn.sessions import (
     session_of_refresh_token,
 )
 from bastion.errors import BastionError, InvalidGrant, ValidationError
-from bastion.tokens import verify_access_token
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -121,21 +120,13 @@ async def revoke(request: Request) -> dict[str, Any]:
     if not presented:
         return {}
     rt = runtime(request)
-    now = rt.clock.now()
     session_id: str | None = None
     if presented.startswith("bst_rt_"):
         with rt.db.read() as conn:
             session_id = session_of_refresh_token(conn, presented)
     else:
         try:
-            verified = verify_access_token(
-                token=presented,
-                keyring=rt.keyring,
-                issuer=rt.settings.resolved_issuer,
-                audience=rt.settings.audience,
-                now=now,
-                leeway=rt.settings.clock_skew,
-            )
+            verified = rt.verify_access_token(presented)
             session_id = verified.session_id
         except BastionError:
             session_id = None

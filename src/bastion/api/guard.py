@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from sqlalchemy import Connection, select
@@ -35,9 +35,10 @@ from bastion.identity.tenants import tenant_by_id
 from bastion.identity.users import user_by_id
 from bastion.runtime import Runtime
 from bastion.storage.schema import api_keys, custom_roles, service_accounts
-from bastion.tokens import VerifiedAccessToken, parse_secret, verify_access_token
+from bastion.tokens import VerifiedAccessToken, parse_secret
 
 LIVENESS_TTL = 0.5
+T = TypeVar("T")
 MAX_CREDENTIAL = 8192
 
 
@@ -94,20 +95,20 @@ def _cache(request: Request) -> LivenessCache:
     return cache
 
 
-async def _live(request: Request, key: str, load: Callable[[Connection], LiveState]) -> LiveState:
+async def _cached(request: Request, key: str, load: Callable[[Connection], T]) -> T:
+    """``load`` from the database at most every ``LIVENESS_TTL`` per key, off the loop."""
     cache = _cache(request)
-    state = cache.get(key)
-    if state is None:
+    value = cache.get(key)
+    if value is None:
         rt = runtime(request)
 
-        def read() -> LiveState:
+        def read() -> T:
             with rt.db.read() as conn:
                 return load(conn)
 
-        state = await run_in_threadpool(read)
-        cache.put(key, state)
-    assert isinstance(state, LiveState)
-    return state
+        value = await run_in_threadpool(read)
+        cache.put(key, value)
+    return value  # type: ignore[return-value]
 
 
 def _session_state(
@@ -173,18 +174,11 @@ async def _from_access_token(request: Request, token: str) -> Principal:
     now = rt.clock.now()
     verified: VerifiedAccessToken | None = rt.token_cache.get(token, now=now)
     if verified is None:
-        verified = verify_access_token(
-            token=token,
-            keyring=rt.keyring,
-            issuer=rt.settings.resolved_issuer,
-            audience=rt.settings.audience,
-            now=now,
-            leeway=rt.settings.clock_skew,
-        )
+        verified = rt.verify_access_token(token)
         rt.token_cache.put(token, verified)
     if verified.session_id is None:
         raise InvalidToken("The access token has no session.")
-    state = await _live(
+    state = await _cached(
         request,
         "ses:" + verified.session_id,
         _session_state(verified.session_id, verified.subject, now),
@@ -210,7 +204,7 @@ async def _from_access_token(request: Request, token: str) -> Principal:
 async def _from_api_key(request: Request, presented: str) -> Principal:
     rt = runtime(request)
     key_hash = parse_secret(presented, "api_key")
-    state = await _live(request, "key:" + key_hash, _key_state(key_hash, rt.clock.now()))
+    state = await _cached(request, "key:" + key_hash, _key_state(key_hash, rt.clock.now()))
     if not state.usable:
         raise InvalidToken("The API key is not valid, expired or revoked.")
     return Principal(
@@ -285,21 +279,8 @@ def _tenant_rules(tenant_id: str) -> Callable[[Connection], tuple[Policy, dict[s
 
 
 async def tenant_rules(request: Request, tenant_id: str) -> tuple[Policy, dict[str, Role]]:
-    cache = _cache(request)
-    key = "rules:" + tenant_id
-    cached: tuple[Policy, dict[str, Role]] | None = cache.get(key)
-    if cached is None:
-        rt = runtime(request)
-        loader = _tenant_rules(tenant_id)
-
-        def read() -> tuple[Policy, dict[str, Role]]:
-            with rt.db.read() as conn:
-                return loader(conn)
-
-        cached = await run_in_threadpool(read)
-        cache.put(key, cached)
-    policy, roles = cached
-    return policy, roles
+    """The tenant's policy and custom roles (re-read at most every ``LIVENESS_TTL``)."""
+    return await _cached(request, "rules:" + tenant_id, _tenant_rules(tenant_id))
 
 
 def _bench_principal(request: Request) -> Principal:
