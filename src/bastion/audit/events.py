@@ -106,6 +106,8 @@ _SPECS = (
           "user_id username roles status tenant enrollment"),
     _spec("user.updated", "A user's roles or status changed.", "success failure",
           "user_id username before after"),
+    _spec("user.password_set", "A user chose a password with an enrollment link.", "success",
+          "user_id username"),
     _spec("user.suspended", "A user was suspended.", "success", "user_id username before after"),
     _spec("user.deleted", "A user was deprovisioned.", "success", "user_id username before"),
     _spec("user.factors_reset", "An admin removed every factor of a user.", "success",

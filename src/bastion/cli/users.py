@@ -21,16 +21,15 @@ from bastion.cli.common import (
     table,
     user_app,
 )
-from bastion.factors.password import check_new_password, hash_password
 from bastion.identity.grants import grants_of, replace_grants
-from bastion.identity.policies import load_policy
+from bastion.identity.provisioning import provision_user
 from bastion.identity.service_accounts import (
     create_api_key,
     create_service_account,
     find_service_account,
 )
 from bastion.identity.tenants import DEFAULT_TENANT, require_tenant
-from bastion.identity.users import create_user, find_user, list_users, set_status
+from bastion.identity.users import find_user, list_users, set_status
 from bastion.tokens import rotate_keys
 
 CLI_ACTOR = "cli:operator"
@@ -58,20 +57,14 @@ def user_create(
     with opened(data_dir) as rt, rt.db.begin() as conn:
         now = rt.clock.now()
         found = require_tenant(conn, tenant)
-        checked = check_new_password(
-            password,
-            min_length=load_policy(conn, found.id).password_min_length,
-            context_words=[name, "bastion"],
-        )
-        user = create_user(
+        user = provision_user(
             conn,
+            hasher=rt.hasher,
             tenant_id=found.id,
             username=name,
-            password_hash=hash_password(checked, hasher=rt.hasher),
+            password=password,
+            roles=[role],
             now=now,
-        )
-        replace_grants(
-            conn, "user", user.id, tenant_id=found.id, roles=[role], collections=None, now=now
         )
         emit(
             conn,

@@ -15,11 +15,9 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from bastion.audit import AuditEvent, emit
 from bastion.errors import InvalidToken
-from bastion.factors.password import check_new_password, hash_password
-from bastion.identity.grants import replace_grants
-from bastion.identity.policies import load_policy
+from bastion.identity.provisioning import provision_user
 from bastion.identity.tenants import Tenant, ensure_default_tenant
-from bastion.identity.users import User, create_user
+from bastion.identity.users import User
 from bastion.runtime import Runtime
 from bastion.storage import new_id
 from bastion.storage.schema import setup_tokens, users
@@ -40,20 +38,14 @@ def create_admin(
     rt: Runtime, conn: Connection, tenant: Tenant, *, username: str, password: str, actor: str
 ) -> User:
     now = rt.clock.now()
-    checked = check_new_password(
-        password,
-        min_length=load_policy(conn, tenant.id).password_min_length,
-        context_words=[username, "bastion"],
-    )
-    user = create_user(
+    user = provision_user(
         conn,
+        hasher=rt.hasher,
         tenant_id=tenant.id,
         username=username,
-        password_hash=hash_password(checked, hasher=rt.hasher),
+        password=password,
+        roles=["admin"],
         now=now,
-    )
-    replace_grants(
-        conn, "user", user.id, tenant_id=tenant.id, roles=["admin"], collections=None, now=now
     )
     emit(
         conn,

@@ -14,9 +14,9 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Request
+from fastapi import Query, Request
 from pydantic import Field
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
@@ -44,6 +44,17 @@ MAX_ROLES = 32
 MAX_COLLECTIONS = 100
 _COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,255}\*?$")
 ADMIN_PERMISSIONS = BUILTIN_ROLES["admin"].permissions
+
+
+TenantParam = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        description="Tenant name (installation admins only; default: the caller's tenant).",
+    ),
+]
+
 
 class TenantScoped(StrictBody):
     """A body that may name a tenant (installation admins only; default: the caller's)."""
@@ -113,14 +124,20 @@ async def admit(request: Request, action: str, tenant: str | None = None) -> Sco
     return Scope(principal, found.id, found.name)
 
 
-async def admit_all(request: Request, action: str, tenant: str | None) -> Scope | None:
-    """Like ``admit``; ``None`` means "every tenant" (an installation admin, no ``tenant``)."""
+async def admit_all(
+    request: Request, action: str, tenant: str | None
+) -> tuple[Principal, str | None]:
+    """Like ``admit``, for listings: the caller and the tenant id to filter by.
+
+    ``None`` means every tenant: an installation admin who named no ``tenant``.
+    """
     if tenant is None:
         principal = await authorize(request, action)
         if principal.tenant_name == DEFAULT_TENANT:
-            return None
-        return Scope(principal, principal.tenant_id, principal.tenant_name)
-    return await admit(request, action, tenant)
+            return principal, None
+        return principal, principal.tenant_id
+    scope = await admit(request, action, tenant)
+    return scope.principal, scope.tenant_id
 
 
 async def own_roles(request: Request, principal: Principal) -> frozenset[str]:
@@ -148,7 +165,7 @@ def roles_held(grants: Sequence[Grant], custom: Mapping[str, Role]) -> tuple[Rol
 def is_admin(grants: Sequence[Grant], custom: Mapping[str, Role]) -> bool:
     """Whether grants give every permission of the built-in ``admin`` role tenant-wide."""
     whole = [grant for grant in grants if grant.collections is None]
-    return ADMIN_PERMISSIONS <= permissions_of(roles_held(whole, custom))
+    return permissions_of(roles_held(whole, custom)) >= ADMIN_PERMISSIONS
 
 
 def plain_name(value: str, field: str) -> str:

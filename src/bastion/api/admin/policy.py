@@ -12,16 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Body, APIRouter, Query, Request
+from fastapi import APIRouter, Body, Request
 from sqlalchemy import Connection
 
-from bastion.api.admin.common import admit, audit, forget_credentials, read, write
+from bastion.api.admin.common import TenantParam, admit, audit, forget_credentials, read, write
 from bastion.api.guard import runtime
 from bastion.authz import Policy
 from bastion.identity.policies import load_policy, save_policy
 
 router = APIRouter()
-TenantQuery = Query(None, min_length=1, max_length=64)
 
 
 def changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
@@ -45,7 +44,7 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any
 
 
 @router.get("/policy", summary="The tenant's MFA and assurance policy")
-async def get(request: Request, tenant: str | None = TenantQuery) -> dict[str, Any]:
+async def get(request: Request, tenant: TenantParam = None) -> dict[str, Any]:
     scope = await admit(request, "policy.read", tenant)
     policy = await read(request, lambda conn: load_policy(conn, scope.tenant_id))
     return policy.to_document()
@@ -54,10 +53,8 @@ async def get(request: Request, tenant: str | None = TenantQuery) -> dict[str, A
 @router.put("/policy", summary="Replace the tenant's MFA and assurance policy")
 async def put(
     request: Request,
-    document: dict[str, Any] = Body(  # noqa: B008 - FastAPI's declaration style
-        ..., description="The policy document (see docs/permissions.md)."
-    ),
-    tenant: str | None = TenantQuery,
+    document: dict[str, Any] = Body(..., description="The policy document (docs/permissions.md)."),
+    tenant: TenantParam = None,
 ) -> dict[str, Any]:
     scope = await admit(request, "policy.manage", tenant)
     policy = Policy.from_document(document)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import Field
 from sqlalchemy import Connection
 
 from bastion.api.admin.common import (
+    TenantParam,
     TenantScoped,
     admit,
     audit,
@@ -26,6 +27,7 @@ from bastion.api.admin.common import (
     refusals_audited,
     write,
 )
+from bastion.api.guard import runtime
 from bastion.authz import BUILTIN_ROLES, GRANTABLE, Role, validate_custom_role
 from bastion.errors import Conflict
 from bastion.identity.grants import role_holders
@@ -66,7 +68,7 @@ async def create(request: Request, body: CreateRoleBody) -> dict[str, Any]:
         ):
             check_grantable(ceiling, [role])
         create_custom_role(
-            conn, tenant_id=scope.tenant_id, role=role, now=request.app.state.clock.now()
+            conn, tenant_id=scope.tenant_id, role=role, now=runtime(request).clock.now()
         )
         audit(
             request,
@@ -85,9 +87,7 @@ async def create(request: Request, body: CreateRoleBody) -> dict[str, Any]:
 
 
 @router.get("/roles", summary="Built-in and custom roles")
-async def list_all(
-    request: Request, tenant: str | None = Query(None, min_length=1, max_length=64)
-) -> dict[str, Any]:
+async def list_all(request: Request, tenant: TenantParam = None) -> dict[str, Any]:
     scope = await admit(request, "roles.read", tenant)
     custom = await read(request, lambda conn: custom_roles_of(conn, scope.tenant_id))
     roles = [*BUILTIN_ROLES.values(), *custom.values()]
@@ -95,9 +95,7 @@ async def list_all(
 
 
 @router.delete("/roles/{name}", status_code=204, summary="Delete a custom role not in use")
-async def delete(
-    request: Request, name: str, tenant: str | None = Query(None, min_length=1, max_length=64)
-) -> Response:
+async def delete(request: Request, name: str, tenant: TenantParam = None) -> Response:
     scope = await admit(request, "roles.manage", tenant)
     if name in BUILTIN_ROLES:
         raise Conflict(f"'{name}' is a built-in role; it cannot be deleted.", code="role_builtin")

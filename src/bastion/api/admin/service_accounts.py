@@ -11,13 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import Field, StrictInt
 from sqlalchemy import Connection
 
 from bastion.api.admin.common import (
     MAX_COLLECTIONS,
     MAX_ROLES,
+    TenantParam,
     TenantScoped,
     admit,
     admit_all,
@@ -28,6 +29,7 @@ from bastion.api.admin.common import (
     grant_collections,
     iso,
     own_roles,
+    plain_name,
     read,
     refusals_audited,
     roles_held,
@@ -37,6 +39,7 @@ from bastion.api.admin.common import (
 )
 from bastion.api.bodies import StrictBody
 from bastion.api.guard import authorize, runtime
+from bastion.audit import safe_text
 from bastion.authn.principal import Principal
 from bastion.authz import resolve_roles
 from bastion.errors import NotFound
@@ -115,6 +118,7 @@ async def _target(
 @router.post("/service-accounts", status_code=201, summary="Create a service account")
 async def create(request: Request, body: CreateServiceAccountBody) -> dict[str, Any]:
     scope = await admit(request, "service_accounts.manage", body.tenant)
+    name = plain_name(body.name, "name")
     ceiling = await own_roles(request, scope.principal)
     rt = runtime(request)
 
@@ -131,7 +135,7 @@ async def create(request: Request, body: CreateServiceAccountBody) -> dict[str, 
             resource=f"tenant:{scope.tenant_id}",
         ):
             check_grantable(ceiling, roles)
-        account = create_service_account(conn, tenant_id=scope.tenant_id, name=body.name, now=now)
+        account = create_service_account(conn, tenant_id=scope.tenant_id, name=name, now=now)
         names = [role.name for role in roles]
         replace_grants(
             conn,
@@ -162,13 +166,11 @@ async def create(request: Request, body: CreateServiceAccountBody) -> dict[str, 
 
 
 @router.get("/service-accounts", summary="List service accounts")
-async def list_all(
-    request: Request, tenant: str | None = Query(None, min_length=1, max_length=64)
-) -> dict[str, Any]:
-    scope = await admit_all(request, "service_accounts.read", tenant)
+async def list_all(request: Request, tenant: TenantParam = None) -> dict[str, Any]:
+    _, tenant_id = await admit_all(request, "service_accounts.read", tenant)
 
     def work(conn: Connection) -> dict[str, Any]:
-        found = list_service_accounts(conn, tenant_id=scope.tenant_id if scope else None)
+        found = list_service_accounts(conn, tenant_id=tenant_id)
         names = tenant_names(conn, (account.tenant_id for account in found))
         return {
             "service_accounts": [
@@ -185,7 +187,9 @@ async def get(request: Request, account_id: str) -> dict[str, Any]:
     now = runtime(request).clock.now()
 
     def work(conn: Connection) -> dict[str, Any]:
-        view = account_view(conn, account, tenant_names(conn, [account.tenant_id])[account.tenant_id])
+        view = account_view(
+            conn, account, tenant_names(conn, [account.tenant_id])[account.tenant_id]
+        )
         view["keys"] = [key_view(key, now) for key in list_api_keys(conn, account.id)]
         return view
 
@@ -210,7 +214,9 @@ async def delete(request: Request, account_id: str) -> Response:
             resource=resource,
         ):
             custom = custom_roles_of(conn, current.tenant_id)
-            check_grantable(ceiling, roles_held(grants_of(conn, "service_account", current.id), custom))
+            check_grantable(
+                ceiling, roles_held(grants_of(conn, "service_account", current.id), custom)
+            )
         delete_service_account(conn, current.id, now=rt.clock.now())
         remove_grants(conn, "service_account", current.id)
         audit(
@@ -220,7 +226,7 @@ async def delete(request: Request, account_id: str) -> Response:
             "service_account.deleted",
             tenant_id=current.tenant_id,
             resource=resource,
-            details={"service_account_id": current.id, "name": current.name},
+            details={"service_account_id": current.id, "name": safe_text(current.name)},
         )
 
     await write(request, work)

@@ -38,6 +38,7 @@ from bastion.api.admin.common import (
 from bastion.api.admin.users import live_user, target_user, user_view
 from bastion.api.bodies import StrictBody
 from bastion.api.guard import runtime
+from bastion.audit import safe_text
 from bastion.authn.enrollment import reset_factors
 from bastion.authn.principal import Grant
 from bastion.authn.sessions import revoke_user_sessions
@@ -59,7 +60,7 @@ class PatchUserBody(StrictBody):
 def ensure_not_last_admin(
     conn: Connection, user: User, custom: Mapping[str, Role], *, stays_admin: bool
 ) -> None:
-    """``409 last_admin`` when ``user`` is the tenant's last active admin and would stop being one."""
+    """``409 last_admin`` if ``user`` is the tenant's last active admin and would stop being one."""
     if stays_admin or not user.active:
         return
     grants = grants_in_tenant(conn, "user", user.tenant_id)
@@ -129,7 +130,7 @@ async def patch(request: Request, user_id: str, body: PatchUserBody) -> dict[str
             permission="users.manage",
             tenant_id=user.tenant_id,
             resource=resource,
-            failure=("user.updated", {"user_id": user.id, "username": user.username}),
+            failure=("user.updated", {"user_id": user.id, "username": safe_text(user.username)}),
         ):
             check_grantable(ceiling, roles_held(before, custom))
             check_grantable(ceiling, roles)
@@ -147,7 +148,7 @@ async def patch(request: Request, user_id: str, body: PatchUserBody) -> dict[str
                 now=now,
             )
         if status != user.status:
-            user = set_status(conn, user.id, status, now=now)  # type: ignore[arg-type]
+            user = set_status(conn, user.id, status, now=now)
             if status == "suspended":
                 revoke_user_sessions(conn, user.id, reason="user_suspended", now=now)
         suspended = status == "suspended" and previous != "suspended"
@@ -160,7 +161,7 @@ async def patch(request: Request, user_id: str, body: PatchUserBody) -> dict[str
             resource=resource,
             details={
                 "user_id": user.id,
-                "username": user.username,
+                "username": safe_text(user.username),
                 "before": _state(before, previous),
                 "after": _state(grants_of(conn, "user", user.id), user.status),
             },
@@ -195,7 +196,7 @@ async def delete(request: Request, user_id: str) -> Response:
             permission="users.manage",
             tenant_id=user.tenant_id,
             resource=resource,
-            failure=("user.updated", {"user_id": user.id, "username": user.username}),
+            failure=("user.updated", {"user_id": user.id, "username": safe_text(user.username)}),
         ):
             check_grantable(ceiling, roles_held(before, custom))
             ensure_not_last_admin(conn, user, custom, stays_admin=False)
@@ -212,7 +213,7 @@ async def delete(request: Request, user_id: str) -> Response:
             resource=resource,
             details={
                 "user_id": user.id,
-                "username": user.username,
+                "username": safe_text(user.username),
                 "before": _state(before, user.status),
             },
         )
@@ -254,7 +255,11 @@ async def reset(request: Request, user_id: str) -> dict[str, Any]:
             "user.factors_reset",
             tenant_id=user.tenant_id,
             resource=resource,
-            details={"user_id": user.id, "username": user.username, "factors_removed": removed},
+            details={
+                "user_id": user.id,
+                "username": safe_text(user.username),
+                "factors_removed": removed,
+            },
         )
         return {"user_id": user.id, "factors_removed": removed, "sessions_revoked": True}
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from pydantic import Field
 from sqlalchemy import Connection
 
 from bastion.api.admin.common import (
     MAX_COLLECTIONS,
     MAX_ROLES,
+    TenantParam,
     TenantScoped,
     admit,
     admit_all,
@@ -25,6 +26,7 @@ from bastion.api.admin.common import (
     grant_collections,
     iso,
     own_roles,
+    plain_name,
     read,
     refusals_audited,
     tenant_names,
@@ -35,14 +37,12 @@ from bastion.api.guard import authorize, runtime
 from bastion.authn.enrollment import list_factors
 from bastion.authz import resolve_roles
 from bastion.errors import NotFound
-from bastion.factors.password import check_new_password, hash_password
-from bastion.identity.grants import grants_of, replace_grants
-from bastion.identity.policies import load_policy
+from bastion.identity.grants import grants_of
+from bastion.identity.provisioning import provision_user
 from bastion.identity.roles import custom_roles_of
 from bastion.identity.users import (
     User,
     create_enrollment_link,
-    create_user,
     list_users,
     user_by_id,
     validate_username,
@@ -102,7 +102,7 @@ async def create(request: Request, body: CreateUserBody) -> dict[str, Any]:
     scope = await admit(request, "users.manage", body.tenant)
     ceiling = await own_roles(request, scope.principal)
     rt = runtime(request)
-    username = validate_username(body.username)
+    username = plain_name(validate_username(body.username), "username")
 
     def work(conn: Connection) -> dict[str, Any]:
         now = rt.clock.now()
@@ -118,28 +118,18 @@ async def create(request: Request, body: CreateUserBody) -> dict[str, Any]:
             resource=f"tenant:{scope.tenant_id}",
         ):
             check_grantable(ceiling, roles)
-        password_hash = None
-        if body.password is not None:
-            checked = check_new_password(
-                body.password,
-                min_length=load_policy(conn, scope.tenant_id).password_min_length,
-                context_words=[username, "bastion"],
-            )
-            password_hash = hash_password(checked, hasher=rt.hasher)
-        user = create_user(
-            conn, tenant_id=scope.tenant_id, username=username, password_hash=password_hash, now=now
-        )
         role_names = [role.name for role in roles]
-        replace_grants(
+        user = provision_user(
             conn,
-            "user",
-            user.id,
+            hasher=rt.hasher,
             tenant_id=scope.tenant_id,
+            username=username,
+            password=body.password,
             roles=role_names,
             collections=collections,
             now=now,
         )
-        link = None if password_hash else create_enrollment_link(conn, user.id, now=now)
+        link = None if user.password_hash else create_enrollment_link(conn, user.id, now=now)
         audit(
             request,
             conn,
@@ -169,13 +159,11 @@ async def create(request: Request, body: CreateUserBody) -> dict[str, Any]:
 
 
 @router.get("/users", summary="List users (an installation admin sees every tenant)")
-async def list_all(
-    request: Request, tenant: str | None = Query(None, min_length=1, max_length=64)
-) -> dict[str, Any]:
-    scope = await admit_all(request, "users.read", tenant)
+async def list_all(request: Request, tenant: TenantParam = None) -> dict[str, Any]:
+    _, tenant_id = await admit_all(request, "users.read", tenant)
 
     def work(conn: Connection) -> dict[str, Any]:
-        found = list_users(conn, tenant_id=scope.tenant_id if scope else None)
+        found = list_users(conn, tenant_id=tenant_id)
         names = tenant_names(conn, (user.tenant_id for user in found))
         return {"users": [user_view(conn, user, names[user.tenant_id]) for user in found]}
 

@@ -1,0 +1,201 @@
+"""``GET /admin/audit``, ``/admin/audit/export`` (NDJSON) and ``/admin/audit/verify``.
+
+Tenant-scoped: an admin sees the events of their tenant; an installation admin
+(``default`` tenant) sees every event, or one tenant's with ``?tenant=``. Pages follow
+``seq`` (newest first by default); ``next`` is the ``after`` of the next page.
+Verification walks the whole chain (it is one chain for the installation) and checks
+every signed checkpoint with the server's key ring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import Connection
+
+from bastion.api.admin.common import TenantParam, admit_all, audit, read, write
+from bastion.api.guard import runtime
+from bastion.audit import MAX_LIMIT, OUTCOMES, export_ndjson, query, verify_chain
+from bastion.errors import ValidationError
+
+router = APIRouter()
+_Text = Annotated[str | None, Query(min_length=1, max_length=256)]
+
+
+@dataclass(frozen=True)
+class Filters:
+    actor: str | None
+    action: str | None
+    outcome: str | None
+    resource: str | None
+    since: datetime | None
+    until: datetime | None
+
+    def described(self) -> dict[str, str]:
+        """The filters an export used, for its audit event."""
+        shown = {
+            "actor": self.actor,
+            "action": self.action,
+            "outcome": self.outcome,
+            "resource": self.resource,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+        }
+        return {key: value for key, value in shown.items() if value is not None}
+
+
+def _moment(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(
+            f"{name} must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z.", field=name
+        ) from None
+    if moment.tzinfo is None:
+        raise ValidationError(f"{name} must carry a time zone (e.g. Z).", field=name)
+    return moment
+
+
+def _filters(
+    actor: str | None,
+    action: str | None,
+    outcome: str | None,
+    resource: str | None,
+    since: str | None,
+    until: str | None,
+) -> Filters:
+    if outcome is not None and outcome not in OUTCOMES:
+        raise ValidationError(f"outcome must be one of {', '.join(OUTCOMES)}.", field="outcome")
+    return Filters(
+        actor, action, outcome, resource, _moment(since, "since"), _moment(until, "until")
+    )
+
+
+@router.get("/audit", summary="Query the audit log (filters, cursor pagination)")
+async def search(
+    request: Request,
+    actor: _Text = None,
+    action: _Text = None,
+    outcome: _Text = None,
+    resource: _Text = None,
+    since: _Text = None,
+    until: _Text = None,
+    limit: int = Query(100, ge=1, le=MAX_LIMIT),
+    after: int | None = Query(None, ge=0, description="The 'next' of the previous page."),
+    order: Literal["asc", "desc"] = Query("desc"),
+    tenant: TenantParam = None,
+) -> dict[str, Any]:
+    _, tenant_id = await admit_all(request, "audit.read", tenant)
+    chosen = _filters(actor, action, outcome, resource, since, until)
+
+    def work(conn: Connection) -> dict[str, Any]:
+        page = query(
+            conn,
+            tenant_id=tenant_id,
+            actor=chosen.actor,
+            action=chosen.action,
+            outcome=chosen.outcome,
+            resource=chosen.resource,
+            since=chosen.since,
+            until=chosen.until,
+            limit=limit,
+            after_seq=after,
+            newest_first=order == "desc",
+        )
+        return {"events": [event.to_json() for event in page.events], "next": page.next_after_seq}
+
+    return await read(request, work)
+
+
+@router.get(
+    "/audit/export",
+    summary="Export the audit log as NDJSON (aal3)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
+async def export(
+    request: Request,
+    actor: _Text = None,
+    action: _Text = None,
+    outcome: _Text = None,
+    resource: _Text = None,
+    since: _Text = None,
+    until: _Text = None,
+    tenant: TenantParam = None,
+) -> StreamingResponse:
+    principal, tenant_id = await admit_all(request, "audit.export", tenant)
+    chosen = _filters(actor, action, outcome, resource, since, until)
+    rt = runtime(request)
+
+    def lines() -> Iterator[bytes]:
+        count = 0
+        with rt.db.read() as conn:
+            for line in export_ndjson(
+                conn,
+                tenant_id=tenant_id,
+                actor=chosen.actor,
+                action=chosen.action,
+                outcome=chosen.outcome,
+                resource=chosen.resource,
+                since=chosen.since,
+                until=chosen.until,
+            ):
+                count += 1
+                yield line
+        with rt.db.begin() as conn:
+            audit(
+                request,
+                conn,
+                principal,
+                "audit.exported",
+                tenant_id=tenant_id or principal.tenant_id,
+                resource=f"tenant:{tenant_id}" if tenant_id else "audit",
+                details={"count": count, "filters": chosen.described()},
+            )
+
+    return StreamingResponse(
+        lines(),
+        media_type="application/x-ndjson",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": "attachment; filename=audit.ndjson",
+        },
+    )
+
+
+@router.get("/audit/verify", summary="Verify the hash chain and signed checkpoints")
+async def verify(request: Request) -> dict[str, Any]:
+    principal, _ = await admit_all(request, "audit.read", None)
+    rt = runtime(request)
+
+    def check(kid: str, data: bytes, signature: bytes) -> None:
+        rt.keyring.verify_signature(kid=kid, data=data, signature=signature)
+
+    report = await read(request, lambda conn: verify_chain(conn, verifier=check))
+
+    def record(conn: Connection) -> None:
+        audit(
+            request,
+            conn,
+            principal,
+            "audit.verified",
+            tenant_id=principal.tenant_id,
+            resource="audit",
+            outcome="success" if report.ok else "failure",
+            details={
+                "ok": report.ok,
+                "events": report.events,
+                "first_broken_seq": report.first_broken_seq,
+                "checkpoints_checked": report.checkpoints_checked,
+            },
+        )
+
+    await write(request, record)
+    return report.to_json()

@@ -1,0 +1,88 @@
+"""Credentials for admin tests, minted with Bastion's own code (as a login would leave them)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from bastion.authn.sessions import start_session
+from bastion.identity.grants import replace_grants
+from bastion.identity.tenants import create_tenant, tenant_by_name
+from bastion.identity.users import create_user
+from bastion.runtime import Runtime
+from bastion.storage import new_id
+from tests.support.app import Env
+
+AMR = {"aal1": ["pwd"], "aal2": ["mfa", "otp", "pwd"], "aal3": ["hwk", "mfa", "user"]}
+
+
+@dataclass(frozen=True)
+class Minted:
+    token: str
+    user_id: str
+    username: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def runtime_of(env: Env) -> Runtime:
+    rt: Runtime = env.client.app.state.runtime  # type: ignore[attr-defined]
+    return rt
+
+
+def mint(
+    env: Env,
+    *,
+    role: str | None = "admin",
+    roles: Sequence[str] | None = None,
+    tenant: str = "default",
+    acr: str = "aal3",
+    age: int = 0,
+    collections: Sequence[str] | None = None,
+    username: str | None = None,
+) -> Minted:
+    """A user with ``roles`` and a live session; ``age`` seconds since its authentication."""
+    rt = runtime_of(env)
+    now = env.clock.now()
+    with rt.db.begin() as conn:
+        found = tenant_by_name(conn, tenant) or create_tenant(conn, tenant, now=now)
+        user = create_user(
+            conn,
+            tenant_id=found.id,
+            username=username or new_id("u").replace("_", "-"),
+            password_hash=None,
+            now=now,
+        )
+        replace_grants(
+            conn,
+            "user",
+            user.id,
+            tenant_id=found.id,
+            roles=list(roles) if roles is not None else ([role] if role else []),
+            collections=collections,
+            now=now,
+        )
+        response = start_session(
+            rt, conn, user, acr=acr, amr=AMR[acr], auth_time=now - timedelta(seconds=age)
+        )
+    return Minted(response["access_token"], user.id, user.username)
+
+
+def events(env: Env, admin: Minted, **filters: Any) -> list[dict[str, Any]]:
+    """Audit events through ``GET /admin/audit`` (newest first)."""
+    response = env.client.get("/admin/audit", headers=admin.auth, params=filters)
+    assert response.status_code == 200, response.text
+    found: list[dict[str, Any]] = response.json()["events"]
+    return found
+
+
+def problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    return body
