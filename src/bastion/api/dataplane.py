@@ -56,6 +56,19 @@ def _resource(name: str) -> str:
     return f"collection:{name}"
 
 
+async def _audit(
+    request: Request, principal: Principal, action: str, name: str, **details: int | str | bool
+) -> None:
+    """One audit event about collection ``name`` (searches are batched by the guard)."""
+    await record(
+        request,
+        principal,
+        action=action,
+        resource=_resource(name),
+        details={"collection": name, **details},
+    )
+
+
 def _record_json(point: PointRecord) -> dict[str, Any]:
     return {"id": key_to_id(point.key), "payload": point.payload, "vector": point.vector}
 
@@ -171,12 +184,8 @@ async def create_collection(request: Request, name: str) -> Response:
         body_models.check_collection_name(name), await _body(request)
     )
     await _engine(request).create_collection(principal.tenant_id, spec)
-    await record(
-        request,
-        principal,
-        action="collection.created",
-        resource=_resource(name),
-        details={"collection": name, "size": spec.dim, "distance": spec.distance},
+    await _audit(
+        request, principal, "collection.created", name, size=spec.dim, distance=spec.distance
     )
     return _ok(True, started)
 
@@ -187,13 +196,7 @@ async def delete_collection(request: Request, name: str) -> Response:
     principal = await authorize(request, "collections.delete", collection=name)
     deleted = await _engine(request).delete_collection(principal.tenant_id, name)
     if deleted:
-        await record(
-            request,
-            principal,
-            action="collection.deleted",
-            resource=_resource(name),
-            details={"collection": name},
-        )
+        await _audit(request, principal, "collection.deleted", name)
     return _ok(deleted, started)
 
 
@@ -203,13 +206,7 @@ async def create_payload_index(request: Request, name: str) -> Response:
     principal = await authorize(request, "indexes.write", collection=name)
     field, schema = body_models.index_request(await _body(request))
     await _engine(request).create_payload_index(principal.tenant_id, name, field, schema)
-    await record(
-        request,
-        principal,
-        action="index.created",
-        resource=_resource(name),
-        details={"collection": name, "field": field, "schema": schema},
-    )
+    await _audit(request, principal, "index.created", name, field=field, schema=schema)
     return _ok(_update_result(), started)
 
 
@@ -223,13 +220,7 @@ async def upsert_points(request: Request, name: str) -> Response:
     limit = request.app.state.settings.max_payload_bytes
     writes, vectors = body_models.points_of(await _body(request), limit)
     count = await _engine(request).upsert(principal.tenant_id, name, writes, vectors)
-    await record(
-        request,
-        principal,
-        action="points.upserted",
-        resource=_resource(name),
-        details={"collection": name, "count": count},
-    )
+    await _audit(request, principal, "points.upserted", name, count=count)
     return _ok(_update_result(), started)
 
 
@@ -249,13 +240,7 @@ async def delete_points(request: Request, name: str) -> Response:
         )
     else:
         raise BadRequest("delete needs points (ids) or a filter")
-    await record(
-        request,
-        principal,
-        action="points.deleted",
-        resource=_resource(name),
-        details={"collection": name, "count": count, "by_filter": by_filter},
-    )
+    await _audit(request, principal, "points.deleted", name, count=count, by_filter=by_filter)
     return _ok(_update_result(), started)
 
 
@@ -320,17 +305,14 @@ async def search_points(request: Request, name: str) -> Response:
         raise BadRequest("search needs a vector")
     query = body_models.search_query(body, body["vector"])
     found = await _engine(request).search(principal.tenant_id, name, query)
-    await record(
+    await _audit(
         request,
         principal,
-        action="points.searched",
-        resource=_resource(name),
-        details={
-            "collection": name,
-            "kind": "search",
-            "limit": query.limit,
-            "result_count": len(found),
-        },
+        "points.searched",
+        name,
+        kind="search",
+        limit=query.limit,
+        result_count=len(found),
     )
     return _ok([_scored_json(point) for point in found], started)
 
@@ -360,17 +342,14 @@ async def query_points(request: Request, name: str) -> Response:
         raise BadRequest("only nearest-vector queries are supported")
     query = body_models.search_query(body, raw)
     found = await engine.search(principal.tenant_id, name, query)
-    await record(
+    await _audit(
         request,
         principal,
-        action="points.searched",
-        resource=_resource(name),
-        details={
-            "collection": name,
-            "kind": "query",
-            "limit": query.limit,
-            "result_count": len(found),
-        },
+        "points.searched",
+        name,
+        kind="query",
+        limit=query.limit,
+        result_count=len(found),
     )
     return _ok({"points": [_scored_json(point) for point in found]}, started)
 
@@ -401,12 +380,6 @@ async def export_points(request: Request, name: str) -> StreamingResponse:
             outcome = "complete"
         finally:
             log.info("export of %s finished (%s): %d points", name, outcome, exported)
-            await record(
-                request,
-                principal,
-                action="points.exported",
-                resource=_resource(name),
-                details={"collection": name, "count": exported},
-            )
+            await _audit(request, principal, "points.exported", name, count=exported)
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
