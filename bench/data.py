@@ -1,7 +1,7 @@
 """Clustered synthetic vectors with a fixed seed, exact ground truth, and recall@k.
 
 ``clusters`` unit-norm centres in ``dim`` dimensions; each point is a centre plus
-Gaussian noise of the same expected norm (σ = 1/√dim per coordinate: half signal, half
+Gaussian noise of the same expected norm (sigma = 1/sqrt(dim) per coordinate: half signal, half
 noise), then normalised, as Cosine stores it. Queries are drawn the same way but are
 not in the data set. Ground truth is numpy brute force (exact inner product), batched.
 """
@@ -34,7 +34,7 @@ class Dataset:
     def describe(self) -> str:
         n, dim = self.vectors.shape
         return (
-            f"{n:,} × {dim} float32, {self.clusters} Gaussian clusters (σ = {self.sigma:.4f}), "
+            f"{n:,} x {dim} float32, {self.clusters} Gaussian clusters (sigma = {self.sigma:.4f}), "
             f"seed {self.seed}, unit norm (Cosine); {len(self.queries):,} queries; "
             f"exact top-{self.k} by brute force"
         )
@@ -53,7 +53,9 @@ def _draw(rng: np.random.Generator, centres: Matrix, count: int, sigma: float) -
     return _normalise(noise)
 
 
-def exact_top_k(vectors: Matrix, queries: Matrix, k: int, batch: int = 100) -> npt.NDArray[np.int64]:
+def exact_top_k(
+    vectors: Matrix, queries: Matrix, k: int, batch: int = 100
+) -> npt.NDArray[np.int64]:
     found = np.empty((len(queries), k), dtype=np.int64)
     for start in range(0, len(queries), batch):
         scores = queries[start : start + batch] @ vectors.T
@@ -82,8 +84,8 @@ def make_dataset(
 
 def recall_at_k(found: Sequence[Sequence[int]], truth: npt.NDArray[np.int64]) -> float:
     """Mean fraction of the exact top-k found among the returned ids, over all queries."""
-    k = truth.shape[1]
-    hits = sum(
+    k = int(truth.shape[1])
+    hits: int = sum(
         len(set(ids[:k]) & set(row.tolist())) for ids, row in zip(found, truth, strict=True)
     )
     return hits / (k * len(truth))

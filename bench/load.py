@@ -1,8 +1,10 @@
-"""HTTP load from this process: ``clients`` threads, each with its own keep-alive httpx client.
+"""HTTP load from this process: ``clients`` threads, each with its own keep-alive connection.
 
 The bench client runs on the same machine as the server and competes with it for the
-CPU; so every run also records the client's and the server's CPU time, which says how
-much of the machine each side used.
+2 cores; so every run also records the client's, the server's and everybody else's CPU
+time, which says how the machine was shared. The client is the standard library's
+``http.client`` (HTTP/1.1 keep-alive): it costs about a third of the CPU per request
+that httpx does, and every µs the client spends is a µs the server cannot use.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from http.client import HTTPConnection
+from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
-
-from bench.servers import cpu_seconds
+from bench.servers import TICKS, cpu_seconds
 
 JSON = {"content-type": "application/json"}
 
@@ -35,6 +38,8 @@ class LoadResult:
     latencies: tuple[float, ...]
     client_cpu: float  # seconds of CPU this (client) process used during the run
     server_cpu: float  # seconds of CPU the server process used during the run
+    machine_cpu: float  # seconds of CPU every process on the machine used during the run
+    steal: float  # seconds the hypervisor gave this machine's CPUs to someone else
     bodies: tuple[bytes, ...]  # in call order, when kept
 
     @property
@@ -58,6 +63,22 @@ class LoadResult:
     def client_us_per_call(self) -> float:
         return self.client_cpu / self.count * 1e6
 
+    @property
+    def other_cores(self) -> float:
+        """Average cores busy with other work (not this client, not the server)."""
+        return max(0.0, self.machine_cpu - self.client_cpu - self.server_cpu) / self.wall
+
+    @property
+    def steal_cores(self) -> float:
+        return self.steal / self.wall
+
+
+def machine_seconds() -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of the whole machine since boot (/proc/stat, all cores)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq) / TICKS, steal / TICKS
+
 
 def run_load(
     url: str,
@@ -74,25 +95,28 @@ def run_load(
     bodies: list[bytes] = [b""] * len(calls) if keep_bodies else []
     errors: list[str] = []
     barrier = threading.Barrier(clients + 1)
-    sessions = [
-        httpx.Client(base_url=url, headers={**JSON, **(headers or {})}, timeout=120)
-        for _ in range(clients)
-    ]
+    sent = {**JSON, **(headers or {})}
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    sessions = [HTTPConnection(host, parts.port, timeout=120) for _ in range(clients)]
     for session in sessions:  # open the keep-alive connection before the clock starts
-        session.get("/healthz").raise_for_status()
+        session.request("GET", "/healthz")
+        session.getresponse().read()
 
-    def worker(session: httpx.Client, share: list[int]) -> None:
+    def worker(session: HTTPConnection, share: list[int]) -> None:
         barrier.wait()
         for index in share:
             call = calls[index]
             started = time.perf_counter()
-            response = session.request(call.method, call.path, content=call.body)
+            session.request(call.method, call.path, body=call.body, headers=sent)
+            response = session.getresponse()
+            content = response.read()
             latencies[index] = time.perf_counter() - started
-            if response.status_code != 200:
-                errors.append(f"{call.method} {call.path}: {response.status_code} {response.text}")
+            if response.status != 200:
+                errors.append(f"{call.method} {call.path}: {response.status} {content[:300]!r}")
                 return
             if keep_bodies:
-                bodies[index] = response.content
+                bodies[index] = content
 
     threads = [
         threading.Thread(target=worker, args=(session, share), daemon=True)
@@ -102,6 +126,7 @@ def run_load(
         thread.start()
     server_before = cpu_seconds(server_pid)
     client_before = time.process_time()
+    machine_before, steal_before = machine_seconds()
     barrier.wait()
     started = time.perf_counter()
     for thread in threads:
@@ -109,6 +134,7 @@ def run_load(
     wall = time.perf_counter() - started
     client_cpu = time.process_time() - client_before
     server_cpu = cpu_seconds(server_pid) - server_before
+    machine_after, steal_after = machine_seconds()
     for session in sessions:
         session.close()
     if errors:
@@ -120,10 +146,79 @@ def run_load(
         latencies=tuple(latencies),
         client_cpu=client_cpu,
         server_cpu=server_cpu,
+        machine_cpu=machine_after - machine_before,
+        steal=steal_after - steal_before,
         bodies=tuple(bodies),
     )
 
 
-def median_run(runs: Sequence[LoadResult]) -> LoadResult:
-    """The run with the median throughput (odd number of runs: the middle one)."""
-    return sorted(runs, key=lambda run: run.rps)[len(runs) // 2]
+def combine(runs: Sequence[LoadResult]) -> LoadResult:
+    """Many runs as one: counts, times and CPU added up, bodies in run order."""
+    return LoadResult(
+        count=sum(run.count for run in runs),
+        clients=runs[0].clients,
+        wall=sum(run.wall for run in runs),
+        latencies=tuple(latency for run in runs for latency in run.latencies),
+        client_cpu=sum(run.client_cpu for run in runs),
+        server_cpu=sum(run.server_cpu for run in runs),
+        machine_cpu=sum(run.machine_cpu for run in runs),
+        steal=sum(run.steal for run in runs),
+        bodies=tuple(body for run in runs for body in run.bodies),
+    )
+
+
+def paired_ratio(runs: Sequence[LoadResult], baseline: Sequence[LoadResult]) -> float:
+    """Median over paired runs (same block, back to back) of the throughput ratio."""
+    return statistics.median(run.rps / base.rps for run, base in zip(runs, baseline, strict=True))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One server configuration under test: where it is and what the client sends."""
+
+    label: str
+    url: str
+    pid: int
+    headers: dict[str, str]
+
+
+def interleave(
+    variants: Sequence[Variant],
+    calls: Sequence[Call],
+    *,
+    clients: int,
+    rounds: int,
+    block: int,
+    warmup: int = 200,
+) -> dict[str, list[LoadResult]]:
+    """Every call ``rounds`` times per variant, in blocks of ``block`` calls, variants
+    back to back for each block (rotating who goes first): slow drift of the machine
+    hits every variant alike, and block *i* of one variant pairs with block *i* of the
+    others. Bodies are kept for the first round."""
+    for variant in variants:
+        run_load(
+            variant.url,
+            calls[:warmup],
+            clients=clients,
+            server_pid=variant.pid,
+            headers=variant.headers,
+        )
+    runs: dict[str, list[LoadResult]] = {variant.label: [] for variant in variants}
+    turn = 0
+    for round_ in range(rounds):
+        for start in range(0, len(calls), block):
+            chunk = calls[start : start + block]
+            turn += 1
+            shift = turn % len(variants)
+            for variant in [*variants[shift:], *variants[:shift]]:
+                runs[variant.label].append(
+                    run_load(
+                        variant.url,
+                        chunk,
+                        clients=clients,
+                        server_pid=variant.pid,
+                        headers=variant.headers,
+                        keep_bodies=round_ == 0,
+                    )
+                )
+    return runs

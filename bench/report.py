@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -48,6 +49,7 @@ class Target:
 @dataclass
 class Results:
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    load_before: str = field(default_factory=lambda: load_average())
     sections: list[Section] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     summary: list[tuple[str, str, str]] = field(default_factory=list)  # figure, value, meaning
@@ -104,9 +106,16 @@ def _version(name: str) -> str:
         return "—"
 
 
+def load_average() -> str:
+    try:
+        return " / ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def machine() -> list[tuple[str, str]]:
     return [
-        ("CPU", f"{cpu_model()} × {os.cpu_count()} (nproc)"),
+        ("CPU", f"{cpu_model()} x {os.cpu_count()} (nproc)"),
         ("memory", memory_total()),
         ("OS", platform.platform()),
         ("Python", platform.python_version()),
@@ -158,7 +167,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _markdown_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def _markdown_table(columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     lines = ["| " + " | ".join(_cell(c) for c in columns) + " |"]
     align = ["---"] + ["---:"] * (len(columns) - 1)
     lines.append("|" + "|".join(align) + "|")
@@ -174,7 +183,10 @@ def generated_markdown(results: Results) -> str:
         f"### Run of {when} ({results.runtime_s / 60:.1f} min)",
         "",
     ]
-    lines += _markdown_table(("machine", ""), machine())
+    lines += _markdown_table(
+        ("machine", ""),
+        [*machine(), ("load average (1/5/15 min) at start", results.load_before)],
+    )
     lines += ["", "#### Summary", ""]
     lines += _markdown_table(("figure", "value", "meaning"), results.summary)
     lines += ["", "#### Targets", ""]

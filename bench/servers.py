@@ -11,14 +11,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tests.support.server import ADMIN_PASSWORD, Credentials, ServerProcess, start_server
+
 from bastion.config import load_settings
 from bastion.runtime import Runtime
-from tests.support.server import ADMIN_PASSWORD, Credentials, ServerProcess, start_server
 
 __all__ = [
     "ADMIN_PASSWORD",
     "AUTH_OFF",
     "PRODUCTION",
+    "TICKS",
     "Credentials",
     "ServerProcess",
     "cpu_seconds",
@@ -33,7 +35,7 @@ AUTH_OFF = {
     "BASTION_AUTH_DISABLED_FOR_BENCHMARKS": "true",
     "BASTION_I_UNDERSTAND_THIS_IS_INSECURE": "1",
 }
-_TICKS = os.sysconf("SC_CLK_TCK")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def start(data_dir: Path, *, auth: bool = True) -> ServerProcess:
@@ -58,7 +60,7 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     # After the command name: state is field 3; utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def open_runtime(server: ServerProcess) -> Runtime:

@@ -1,0 +1,270 @@
+"""HTTP measurements against two live servers on the same data: authentication on and off.
+
+The guard's cost on a cheap request, and recall@10 / QPS of searches with a Bearer
+token, an api-key and no authentication, 1 and 8 clients. Variants are interleaved
+block by block (``load.interleave``); ratios between variants are the median of the
+ratios of paired blocks, which cancels drift of the shared machine.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from bench.data import Dataset, recall_at_k
+from bench.load import Call, LoadResult, Variant, combine, interleave, paired_ratio, run_load
+from bench.report import Results, fmt, ratio
+
+COLLECTION = "bench"
+ROUNDS = 5  # passes over the 1,000 queries per variant
+BLOCKS = {1: 100, 8: 250}  # calls per interleaved block, by number of clients
+CLIENTS = (1, 8)
+GUARD_CALLS = 1_000
+AUTH_VARIANTS = ("Bearer token", "api-key")
+OFF = "auth off"
+
+
+@dataclass(frozen=True)
+class Bare:
+    """An in-process baseline: queries per second, recall, µs per query."""
+
+    qps: float
+    recall: float
+    us_per_query: float
+
+
+@dataclass(frozen=True)
+class Measured:
+    total: LoadResult  # every block added up
+    vs_off: float  # paired-block median of QPS ÷ QPS with authentication off
+    recall: float | None
+
+
+def search_calls(dataset: Dataset) -> list[Call]:
+    path = f"/collections/{COLLECTION}/points/query"
+    option = orjson.OPT_SERIALIZE_NUMPY
+    return [
+        Call("POST", path, orjson.dumps({"query": q, "limit": 10}, option=option))
+        for q in dataset.queries
+    ]
+
+
+def _ids(body: bytes) -> list[int]:
+    return [point["id"] for point in orjson.loads(body)["result"]["points"]]
+
+
+def _measure(
+    variants: Sequence[Variant],
+    calls: Sequence[Call],
+    *,
+    clients: int,
+    dataset: Dataset | None = None,
+) -> dict[str, Measured]:
+    runs = interleave(variants, calls, clients=clients, rounds=ROUNDS, block=BLOCKS[clients])
+    measured = {}
+    for label, blocks in runs.items():
+        total = combine(blocks)
+        recall = None
+        if dataset is not None:
+            recall = recall_at_k([_ids(body) for body in total.bodies], dataset.truth)
+        measured[label] = Measured(total, paired_ratio(blocks, runs[OFF]), recall)
+    return measured
+
+
+def guard(variants: Sequence[Variant], results: Results) -> None:
+    """``variants``: Bearer token, api-key and auth off, as for the searches."""
+    exists = [Call("GET", f"/collections/{COLLECTION}/exists")] * GUARD_CALLS
+    measured = _measure(variants, exists, clients=1)
+    on = variants[0]
+    health_calls = [Call("GET", "/healthz")] * GUARD_CALLS
+    health = combine(
+        [run_load(on.url, health_calls, clients=1, server_pid=on.pid) for _ in range(ROUNDS)]
+    )
+    section = results.section(
+        "What the guard adds per request, through HTTP (1 client, keep-alive)",
+        "request",
+        "req/s",
+        "µs / request",
+        "server CPU µs / request",
+        "÷ auth off (paired)",
+        "added server CPU vs auth off",
+        "others' cores busy",
+    )
+    base = measured[OFF].total
+    for label, found in measured.items():
+        run = found.total
+        section.add(
+            f"GET …/exists, {label}",
+            fmt(run.rps),
+            fmt(1e6 / run.rps),
+            fmt(run.server_us_per_call),
+            ratio(found.vs_off),
+            f"{run.server_us_per_call - base.server_us_per_call:+.0f} µs",
+            f"{run.other_cores:.2f}",
+        )
+    section.add(
+        "GET /healthz (unauthenticated; a sync route with one DB read)",
+        fmt(health.rps),
+        fmt(1e6 / health.rps),
+        fmt(health.server_us_per_call),
+        "",
+        "",
+        f"{health.other_cores:.2f}",
+    )
+    section.notes.append(
+        f"GET /collections/{{name}}/exists runs authenticate + authz.decide and one dict "
+        f"lookup. {ROUNDS} x {GUARD_CALLS:,} requests per variant, interleaved in blocks of "
+        f"{BLOCKS[1]}."
+    )
+    bearer = measured["Bearer token"].total
+    results.headline(
+        "guard cost per cheap request (cached credential)",
+        f"{bearer.server_us_per_call - base.server_us_per_call:+.0f} µs server CPU "
+        f"(÷ auth off {ratio(measured['Bearer token'].vs_off)})",
+        "extra server CPU of GET …/exists with a Bearer token over the same request with "
+        "authentication off, and the req/s ratio",
+    )
+
+
+def searches(variants: Sequence[Variant], dataset: Dataset) -> dict[int, dict[str, Measured]]:
+    calls = search_calls(dataset)
+    return {
+        clients: _measure(variants, calls, clients=clients, dataset=dataset) for clients in CLIENTS
+    }
+
+
+def _clients(n: int) -> str:
+    return f"{n} client{'s' if n > 1 else ''}"
+
+
+def report(
+    dataset: Dataset,
+    found: dict[int, dict[str, Measured]],
+    bare: Bare,
+    engine: Bare,
+    results: Results,
+) -> None:
+    section = results.section(
+        "Search: recall@10 and QPS (issue 3)",
+        "path",
+        "clients",
+        "QPS",
+        "p50 ms",
+        "p99 ms",
+        "recall@10",
+        "server CPU µs/q",
+        "client CPU µs/q",
+        "÷ auth off (paired)",
+        "÷ bare index",
+        "others' cores busy",
+    )
+    for label, baseline, unit in (
+        ("bare index in-process (AnnIndex, hnswlib, ef=64)", bare, "1 thread"),
+        ("engine in-process (EmbeddedEngine.search)", engine, "1 task"),
+    ):
+        section.add(
+            label,
+            unit,
+            fmt(baseline.qps),
+            f"{baseline.us_per_query / 1e3:.3f}",
+            "",
+            f"{baseline.recall:.4f}",
+            f"{baseline.us_per_query:.0f}",
+            "",
+            "",
+            ratio(baseline.qps / bare.qps),
+            "",
+        )
+    for clients, measured in found.items():
+        for label, item in measured.items():
+            run = item.total
+            section.add(
+                f"HTTP, {label}",
+                str(clients),
+                fmt(run.rps),
+                f"{run.p50_ms:.2f}",
+                f"{run.p99_ms:.2f}",
+                f"{item.recall or 0:.4f}",
+                fmt(run.server_us_per_call),
+                fmt(run.client_us_per_call),
+                ratio(item.vs_off),
+                ratio(run.rps / bare.qps),
+                f"{run.other_cores:.2f}",
+            )
+    section.notes += [
+        dataset.describe() + ".",
+        f"HTTP: POST /collections/{{name}}/points/query, limit 10; {ROUNDS} passes over the "
+        "queries per variant, the three variants interleaved block by block (100 queries "
+        "per block with 1 client, 250 with 8); QPS over all blocks; ÷ auth off is the "
+        "median over paired blocks. Client: http.client keep-alive, 8 clients = 8 threads "
+        "in this process, one connection each.",
+        "The machine has 2 cores and the client runs on it too: server and client CPU per "
+        'query show how the cores were shared; "others\' cores busy" is CPU used by every '
+        "other process on the machine meanwhile (0 on a quiet machine). The server is one "
+        "uvicorn process (one event loop).",
+    ]
+    _targets(found, bare, results)
+    every = [item.total for measured in found.values() for item in measured.values()]
+    results.headline(
+        "others' load / hypervisor steal during the HTTP runs",
+        f"{statistics.mean(run.other_cores for run in every):.2f} / "
+        f"{statistics.mean(run.steal_cores for run in every):.2f} cores",
+        "CPU used by other processes on this machine, and CPU time the hypervisor took "
+        "away, while the searches ran; 0 / 0 is a quiet machine",
+    )
+
+
+def _targets(found: dict[int, dict[str, Measured]], bare: Bare, results: Results) -> None:
+    for clients, measured in found.items():
+        off = measured[OFF].total
+        for label in AUTH_VARIANTS:
+            item = measured[label]
+            added = item.total.server_us_per_call - off.server_us_per_call
+            results.target(
+                f"authenticated ÷ unauthenticated QPS ({label}, {_clients(clients)})",
+                ratio(item.vs_off),
+                "≥ 0.97",
+                item.vs_off >= 0.97,
+                f"authentication added {added:+.0f} µs of server CPU per query "
+                f"({item.total.server_us_per_call:.0f} vs {off.server_us_per_call:.0f})",
+            )
+    for clients, measured in found.items():
+        item = measured["Bearer token"]
+        run = item.total
+        value = run.rps / bare.qps
+        recall = item.recall or 0.0
+        results.target(
+            f"HTTP ÷ bare index QPS (Bearer, {_clients(clients)}), recall ≥ 0.95",
+            f"{ratio(value)} at recall {recall:.3f}",
+            "≥ 0.5 at recall ≥ 0.95",
+            value >= 0.5 and recall >= 0.95,
+            f"the server spends {run.server_us_per_call:.0f} µs CPU per query against "
+            f"{bare.us_per_query:.0f} µs in the bare index, on one event loop; the client "
+            f"used {run.client_us_per_call:.0f} µs CPU per query of the same 2 cores",
+        )
+    best = max(
+        ((clients, measured["Bearer token"]) for clients, measured in found.items()),
+        key=lambda pair: pair[1].total.rps,
+    )
+    results.headline(
+        "QPS through HTTP, authenticated (Bearer)",
+        f"{fmt(best[1].total.rps)} ({_clients(best[0])})",
+        f"recall@10 {best[1].recall or 0:.3f}; bare index {fmt(bare.qps)} QPS at recall "
+        f"{bare.recall:.3f}",
+    )
+    for clients, measured in found.items():
+        item = measured["Bearer token"]
+        results.headline(
+            f"authenticated ÷ unauthenticated ({_clients(clients)})",
+            ratio(item.vs_off),
+            "search QPS with a Bearer token over QPS of the same data with authentication "
+            "off (median of paired blocks)",
+        )
+        results.headline(
+            f"HTTP ÷ bare index ({_clients(clients)})",
+            ratio(item.total.rps / bare.qps),
+            "authenticated search QPS through HTTP over the bare in-process index (1 thread)",
+        )
