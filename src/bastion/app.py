@@ -92,13 +92,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.vectors = EmbeddedEngine(rt.db, settings.data_dir, settings)
 
     install_error_handlers(app)
+    # The data plane first: its routes are the hot path and are matched in order.
     for router in (
+        dataplane.router,
         wellknown.router,
         auth.router,
         me.router,
         admin.router,
         setup.router,
-        dataplane.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -10,8 +10,9 @@ GOOD = "quartz meadow lantern 42 river"
 
 def test_enrollment_link_sets_the_password_once(env: Env) -> None:
     admin = mint(env, acr="aal2")
-    created = env.client.post("/admin/users", headers=admin.auth,
-                              json={"username": "dora", "roles": ["viewer"]})
+    created = env.client.post(
+        "/admin/users", headers=admin.auth, json={"username": "dora", "roles": ["viewer"]}
+    )
     assert created.status_code == 201, created.text
     link = created.json()["enrollment"]
     assert link["url"].endswith("#" + link["token"])  # never in a query string (access logs)

@@ -383,3 +383,7 @@ async def export_points(request: Request, name: str) -> StreamingResponse:
             await _audit(request, principal, "points.exported", name, count=exported)
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+# Searches are the hot path: match their routes first (FastAPI tries routes in order).
+router.routes.sort(key=lambda route: not getattr(route, "path", "").endswith(("/query", "/search")))

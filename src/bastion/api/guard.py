@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -80,9 +80,12 @@ class LiveState:
     grants: tuple[Grant, ...] = ()
     restricted: str | None = None
     key_id: str | None = None
+    # Principals built and decisions taken for this state; they die with it (≤ LIVENESS_TTL).
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 _DEAD = LiveState(usable=False)
+Memo = dict[Any, Any]
 
 
 def runtime(request: Request) -> Runtime:
@@ -169,7 +172,7 @@ def _key_state(key_hash: str, now: datetime) -> Callable[[Connection], LiveState
     return load
 
 
-async def _from_access_token(request: Request, token: str) -> Principal:
+async def _from_access_token(request: Request, token: str) -> tuple[Principal, Memo]:
     rt = runtime(request)
     now = rt.clock.now()
     verified: VerifiedAccessToken | None = rt.token_cache.get(token, now=now)
@@ -185,7 +188,10 @@ async def _from_access_token(request: Request, token: str) -> Principal:
     )
     if not state.usable:
         raise InvalidToken("The access token has been revoked or its user is not active.")
-    return Principal(
+    known: Principal | None = state.memo.get(verified.jti)
+    if known is not None:
+        return known, state.memo
+    principal = Principal(
         kind="user",
         id=state.principal_id,
         name=state.name,
@@ -199,15 +205,20 @@ async def _from_access_token(request: Request, token: str) -> Principal:
         token_id=verified.jti,
         restricted=state.restricted,
     )
+    state.memo[verified.jti] = principal
+    return principal, state.memo
 
 
-async def _from_api_key(request: Request, presented: str) -> Principal:
+async def _from_api_key(request: Request, presented: str) -> tuple[Principal, Memo]:
     rt = runtime(request)
     key_hash = parse_secret(presented, "api_key")
     state = await _cached(request, "key:" + key_hash, _key_state(key_hash, rt.clock.now()))
     if not state.usable:
         raise InvalidToken("The API key is not valid, expired or revoked.")
-    return Principal(
+    known: Principal | None = state.memo.get("principal")
+    if known is not None:
+        return known, state.memo
+    principal = Principal(
         kind="service_account",
         id=state.principal_id,
         name=state.name,
@@ -219,6 +230,8 @@ async def _from_api_key(request: Request, presented: str) -> Principal:
         token_id=state.key_id,
         auth_time=rt.clock.now(),
     )
+    state.memo["principal"] = principal
+    return principal, state.memo
 
 
 def _anonymous(request: Request) -> Principal:
@@ -236,6 +249,11 @@ def _anonymous(request: Request) -> Principal:
 
 async def authenticate(request: Request) -> Principal:
     """Bearer access token or ``api-key`` header → live Principal; raises AuthenticationError."""
+    principal, _memo = await _authenticate(request)
+    return principal
+
+
+async def _authenticate(request: Request) -> tuple[Principal, Memo | None]:
     authorization = request.headers.get("authorization")
     api_key = request.headers.get("api-key")
     if authorization and api_key:
@@ -254,7 +272,7 @@ async def authenticate(request: Request) -> Principal:
             raise InvalidToken("The API key is malformed.")
         return await _from_api_key(request, api_key.strip())
     if runtime(request).settings.anonymous_read:
-        return _anonymous(request)
+        return _anonymous(request), None
     raise AuthenticationError(
         "Authentication required: send 'Authorization: Bearer <access token>' "
         "or an 'api-key' header.",
@@ -312,13 +330,21 @@ async def authorize(
     rt = runtime(request)
     if rt.settings.auth_disabled_for_benchmarks:
         return _bench_principal(request)
-    principal = await authenticate(request)
-    resource = Resource(tenant_id=tenant_id or principal.tenant_id, collection=collection)
+    principal, memo = await _authenticate(request)
+    target = tenant_id or principal.tenant_id
     policy, roles = await tenant_rules(request, principal.tenant_id)
+    remembered = (action, target, collection)
+    if memo is not None and memo.get(remembered) is policy:
+        return principal  # allowed moments ago on the same live state and policy
+    resource = Resource(tenant_id=target, collection=collection)
     decision = decide(
         principal, action, resource, policy=policy, now=rt.clock.now(), custom_roles=roles
     )
-    if decision.effect is not Effect.ALLOW:
+    if decision.effect is Effect.ALLOW:
+        # Only decisions that no clock can change are remembered (no max_age).
+        if memo is not None and policy.requirement(action).max_age is None:
+            memo[remembered] = policy
+    else:
         event = decision_event(
             principal, decision, resource=_describe(resource), tenant_id=resource.tenant_id
         )
@@ -344,7 +370,14 @@ async def record(
     details: Mapping[str, int | str | bool | None] | None = None,
     reason: str | None = None,
 ) -> None:
-    """Audit one data-plane or authorisation event (searches are batched)."""
+    """Audit one data-plane or authorisation event (searches are counted, then batched)."""
+    if action == "points.searched":
+        buffer: AuditBuffer = request.app.state.audit_buffer
+        facts = details or {}
+        buffer.count_search(
+            principal, resource, str(facts.get("kind", "")), int(facts.get("result_count") or 0)
+        )
+        return
     event = AuditEvent(
         action=action,
         outcome=outcome,
@@ -354,10 +387,6 @@ async def record(
         reason=reason,
         details=dict(details or {}),
     )
-    if action == "points.searched":
-        buffer: AuditBuffer = request.app.state.audit_buffer
-        buffer.add(event)
-        return
     await write_event(request, event)
 
 
@@ -372,28 +401,56 @@ async def write_event(request: Request, event: AuditEvent) -> None:
     await run_in_threadpool(write)
 
 
-class AuditBuffer:
-    """Collects high-volume events (searches) and appends them in one transaction.
+SearchKey = tuple[str, str, str | None, str]  # actor, tenant, resource, kind
 
-    Flushed every second by the app's background task and at shutdown, so a
-    search costs no database write on its own path.
+
+class AuditBuffer:
+    """Counts searches and appends them as events once a second, in one transaction.
+
+    A search costs one dictionary update on its own path; every second each
+    (caller, collection, kind) that searched becomes one ``points.searched`` event with
+    the number of searches and of results. Flushed by the app's background task and at
+    shutdown.
     """
 
-    def __init__(self, rt: Runtime, max_pending: int = 10_000) -> None:
+    def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.max_pending = max_pending
-        self._pending: list[AuditEvent] = []
+        self._searches: dict[SearchKey, list[int]] = {}
         self._lock = threading.Lock()
 
-    def add(self, event: AuditEvent) -> None:
+    def count_search(
+        self, principal: Principal, resource: str | None, kind: str, results: int
+    ) -> None:
+        key = (principal.id, principal.tenant_id, resource, kind)
         with self._lock:
-            self._pending.append(event)
+            tally = self._searches.get(key)
+            if tally is None:
+                self._searches[key] = [1, results]
+            else:
+                tally[0] += 1
+                tally[1] += results
 
     def flush(self) -> int:
         with self._lock:
-            pending, self._pending = self._pending, []
-        if pending:
-            with self.rt.db.begin() as conn:
-                for event in pending:
-                    emit(conn, event, now=self.rt.clock.now())
-        return len(pending)
+            searches, self._searches = self._searches, {}
+        if not searches:
+            return 0
+        with self.rt.db.begin() as conn:
+            now = self.rt.clock.now()
+            for (actor, tenant_id, resource, kind), (count, results) in searches.items():
+                collection = resource.removeprefix("collection:") if resource else None
+                event = AuditEvent(
+                    action="points.searched",
+                    outcome="success",
+                    actor=actor,
+                    tenant_id=tenant_id,
+                    resource=resource,
+                    details={
+                        "collection": collection,
+                        "kind": kind,
+                        "searches": count,
+                        "result_count": results,
+                    },
+                )
+                emit(conn, event, now=now)
+        return len(searches)

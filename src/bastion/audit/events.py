@@ -133,8 +133,9 @@ _SPECS = (
     _spec("points.upserted", "Points were upserted.", "success", "collection count"),
     _spec("points.deleted", "Points were deleted.", "success", "collection count by_filter"),
     _spec("points.exported", "A collection was exported.", "success", "collection count"),
-    _spec("points.searched", "A search or query ran.", "success",
-          "collection kind limit result_count"),
+    _spec("points.searched", "Searches or queries ran (one event per caller, collection and "
+          "second: how many, and how many results).", "success",
+          "collection kind limit result_count searches"),
     # The audit log itself
     _spec("audit.exported", "The audit log was exported.", "success", "count filters"),
     _spec("audit.checkpoint", "The chain head was signed.", "success", "seq head kid"),
