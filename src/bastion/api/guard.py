@@ -13,6 +13,7 @@ replica, without a database round trip on every request.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,13 +44,45 @@ MAX_CREDENTIAL = 8192
 
 
 class LivenessCache:
-    """A tiny TTL map: credential state re-read from the database at most every TTL."""
+    """A tiny TTL map: credential state re-read from the database at most every TTL.
+
+    Loads are single-flight: requests that miss the same key together share one
+    database read instead of each starting their own (a burst of concurrent requests
+    would otherwise stampede the database every TTL). ``clear()`` also discards what
+    loads started before it would have stored.
+    """
 
     def __init__(self, ttl: float = LIVENESS_TTL, max_entries: int = 50_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, Any]] = {}
+        self._loading: dict[str, asyncio.Future[Any]] = {}
+        self._generation = 0
         self._lock = threading.Lock()
+
+    async def get_or_load(self, key: str, load: Callable[[], T]) -> T:
+        """The cached value, or ``load()`` run in a worker thread (once per key at a time)."""
+        value = self.get(key)
+        if value is not None:
+            return value  # type: ignore[no-any-return]
+        loading = self._loading.get(key)
+        if loading is None:
+            generation = self._generation
+            loading = asyncio.ensure_future(run_in_threadpool(load))
+            self._loading[key] = loading
+
+            def settle(done: asyncio.Future[Any]) -> None:
+                if self._loading.get(key) is done:
+                    del self._loading[key]
+                if (
+                    not done.cancelled()
+                    and done.exception() is None
+                    and generation == self._generation
+                ):
+                    self.put(key, done.result())
+
+            loading.add_done_callback(settle)
+        return await asyncio.shield(loading)
 
     def get(self, key: str) -> Any | None:
         entry = self._entries.get(key)
@@ -66,6 +99,8 @@ class LivenessCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._loading.clear()
+            self._generation += 1
 
 
 @dataclass(frozen=True)
@@ -100,18 +135,13 @@ def _cache(request: Request) -> LivenessCache:
 
 async def _cached(request: Request, key: str, load: Callable[[Connection], T]) -> T:
     """``load`` from the database at most every ``LIVENESS_TTL`` per key, off the loop."""
-    cache = _cache(request)
-    value = cache.get(key)
-    if value is None:
-        rt = runtime(request)
+    rt = runtime(request)
 
-        def read() -> T:
-            with rt.db.read() as conn:
-                return load(conn)
+    def read() -> T:
+        with rt.db.read() as conn:
+            return load(conn)
 
-        value = await run_in_threadpool(read)
-        cache.put(key, value)
-    return value  # type: ignore[return-value]
+    return await _cache(request).get_or_load(key, read)
 
 
 def _session_state(
