@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -21,6 +22,7 @@ def serve(
 ) -> None:
     """Start Bastion. On an empty data folder, create keys and the first admin."""
     settings = settings_for(data_dir, host=host, port=port)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -30,22 +32,26 @@ def serve(
         fail(exc.detail, "fix the setting named above and start again")
     base = settings.resolved_public_url
     started = application.state.bootstrap
-    out.print(f"[bold green]Bastion[/] listening on [bold]{base}[/]  (data: {settings.data_dir})")
-    out.print(f'  API docs:   {base}/docs      Qdrant clients: QdrantClient(url="{base}", …)')
+    say = partial(out.print, soft_wrap=True, highlight=False)  # links must never be wrapped
+    say(
+        f"[bold green]Bastion[/] listening on [bold]{base}[/]  "
+        f"(data: {settings.data_dir.resolve()})"
+    )
+    say(f'  API docs: {base}/docs    Qdrant clients: QdrantClient(url="{base}", api_key=…)')
     if started.kind == "link":
-        out.print(
+        say(
             "[bold yellow]No users yet.[/] Create the first admin with this one-time link "
             "(valid 24 h):"
         )
-        out.print(f"  {started.setup_url}")
-        out.print("  or: bastion user create admin --role admin --password-stdin")
+        say(f"  {started.setup_url}")
+        say("  or: bastion user create admin --role admin --password-stdin")
     elif started.kind == "password":
-        out.print(
+        say(
             "First admin created: user [bold]admin[/] with the password from "
             "BASTION_BOOTSTRAP_ADMIN_PASSWORD."
         )
     if started.kind != "existing":
-        out.print(
+        say(
             "  Sign in with POST /auth/login; the first sign-in enrols an authenticator app "
             "(POST /me/factors/totp)."
         )
