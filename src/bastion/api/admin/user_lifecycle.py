@@ -14,6 +14,7 @@ the same way (the guard re-reads grants). Two rules hold for every change:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -40,7 +41,7 @@ from bastion.api.bodies import StrictBody
 from bastion.api.guard import runtime
 from bastion.audit import safe_text
 from bastion.authn.enrollment import reset_factors
-from bastion.authn.principal import Grant
+from bastion.authn.principal import Grant, Principal
 from bastion.authn.sessions import revoke_user_sessions
 from bastion.authz import Role, resolve_roles
 from bastion.errors import Conflict, ValidationError
@@ -87,6 +88,21 @@ def _state(grants: tuple[Grant, ...], status: str) -> dict[str, Any]:
     }
 
 
+def _user_change_refusals(
+    request: Request, conn: Connection, principal: Principal, user: User
+) -> AbstractContextManager[None]:
+    """Refused changes to ``user`` (beyond one's roles, last admin) are audited as failures."""
+    return refusals_audited(
+        request,
+        conn,
+        principal,
+        permission="users.manage",
+        tenant_id=user.tenant_id,
+        resource=f"user:{user.id}",
+        failure=("user.updated", {"user_id": user.id, "username": safe_text(user.username)}),
+    )
+
+
 @router.patch("/users/{user_id}", summary="Change a user's roles or status")
 async def patch(request: Request, user_id: str, body: PatchUserBody) -> dict[str, Any]:
     if not body.model_fields_set & {"roles", "collections", "status"}:
@@ -123,15 +139,7 @@ async def patch(request: Request, user_id: str, body: PatchUserBody) -> dict[str
         status = body.status or user.status
         after = tuple(Grant(name, user.tenant_id, _tuple(collections)) for name in role_names)
         resource = f"user:{user.id}"
-        with refusals_audited(
-            request,
-            conn,
-            principal,
-            permission="users.manage",
-            tenant_id=user.tenant_id,
-            resource=resource,
-            failure=("user.updated", {"user_id": user.id, "username": safe_text(user.username)}),
-        ):
+        with _user_change_refusals(request, conn, principal, user):
             check_grantable(ceiling, roles_held(before, custom))
             check_grantable(ceiling, roles)
             ensure_not_last_admin(
@@ -189,15 +197,7 @@ async def delete(request: Request, user_id: str) -> Response:
         custom = custom_roles_of(conn, user.tenant_id)
         before = grants_of(conn, "user", user.id)
         resource = f"user:{user.id}"
-        with refusals_audited(
-            request,
-            conn,
-            principal,
-            permission="users.manage",
-            tenant_id=user.tenant_id,
-            resource=resource,
-            failure=("user.updated", {"user_id": user.id, "username": safe_text(user.username)}),
-        ):
+        with _user_change_refusals(request, conn, principal, user):
             check_grantable(ceiling, roles_held(before, custom))
             ensure_not_last_admin(conn, user, custom, stays_admin=False)
         revoke_user_sessions(conn, user.id, reason="user_deleted", now=now)
