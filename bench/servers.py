@@ -11,9 +11,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.support.server import ADMIN_PASSWORD, Credentials, ServerProcess, start_server
+from tests.support.server import (
+    ADMIN_PASSWORD,
+    Credentials,
+    ServerProcess,
+    start_server,
+)
+from tests.support.server import open_runtime as open_server_runtime
 
-from bastion.config import load_settings
 from bastion.runtime import Runtime
 
 __all__ = [
@@ -65,13 +70,4 @@ def cpu_seconds(pid: int) -> float:
 
 def open_runtime(server: ServerProcess) -> Runtime:
     """A ``Runtime`` on the server's data folder with the server's settings (same keys)."""
-    saved = {key: os.environ.get(key) for key in server.env}
-    os.environ.update(server.env)
-    try:
-        return Runtime.open(load_settings(data_dir=server.data_dir))
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return open_server_runtime(server.data_dir, server.env)

@@ -118,6 +118,20 @@ def start_server(
     return ServerProcess(data_dir, port, {**base, **(env or {})}).start()
 
 
+def open_runtime(data_dir: Path, env: dict[str, str]) -> Runtime:
+    """A ``Runtime`` on a server's data folder with that server's settings (same keys)."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        return Runtime.open(load_settings(data_dir=data_dir))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 class Credentials:
     """Mints real users, sessions, access tokens and API keys in a server's data folder."""
 
@@ -126,16 +140,7 @@ class Credentials:
         self.env = env
 
     def _runtime(self) -> Runtime:
-        saved = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
-        try:
-            return Runtime.open(load_settings(data_dir=self.data_dir))
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        return open_runtime(self.data_dir, self.env)
 
     def _tenant(self, rt: Runtime, conn: object, name: str) -> str:
         found = tenant_by_name(conn, name)  # type: ignore[arg-type]
