@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Connection
 
@@ -35,6 +35,17 @@ class Filters:
     resource: str | None
     since: datetime | None
     until: datetime | None
+
+    def query_args(self) -> dict[str, Any]:
+        """The filters as keyword arguments of ``audit.query`` / ``audit.export_ndjson``."""
+        return {
+            "actor": self.actor,
+            "action": self.action,
+            "outcome": self.outcome,
+            "resource": self.resource,
+            "since": self.since,
+            "until": self.until,
+        }
 
     def described(self) -> dict[str, str]:
         """The filters an export used, for its audit event."""
@@ -63,48 +74,50 @@ def _moment(value: str | None, name: str) -> datetime | None:
     return moment
 
 
-def _filters(
-    actor: str | None,
-    action: str | None,
-    outcome: str | None,
-    resource: str | None,
-    since: str | None,
-    until: str | None,
-) -> Filters:
-    if outcome is not None and outcome not in OUTCOMES:
-        raise ValidationError(f"outcome must be one of {', '.join(OUTCOMES)}.", field="outcome")
-    return Filters(
-        actor, action, outcome, resource, _moment(since, "since"), _moment(until, "until")
-    )
+@dataclass(frozen=True)
+class FilterParams:
+    """The filter query parameters as sent; parsed only after the caller is admitted."""
+
+    actor: _Text = None
+    action: _Text = None
+    outcome: _Text = None
+    resource: _Text = None
+    since: _Text = None
+    until: _Text = None
+
+    def parse(self) -> Filters:
+        if self.outcome is not None and self.outcome not in OUTCOMES:
+            raise ValidationError(f"outcome must be one of {', '.join(OUTCOMES)}.", field="outcome")
+        return Filters(
+            self.actor,
+            self.action,
+            self.outcome,
+            self.resource,
+            _moment(self.since, "since"),
+            _moment(self.until, "until"),
+        )
+
+
+_Filters = Annotated[FilterParams, Depends()]
 
 
 @router.get("/audit", summary="Query the audit log (filters, cursor pagination)")
 async def search(
     request: Request,
-    actor: _Text = None,
-    action: _Text = None,
-    outcome: _Text = None,
-    resource: _Text = None,
-    since: _Text = None,
-    until: _Text = None,
+    filters: _Filters,
     limit: int = Query(100, ge=1, le=MAX_LIMIT),
     after: int | None = Query(None, ge=0, description="The 'next' of the previous page."),
     order: Literal["asc", "desc"] = Query("desc"),
     tenant: TenantParam = None,
 ) -> dict[str, Any]:
     _, tenant_id = await admit_all(request, "audit.read", tenant)
-    chosen = _filters(actor, action, outcome, resource, since, until)
+    chosen = filters.parse()
 
     def work(conn: Connection) -> dict[str, Any]:
         page = query(
             conn,
             tenant_id=tenant_id,
-            actor=chosen.actor,
-            action=chosen.action,
-            outcome=chosen.outcome,
-            resource=chosen.resource,
-            since=chosen.since,
-            until=chosen.until,
+            **chosen.query_args(),
             limit=limit,
             after_seq=after,
             newest_first=order == "desc",
@@ -122,31 +135,17 @@ async def search(
 )
 async def export(
     request: Request,
-    actor: _Text = None,
-    action: _Text = None,
-    outcome: _Text = None,
-    resource: _Text = None,
-    since: _Text = None,
-    until: _Text = None,
+    filters: _Filters,
     tenant: TenantParam = None,
 ) -> StreamingResponse:
     principal, tenant_id = await admit_all(request, "audit.export", tenant)
-    chosen = _filters(actor, action, outcome, resource, since, until)
+    chosen = filters.parse()
     rt = runtime(request)
 
     def lines() -> Iterator[bytes]:
         count = 0
         with rt.db.read() as conn:
-            for line in export_ndjson(
-                conn,
-                tenant_id=tenant_id,
-                actor=chosen.actor,
-                action=chosen.action,
-                outcome=chosen.outcome,
-                resource=chosen.resource,
-                since=chosen.since,
-                until=chosen.until,
-            ):
+            for line in export_ndjson(conn, tenant_id=tenant_id, **chosen.query_args()):
                 count += 1
                 yield line
         with rt.db.begin() as conn:
