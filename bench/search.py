@@ -19,8 +19,8 @@ from bench.load import Call, LoadResult, Variant, combine, interleave, paired_ra
 from bench.report import Results, fmt, ratio
 
 COLLECTION = "bench"
-ROUNDS = 5  # passes over the 1,000 queries per variant
-BLOCKS = {1: 100, 8: 250}  # calls per interleaved block, by number of clients
+ROUNDS = 8  # passes over the 1,000 queries per variant
+BLOCKS = {1: 100, 8: 500}  # calls per interleaved block, by number of clients
 CLIENTS = (1, 8)
 GUARD_CALLS = 1_000
 AUTH_VARIANTS = ("Bearer token", "api-key")
@@ -198,8 +198,9 @@ def report(
         dataset.describe() + ".",
         f"HTTP: POST /collections/{{name}}/points/query, limit 10; {ROUNDS} passes over the "
         "queries per variant, the three variants interleaved block by block (100 queries "
-        "per block with 1 client, 250 with 8); QPS over all blocks; ÷ auth off is the "
-        "median over paired blocks. Client: http.client keep-alive, 8 clients = 8 threads "
+        "per block with 1 client, 500 with 8); QPS over all blocks; ÷ auth off is the "
+        "median over paired blocks. Client: bench.wire (pre-encoded requests over keep-alive "
+        "sockets, like wrk), 8 clients = 8 threads "
         "in this process, one connection each.",
         "The machine has 2 cores and the client runs on it too: server and client CPU per "
         'query show how the cores were shared; "others\' cores busy" is CPU used by every '

@@ -59,3 +59,13 @@ def test_clear_discards_a_load_that_started_before_it() -> None:
         return cache.get("k")  # …but it is not kept for the next request
 
     assert asyncio.run(scenario()) is None
+
+
+def test_an_entry_put_until_a_moment_dies_then() -> None:
+    cache = LivenessCache(ttl=10)
+    cache.put("gone", "value", until=time.monotonic() - 0.001)
+    cache.put("kept", "value", until=time.monotonic() + 5)
+    assert cache.get("gone") is None
+    assert cache.get("kept") == "value"
+    assert cache.expiry("kept") > time.monotonic() + 4
+    assert cache.expiry("absent") == 0.0

@@ -14,8 +14,9 @@ replica, without a database round trip on every request.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -55,7 +56,7 @@ class LivenessCache:
     def __init__(self, ttl: float = LIVENESS_TTL, max_entries: int = 50_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, Any]] = {}
+        self._entries: dict[Hashable, tuple[float, Any]] = {}
         self._loading: dict[str, asyncio.Future[Any]] = {}
         self._generation = 0
         self._lock = threading.Lock()
@@ -84,17 +85,23 @@ class LivenessCache:
             loading.add_done_callback(settle)
         return await asyncio.shield(loading)
 
-    def get(self, key: str) -> Any | None:
+    def get(self, key: Hashable) -> Any | None:
         entry = self._entries.get(key)
         if entry is None or entry[0] < monotonic():
             return None
         return entry[1]
 
-    def put(self, key: str, value: Any) -> None:
+    def put(self, key: Hashable, value: Any, *, until: float | None = None) -> None:
+        """Keep ``value`` for ``ttl`` seconds, or until the monotonic time ``until``."""
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-            self._entries[key] = (monotonic() + self.ttl, value)
+            self._entries[key] = (monotonic() + self.ttl if until is None else until, value)
+
+    def expiry(self, key: Hashable) -> float:
+        """When the entry for ``key`` stops being served (monotonic; 0.0 when absent)."""
+        entry = self._entries.get(key)
+        return 0.0 if entry is None else entry[0]
 
     def clear(self) -> None:
         with self._lock:
@@ -115,12 +122,31 @@ class LiveState:
     grants: tuple[Grant, ...] = ()
     restricted: str | None = None
     key_id: str | None = None
+    expires_at: datetime | None = None  # the API key's own expiry
     # Principals built and decisions taken for this state; they die with it (≤ LIVENESS_TTL).
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 _DEAD = LiveState(usable=False)
 Memo = dict[Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Authenticated:
+    principal: Principal
+    memo: Memo | None  # decisions remembered on the credential's live state
+    state_key: str | None  # that live state's key in the LivenessCache
+    not_after: datetime | None  # the credential's own expiry (token exp, key expiry)
+
+
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    """A request that passed the whole door moments ago: same credential, action and
+    resource. Served until the live state or the tenant rules behind it are re-read
+    (≤ LIVENESS_TTL) and never past the credential's expiry."""
+
+    principal: Principal
+    not_after: datetime | None
 
 
 def runtime(request: Request) -> Runtime:
@@ -197,12 +223,13 @@ def _key_state(key_hash: str, now: datetime) -> Callable[[Connection], LiveState
             grants_of(conn, "service_account", row.account_id),
             None,
             row.id,
+            row.expires_at,
         )
 
     return load
 
 
-async def _from_access_token(request: Request, token: str) -> tuple[Principal, Memo]:
+async def _from_access_token(request: Request, token: str) -> _Authenticated:
     rt = runtime(request)
     now = rt.clock.now()
     verified: VerifiedAccessToken | None = rt.token_cache.get(token, now=now)
@@ -211,16 +238,15 @@ async def _from_access_token(request: Request, token: str) -> tuple[Principal, M
         rt.token_cache.put(token, verified)
     if verified.session_id is None:
         raise InvalidToken("The access token has no session.")
+    state_key = "ses:" + verified.session_id
     state = await _cached(
-        request,
-        "ses:" + verified.session_id,
-        _session_state(verified.session_id, verified.subject, now),
+        request, state_key, _session_state(verified.session_id, verified.subject, now)
     )
     if not state.usable:
         raise InvalidToken("The access token has been revoked or its user is not active.")
     known: Principal | None = state.memo.get(verified.jti)
     if known is not None:
-        return known, state.memo
+        return _Authenticated(known, state.memo, state_key, verified.expires_at)
     principal = Principal(
         kind="user",
         id=state.principal_id,
@@ -236,18 +262,19 @@ async def _from_access_token(request: Request, token: str) -> tuple[Principal, M
         restricted=state.restricted,
     )
     state.memo[verified.jti] = principal
-    return principal, state.memo
+    return _Authenticated(principal, state.memo, state_key, verified.expires_at)
 
 
-async def _from_api_key(request: Request, presented: str) -> tuple[Principal, Memo]:
+async def _from_api_key(request: Request, presented: str) -> _Authenticated:
     rt = runtime(request)
     key_hash = parse_secret(presented, "api_key")
-    state = await _cached(request, "key:" + key_hash, _key_state(key_hash, rt.clock.now()))
+    state_key = "key:" + key_hash
+    state = await _cached(request, state_key, _key_state(key_hash, rt.clock.now()))
     if not state.usable:
         raise InvalidToken("The API key is not valid, expired or revoked.")
     known: Principal | None = state.memo.get("principal")
     if known is not None:
-        return known, state.memo
+        return _Authenticated(known, state.memo, state_key, state.expires_at)
     principal = Principal(
         kind="service_account",
         id=state.principal_id,
@@ -261,7 +288,7 @@ async def _from_api_key(request: Request, presented: str) -> tuple[Principal, Me
         auth_time=rt.clock.now(),
     )
     state.memo["principal"] = principal
-    return principal, state.memo
+    return _Authenticated(principal, state.memo, state_key, state.expires_at)
 
 
 def _anonymous(request: Request) -> Principal:
@@ -279,13 +306,23 @@ def _anonymous(request: Request) -> Principal:
 
 async def authenticate(request: Request) -> Principal:
     """Bearer access token or ``api-key`` header → live Principal; raises AuthenticationError."""
-    principal, _memo = await _authenticate(request)
-    return principal
+    return (await _authenticate(request, *_credential_headers(request))).principal
 
 
-async def _authenticate(request: Request) -> tuple[Principal, Memo | None]:
-    authorization = request.headers.get("authorization")
-    api_key = request.headers.get("api-key")
+def _credential_headers(request: Request) -> tuple[str | None, str | None]:
+    """The first ``Authorization`` and ``api-key`` headers, in one pass over the raw list."""
+    authorization = api_key = None
+    for name, value in request.scope["headers"]:
+        if name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
+        elif name == b"api-key" and api_key is None:
+            api_key = value.decode("latin-1")
+    return authorization, api_key
+
+
+async def _authenticate(
+    request: Request, authorization: str | None, api_key: str | None
+) -> _Authenticated:
     if authorization and api_key:
         raise AuthenticationError(
             "Send either a Bearer token or an api-key, not both.", code="invalid_request"
@@ -302,7 +339,7 @@ async def _authenticate(request: Request) -> tuple[Principal, Memo | None]:
             raise InvalidToken("The API key is malformed.")
         return await _from_api_key(request, api_key.strip())
     if runtime(request).settings.anonymous_read:
-        return _anonymous(request), None
+        return _Authenticated(_anonymous(request), None, None, None)
     raise AuthenticationError(
         "Authentication required: send 'Authorization: Bearer <access token>' "
         "or an 'api-key' header.",
@@ -326,9 +363,13 @@ def _tenant_rules(tenant_id: str) -> Callable[[Connection], tuple[Policy, dict[s
     return load
 
 
+def _rules_key(tenant_id: str) -> str:
+    return "rules:" + tenant_id
+
+
 async def tenant_rules(request: Request, tenant_id: str) -> tuple[Policy, dict[str, Role]]:
     """The tenant's policy and custom roles (re-read at most every ``LIVENESS_TTL``)."""
-    return await _cached(request, "rules:" + tenant_id, _tenant_rules(tenant_id))
+    return await _cached(request, _rules_key(tenant_id), _tenant_rules(tenant_id))
 
 
 def _bench_principal(request: Request) -> Principal:
@@ -360,28 +401,52 @@ async def authorize(
     rt = runtime(request)
     if rt.settings.auth_disabled_for_benchmarks:
         return _bench_principal(request)
-    principal, memo = await _authenticate(request)
+    cache = _cache(request)
+    authorization, api_key = _credential_headers(request)
+    admitted_key = _admitted_key(authorization, api_key, action, tenant_id, collection)
+    admitted: _Admitted | None = cache.get(admitted_key) if admitted_key else None
+    if admitted is not None and (admitted.not_after is None or rt.clock.now() < admitted.not_after):
+        return admitted.principal
+    found = await _authenticate(request, authorization, api_key)
+    principal, memo = found.principal, found.memo
     target = tenant_id or principal.tenant_id
     policy, roles = await tenant_rules(request, principal.tenant_id)
     remembered = (action, target, collection)
-    if memo is not None and memo.get(remembered) is policy:
-        return principal  # allowed moments ago on the same live state and policy
-    resource = Resource(tenant_id=target, collection=collection)
-    decision = decide(
-        principal, action, resource, policy=policy, now=rt.clock.now(), custom_roles=roles
-    )
-    if decision.effect is Effect.ALLOW:
-        # Only decisions that no clock can change are remembered (no max_age).
-        if memo is not None and policy.requirement(action).max_age is None:
-            memo[remembered] = policy
-    else:
-        event = decision_event(
-            principal, decision, resource=_describe(resource), tenant_id=resource.tenant_id
+    if memo is None or memo.get(remembered) is not policy:
+        resource = Resource(tenant_id=target, collection=collection)
+        decision = decide(
+            principal, action, resource, policy=policy, now=rt.clock.now(), custom_roles=roles
         )
-        if event is not None:
-            await write_event(request, event)
-        enforce(decision)
+        if decision.effect is not Effect.ALLOW:
+            event = decision_event(
+                principal, decision, resource=_describe(resource), tenant_id=resource.tenant_id
+            )
+            if event is not None:
+                await write_event(request, event)
+            enforce(decision)
+        # Only decisions that no clock can change are remembered (no max_age).
+        if memo is None or policy.requirement(action).max_age is not None:
+            return principal
+        memo[remembered] = policy
+    if admitted_key is not None and found.state_key is not None:
+        until = min(cache.expiry(found.state_key), cache.expiry(_rules_key(principal.tenant_id)))
+        cache.put(admitted_key, _Admitted(principal, found.not_after), until=until)
     return principal
+
+
+def _admitted_key(
+    authorization: str | None,
+    api_key: str | None,
+    action: str,
+    tenant_id: str | None,
+    collection: str | None,
+) -> tuple[bytes, str, str | None, str | None] | None:
+    """The credential (as its SHA-256: raw secrets are not kept) and what it asks for."""
+    credential = authorization or api_key
+    if not credential or (authorization and api_key):
+        return None
+    digest = hashlib.sha256(credential.encode("utf-8", "surrogateescape")).digest()
+    return digest, action, tenant_id, collection
 
 
 def _describe(resource: Resource) -> str:

@@ -31,6 +31,7 @@ class AnnIndex:
         self.ef_construct = ef_construct
         self._index = hnswlib.Index(space=self.space, dim=dim)
         self._index.init_index(max_elements=max(capacity, 16), M=m, ef_construction=ef_construct)
+        self._index.set_ef(1)  # breadth comes with each query (see ``search``)
         self._deleted: set[int] = set()
 
     @property
@@ -69,18 +70,26 @@ class AnnIndex:
         ef: int,
         allowed: Callable[[int], bool] | None = None,
     ) -> tuple[Labels, npt.NDArray[np.float32]]:
-        """Up to ``k`` nearest labels and hnswlib distances (``ip``: 1 - dot; ``l2``: squared)."""
+        """Up to ``k`` nearest labels and hnswlib distances (``ip``: 1 - dot; ``l2``: squared).
+
+        Safe to call from many threads at once: the index's own ``ef`` stays at 1 and
+        the search breadth is asked for through ``k`` instead (hnswlib searches with
+        ``max(ef, k)`` candidates and keeps the best ``k``), so no search changes state
+        another one reads.
+        """
         k = min(k, self.live_count)
         if k <= 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
-        self._index.set_ef(max(ef, k))
-        while k > 0:
+        breadth = min(max(ef, k), self.live_count)
+        while breadth > 0:
             try:
-                labels, distances = self._index.knn_query(query, k=k, num_threads=1, filter=allowed)
-            except RuntimeError:  # fewer than k reachable (filtered): ask for fewer
-                k //= 2
+                labels, distances = self._index.knn_query(
+                    query, k=breadth, num_threads=1, filter=allowed
+                )
+            except RuntimeError:  # fewer reachable than asked (filtered): ask for fewer
+                breadth //= 2
                 continue
-            return labels[0].astype(np.int64), distances[0]
+            return labels[0, :k].astype(np.int64), distances[0, :k]
         return np.empty(0, np.int64), np.empty(0, np.float32)
 
     def labels(self) -> Labels:
@@ -109,6 +118,7 @@ class AnnIndex:
         index = cls(dim=dim, distance=distance, m=m, ef_construct=ef_construct, capacity=16)
         index._index = hnswlib.Index(space=index.space, dim=dim)
         index._index.load_index(str(path), max_elements=max(capacity, 16))
+        index._index.set_ef(1)
         index._deleted = set(deleted)
         return index
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -66,15 +66,13 @@ class PointWrite:
     payload: dict[str, Any] | None
 
 
-@dataclass(frozen=True)
-class PointRecord:
+class PointRecord(NamedTuple):  # a tuple: built by the thousand per scroll and search
     key: str
     payload: dict[str, Any] | None = None
     vector: list[float] | None = None
 
 
-@dataclass(frozen=True)
-class ScoredRecord:
+class ScoredRecord(NamedTuple):
     key: str
     score: float
     payload: dict[str, Any] | None = None
