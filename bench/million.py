@@ -4,7 +4,8 @@ Not part of ``make bench`` (it takes a quarter of an hour on 2 cores): it shows 
 1,000,000 x 384 float32 vectors fit and serve on this machine. The engine is used
 in-process (no HTTP: the HTTP costs are ``make bench``'s subject); it writes every
 point to SQLite and the HNSW index exactly as an upsert through the API would.
-Prints ingest rate, process RSS, restart (index save + load) time, recall@10 and QPS.
+Prints ingest rate, process RSS, restart (index save + load) time, recall@10 and QPS at
+the default search breadth (which grows with the collection) and at fixed ``hnsw_ef``.
 """
 
 from __future__ import annotations
@@ -60,11 +61,15 @@ async def ingest(engine: EmbeddedEngine, vectors: np.ndarray) -> float:
     return time.perf_counter() - started
 
 
-async def search(engine: EmbeddedEngine, queries: np.ndarray) -> tuple[list[list[int]], float]:
+async def search(
+    engine: EmbeddedEngine, queries: np.ndarray, ef: int | None = None
+) -> tuple[list[list[int]], float]:
+    """Every query at the default breadth, or at ``ef`` (Qdrant's ``params.hnsw_ef``)."""
     found: list[list[int]] = []
     started = time.perf_counter()
+    body = {"limit": 10, "params": {"hnsw_ef": ef}} if ef else {"limit": 10}
     for query in queries:
-        asked = body_models.search_query({"limit": 10}, query.tolist())
+        asked = body_models.search_query(body, query.tolist())
         hits = await engine.search(TENANT, "million", asked)
         found.append([int(hit.key) for hit in hits])
     return found, len(queries) / (time.perf_counter() - started)
@@ -101,6 +106,9 @@ async def main() -> None:
         f"{recall_at_k(found, data.truth):.3f}; {qps:,.0f} QPS; peak RSS {peak:.2f} GiB; "
         f"database {(folder / 'bastion.db').stat().st_size / 1024**3:.2f} GiB"
     )
+    for ef in (64, 128, 256, 512, 640, 1024):
+        found, qps = await search(engine, data.queries, ef)
+        print(f"  hnsw_ef {ef:>5}: recall@10 {recall_at_k(found, data.truth):.3f}; {qps:,.0f} QPS")
     engine.close()
 
 

@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from bastion import __version__
 from bastion.api import admin, auth, dataplane, me, setup, wellknown
@@ -52,6 +53,13 @@ async def _housekeeping(rt: Runtime, buffer: AuditBuffer) -> None:
             log.exception("audit housekeeping failed")
 
 
+class BastionAPI(FastAPI):
+    """FastAPI, with data-plane requests sent straight to their routes."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return dataplane.served_first(self, super().build_middleware_stack())
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     rt = Runtime.open(settings, clock=clock)
     started: Bootstrap = bootstrap(rt)
@@ -76,7 +84,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             await asyncio.to_thread(engine.close)
             rt.close()
 
-    app = FastAPI(
+    app = BastionAPI(
         title="Bastion",
         version=__version__,
         description="A vector database behind a zero-trust front door. Data plane: Qdrant REST "
@@ -100,8 +108,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.vectors = EmbeddedEngine(rt.db, settings.data_dir, settings)
 
     install_error_handlers(app)
-    # The data plane first: its routes are the hot path and are matched in order.
-    dataplane.install(app)
+    dataplane.document_in(app)  # its routes are served by ``BastionAPI`` (the hot path)
     for router in (
         wellknown.router,
         auth.router,

@@ -36,3 +36,30 @@ def test_openapi_lists_the_admin_api(env: Env) -> None:
     paths = document.json()["paths"]
     served = {(method, path) for path, item in paths.items() for method in item}
     assert served >= EXPECTED, EXPECTED - served
+
+
+DATA_PLANE = {
+    ("get", "/collections"),
+    ("get", "/collections/{name}"),
+    ("put", "/collections/{name}"),
+    ("delete", "/collections/{name}"),
+    ("get", "/collections/{name}/exists"),
+    ("put", "/collections/{name}/index"),
+    ("put", "/collections/{name}/points"),
+    ("post", "/collections/{name}/points"),
+    ("post", "/collections/{name}/points/delete"),
+    ("post", "/collections/{name}/points/scroll"),
+    ("post", "/collections/{name}/points/count"),
+    ("post", "/collections/{name}/points/search"),
+    ("post", "/collections/{name}/points/query"),
+    ("post", "/collections/{name}/export"),
+}
+
+
+def test_openapi_lists_the_data_plane_served_as_plain_routes(env: Env) -> None:
+    paths = env.client.get("/openapi.json").json()["paths"]
+    served = {(method, path) for path, item in paths.items() for method in item}
+    assert served >= DATA_PLANE, DATA_PLANE - served
+    query = paths["/collections/{name}/points/query"]["post"]
+    assert query["tags"] == ["data plane (Qdrant subset)"]
+    assert query["parameters"][0]["name"] == "name"

@@ -15,9 +15,12 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.api.guard import authorize, record, tenant_rules
 from bastion.authn.principal import Principal
@@ -36,7 +39,7 @@ from bastion.vectors import models as body_models
 log = logging.getLogger("bastion.vectors.api")
 TAG = "data plane (Qdrant subset)"
 Endpoint = Callable[..., Awaitable[Response]]
-routes: list[Route] = []  # in matching order (``install`` keeps it)
+routes: list[Route] = []  # in matching order
 _summaries: dict[tuple[str, str], str] = {}
 
 
@@ -60,16 +63,8 @@ def _route(method: str, path: str, summary: str) -> Callable[[Endpoint], Endpoin
     return register
 
 
-def install(app: FastAPI) -> None:
-    """Add the data-plane routes to ``app`` (call first: routes match in order) and
-    list them in its OpenAPI document (FastAPI documents only its own routes)."""
-    for route in routes:
-        app.router.add_route(
-            route.path, route.endpoint, methods=sorted(route.methods or ()), name=route.name
-        )
-    # Ahead of the routes FastAPI made itself (/openapi.json, /docs, …).
-    ours = app.router.routes[-len(routes) :]
-    app.router.routes[:] = [*ours, *app.router.routes[: -len(routes)]]
+def document_in(app: FastAPI) -> None:
+    """List the data-plane routes in ``app``'s OpenAPI document (FastAPI lists only its own)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -78,6 +73,40 @@ def install(app: FastAPI) -> None:
         return generate()
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def served_first(app: FastAPI, everything_else: ASGIApp) -> ASGIApp:
+    """The app's middleware stack with a short way in for ``/collections…`` requests.
+
+    They reach the data-plane routes through the same error handlers and the same user
+    middleware (the body limit) as every other request, in the same order Starlette
+    builds them, but without FastAPI's own layers and router (≈ 20 µs per request).
+    """
+    error_handler = None
+    handlers: dict[Any, Any] = {}
+    for key, value in app.exception_handlers.items():
+        if key in (500, Exception):
+            error_handler = value
+        else:
+            handlers[key] = value
+    inner: ASGIApp = ExceptionMiddleware(Router(routes=routes), handlers=handlers, debug=app.debug)
+    for cls, args, kwargs in reversed(app.user_middleware):
+        inner = cls(inner, *args, **kwargs)
+    return _ByPath(
+        ServerErrorMiddleware(inner, handler=error_handler, debug=app.debug), everything_else
+    )
+
+
+class _ByPath:
+    def __init__(self, data_plane: ASGIApp, everything_else: ASGIApp) -> None:
+        self.data_plane = data_plane
+        self.everything_else = everything_else
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/collections"):
+            await self.data_plane(scope, receive, send)
+        else:
+            await self.everything_else(scope, receive, send)
 
 
 def _document(schema: dict[str, Any]) -> None:

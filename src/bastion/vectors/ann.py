@@ -92,6 +92,21 @@ class AnnIndex:
             return labels[0, :k].astype(np.int64), distances[0, :k]
         return np.empty(0, np.int64), np.empty(0, np.float32)
 
+    def search_many(
+        self, queries: npt.NDArray[np.float32], breadth: int
+    ) -> tuple[Labels, npt.NDArray[np.float32]] | None:
+        """The ``breadth`` nearest labels and distances of each row of ``queries``, in one
+        hnswlib call on this thread (the GIL is released while it runs); None when some
+        row reaches fewer points than that (ask ``search`` one query at a time)."""
+        breadth = min(breadth, self.live_count)
+        if breadth <= 0:
+            return None
+        try:
+            labels, distances = self._index.knn_query(queries, k=breadth, num_threads=1)
+        except RuntimeError:
+            return None
+        return labels.astype(np.int64), distances
+
     def labels(self) -> Labels:
         return np.asarray(self._index.get_ids_list(), dtype=np.int64)
 

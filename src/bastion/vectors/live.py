@@ -274,12 +274,33 @@ class LiveCollection:
 
     # -- search ------------------------------------------------------------------------
 
+    def _threshold_rows(self) -> int:
+        """Below this many candidate points an exact scan beats the graph (Qdrant's rule)."""
+        return self.spec.hnsw.full_scan_threshold * 1024 // (4 * self.spec.dim)
+
+    def plain_ann(self, query: SearchQuery) -> tuple[Vector, int] | None:
+        """For a query the graph answers alone (no filter, not exact, a big enough
+        collection): the prepared vector and the search breadth; else None."""
+        need = query.offset + query.limit
+        if query.filter is not None or query.exact or need <= 0:
+            return None
+        if self.count <= self._threshold_rows():
+            return None
+        return self._prepare_query(query.vector), max(query.ef or self.default_ef(), need)
+
+    def finish_ann(
+        self, labels: Slots, raw: npt.NDArray[np.float32], query: SearchQuery
+    ) -> list[ScoredRecord]:
+        """Results of a ``plain_ann`` query from its graph search (hnswlib distances)."""
+        need = query.offset + query.limit
+        return self._results(labels[:need], self._score(raw[:need]), query)
+
     def search(self, query: SearchQuery) -> list[ScoredRecord]:
         vector = self._prepare_query(query.vector)
         need = query.offset + query.limit
         if need <= 0 or self.count == 0:
             return []
-        threshold_rows = self.spec.hnsw.full_scan_threshold * 1024 // (4 * self.spec.dim)
+        threshold_rows = self._threshold_rows()
         if query.filter is None:
             if query.exact or self.count <= threshold_rows:
                 slots, scores = self._exact(vector, self.live_slots(), need)
