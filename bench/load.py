@@ -14,7 +14,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -187,6 +187,15 @@ class Variant:
     headers: dict[str, str]
 
 
+Baseline = Callable[[int, int], float]  # (start, end) of the calls -> calls per second
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    runs: dict[str, list[LoadResult]]  # per variant label, block by block
+    baseline: list[float]  # per block: the in-process baseline's calls per second
+
+
 def interleave(
     variants: Sequence[Variant],
     calls: Sequence[Call],
@@ -195,11 +204,13 @@ def interleave(
     rounds: int,
     block: int,
     warmup: int = 200,
-) -> dict[str, list[LoadResult]]:
+    baseline: Baseline | None = None,
+) -> Interleaved:
     """Every call ``rounds`` times per variant, in blocks of ``block`` calls, variants
     back to back for each block (rotating who goes first): slow drift of the machine
     hits every variant alike, and block *i* of one variant pairs with block *i* of the
-    others. Bodies are kept for the first round."""
+    others. ``baseline`` (the same calls done in-process, without HTTP) runs right after
+    the variants of each block. Bodies are kept for the first round."""
     for variant in variants:
         run_load(
             variant.url,
@@ -209,6 +220,7 @@ def interleave(
             headers=variant.headers,
         )
     runs: dict[str, list[LoadResult]] = {variant.label: [] for variant in variants}
+    baseline_rates: list[float] = []
     turn = 0
     for round_ in range(rounds):
         for start in range(0, len(calls), block):
@@ -226,4 +238,6 @@ def interleave(
                         keep_bodies=round_ == 0,
                     )
                 )
-    return runs
+            if baseline is not None:
+                baseline_rates.append(baseline(start, start + len(chunk)))
+    return Interleaved(runs, baseline_rates)

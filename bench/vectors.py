@@ -1,12 +1,13 @@
 """Issue 3 figures: recall@10 and QPS through Bastion over HTTP, beside the bare index.
 
 One data folder serves every measurement. A server (authentication on) ingests the
-data set through HTTP and is stopped cleanly, which saves its HNSW index; then two
-servers start on that same folder — authentication on, and off (bench-only switch) —
-and load the saved index, so both serve the very same graph (``bench.search`` measures
-them, interleaved block by block). Last, with the
-servers stopped, the same index file is loaded in this process (the engine's own
-``AnnIndex`` wrapper, default parameters) and queried bare, and through the engine.
+data set through HTTP and is stopped cleanly, which saves its HNSW index; then one
+server starts on that folder with the bench-only switch (a request without a credential
+skips authentication; one with a Bearer token or api-key goes through the whole guard),
+so authenticated and unauthenticated searches hit the same process and the same graph
+(``bench.search`` measures them interleaved block by block, each block paired with the
+bare index loaded in this process). Last, with the server stopped, the same index file
+is loaded here again and queried bare, and through the engine.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from bastion.vectors import EmbeddedEngine, SearchQuery, key_to_id
 from bastion.vectors.live import LiveCollection
 from bench import search
 from bench.data import Dataset, recall_at_k
-from bench.load import JSON, Variant
+from bench.load import JSON, Baseline, Variant
 from bench.report import Results, fmt
 from bench.search import COLLECTION, Bare
 from bench.servers import (
@@ -94,7 +96,7 @@ def _in_process(server: ServerProcess, dataset: Dataset) -> tuple[Bare, Bare, fl
         engine.open()
         open_s = time.perf_counter() - opened
         tenant_id, live = _find(engine)
-        ef = live.spec.hnsw.ef
+        ef = live.default_ef()
 
         def bare(q: np.ndarray) -> list[int]:
             labels, _ = live.ann.search(q, 10, ef=ef)
@@ -118,6 +120,29 @@ def _in_process(server: ServerProcess, dataset: Dataset) -> tuple[Bare, Bare, fl
         return bare_result, engine_result, open_s
     finally:
         rt.close()
+
+
+@contextmanager
+def paired_bare_index(server: ServerProcess, dataset: Dataset) -> Iterator[Baseline]:
+    """The saved index loaded in this process beside the running servers: a function
+    that times the bare index over queries ``start:end`` (for the paired ratios)."""
+    rt = open_runtime(server)
+    engine = EmbeddedEngine(rt.db, rt.data_dir, rt.settings)
+    try:
+        engine.open()
+        _, live = _find(engine)
+        ef = live.default_ef()
+        queries = [np.ascontiguousarray(q, dtype=np.float32) for q in dataset.queries]
+
+        def rate(start_at: int, end: int) -> float:
+            started = time.perf_counter()
+            for q in queries[start_at:end]:
+                live.ann.search(q, 10, ef=ef)
+            return (end - start_at) / (time.perf_counter() - started)
+
+        yield rate
+    finally:
+        rt.close()  # not engine.close(): the servers own the saved index
 
 
 def _timed_queries(work: Callable[[], list[list[int]]], dataset: Dataset) -> Bare:
@@ -148,25 +173,28 @@ def run(root: Path, dataset: Dataset, results: Results) -> None:
         first.stop()  # clean shutdown: the engine saves its HNSW index
 
     restarted = time.perf_counter()
-    on = start(data_dir)
+    # One server, started with the bench-only switch: requests without a credential skip
+    # authentication, requests with one go through the whole guard. So "auth on" and
+    # "auth off" are the same process serving the same index from the same memory.
+    server = start(data_dir, auth=False)
     restart_s = time.perf_counter() - restarted
-    off = start(data_dir, auth=False)
     try:
-        rss_loaded = rss_bytes(pid_of(on))
-        credentials = Credentials(on.data_dir, on.env)
+        rss_loaded = rss_bytes(pid_of(server))
+        credentials = Credentials(server.data_dir, server.env)
         bearer = credentials.token(role="viewer", acr="aal2")
         api_key = credentials.api_key(role="viewer")
+        pid = pid_of(server)
         variants = [
-            Variant("Bearer token", on.url, pid_of(on), {"authorization": f"Bearer {bearer}"}),
-            Variant("api-key", on.url, pid_of(on), {"api-key": api_key}),
-            Variant(search.OFF, off.url, pid_of(off), {}),
+            Variant("Bearer token", server.url, pid, {"authorization": f"Bearer {bearer}"}),
+            Variant("api-key", server.url, pid, {"api-key": api_key}),
+            Variant(search.OFF, server.url, pid, {}),
         ]
         search.guard(variants, results)
-        found = search.searches(variants, dataset)
+        with paired_bare_index(server, dataset) as bare_rate:
+            found = search.searches(variants, dataset, bare_rate)
     finally:
-        on.stop()
-        off.stop()
-    bare, engine, open_s = _in_process(on, dataset)
+        server.stop()
+    bare, engine, open_s = _in_process(server, dataset)
     search.report(dataset, found, bare, engine, results)
     _report_ingest(dataset, loaded, rss_loaded, restart_s, open_s, results)
 

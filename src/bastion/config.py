@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     )
     auth_disabled_for_benchmarks: bool = Field(
         False,
-        description="Bench only: skip authentication on the data plane. Refused unless "
+        description="Bench only: requests that carry no credential skip authentication "
+        "(requests with one are checked as always). Refused unless "
         "BASTION_I_UNDERSTAND_THIS_IS_INSECURE=1.",
     )
     max_body_bytes: int = Field(
