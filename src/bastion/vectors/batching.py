@@ -5,7 +5,8 @@ search on the loop leaves the second core idle. hnswlib releases the GIL while i
 searches, but handing *each* search to a thread costs more CPU than the search itself
 (GIL hand-offs and wake-ups: +350 to 400 µs per search, docs/benchmarks.md). So:
 
-- a search that finds no other waiting runs right on the loop (one client: no hop);
+- a search that finds no other waiting runs right on the loop (one client: no hop, and
+  only one search in ``LOOK_EVERY`` spends a turn of the loop looking for company);
 - searches that arrive together (requests parsed in the same loop iteration) go to one
   worker thread as one batch: one hand-off for all of them, and while the worker
   searches, the loop parses the next requests, which form the next batch.
@@ -37,6 +38,9 @@ log = logging.getLogger("bastion.vectors")
 # default 5 ms switch interval a busy event loop would make it wait that long; at
 # 0.1 ms eight clients got 2,300 searches/s against 1,700-1,900 at 0.5 to 5 ms.
 SWITCH_INTERVAL_S = 0.0001
+# While searches come one at a time, one in this many looks for company (a turn of the
+# event loop, ~10-50 µs); the others run right away.
+LOOK_EVERY = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +63,19 @@ class SearchBatcher:
         self._worker_busy = False
         self._executor: ThreadPoolExecutor | None = None
         self.batches = 0  # handed to the worker so far (searches that found company)
+        self._crowded = False  # the last look for company found some
+        self._since_look = 0
 
     async def search(self, live: LiveCollection, vector: Vector, breadth: int) -> GraphHits | None:
-        """The ``breadth`` nearest labels of ``vector``; None: search the usual way."""
+        """The ``breadth`` nearest labels of ``vector`` when it was searched in a batch;
+        None: search the usual way, right here (it was alone, or the batch failed)."""
+        if not (self._waiting or self._worker_busy or self._crowded):
+            # Nobody searching, and the last look found nobody: looking costs a turn of
+            # the event loop, so look only now and then; meanwhile search right here.
+            self._since_look += 1
+            if self._since_look < LOOK_EVERY:
+                return None
+        self._since_look = 0
         loop = asyncio.get_running_loop()
         job = _Job(vector, loop.create_future())
         self._waiting.append((live, breadth, job))
@@ -79,9 +93,10 @@ class SearchBatcher:
         self._dispatch_scheduled = False
         if self._worker_busy or not self._waiting:
             return
-        if len(self._waiting) == 1:  # alone: no hand-off
-            alone, self._waiting = self._waiting, []
-            _settle(_run(_grouped(alone), on_loop=True))
+        self._crowded = len(self._waiting) > 1
+        if len(self._waiting) == 1:  # alone: the caller searches right there, no hand-off
+            (_, _, job), self._waiting = self._waiting[0], []
+            _settle([(job, None)])
             return
         # Half of those waiting: while the worker searches them, the loop answers the
         # previous batch and parses new requests; the rest (and those) form the next
@@ -94,7 +109,7 @@ class SearchBatcher:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="bastion-search")
         self._worker_busy = True
         self.batches += 1
-        done = loop.run_in_executor(self._executor, _run, batches, False)
+        done = loop.run_in_executor(self._executor, _run, batches)
         done.add_done_callback(lambda finished: self._finished(loop, batches, finished))
 
     def _finished(
@@ -128,22 +143,13 @@ def _error(finished: asyncio.Future[Any]) -> BaseException | None:
     return None if finished.cancelled() else finished.exception()
 
 
-def _run(batches: _Batches, on_loop: bool) -> list[tuple[_Job, GraphHits | None]]:
-    """One hnswlib call per (collection, breadth), under the collection's read lock.
-    On the loop the lock is only tried: a write in progress must not block the loop."""
+def _run(batches: _Batches) -> list[tuple[_Job, GraphHits | None]]:
+    """One hnswlib call per (collection, breadth), under the collection's read lock."""
     out: list[tuple[_Job, GraphHits | None]] = []
     for (live, breadth), jobs in batches.items():
-        if on_loop:
-            if not live.lock.try_acquire_read():
-                out += [(job, None) for job in jobs]
-                continue
-        else:
-            live.lock.acquire_read()
-        try:
+        with live.lock.read():
             version = live.version
             found = live.ann.search_many(np.stack([job.vector for job in jobs]), breadth)
-        finally:
-            live.lock.release_read()
         for row, job in enumerate(jobs):
             hits = None if found is None else GraphHits(found[0][row], found[1][row], version)
             out.append((job, hits))
