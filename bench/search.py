@@ -233,7 +233,8 @@ def report(
         "The machine has 2 cores and the client runs on it too: server and client CPU per "
         'query show how the cores were shared; "others\' cores busy" is CPU used by every '
         "other process on the machine meanwhile (0 on a quiet machine). The server is one "
-        "uvicorn process (one event loop).",
+        "uvicorn process: one event loop, plus one worker thread for graph searches that "
+        "arrive together (docs/vectors.md).",
     ]
     _targets(found, bare, results)
     every = [item.total for measured in found.values() for item in measured.values()]
