@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -227,3 +228,43 @@ def test_root_answers_the_client_version_check(live_server: LiveServer) -> None:
         root = httpx.get(live_server.url + "/").json()
     assert root["version"].split(".")[:2] == ["1", "20"] or root["version"].startswith("1.")
     assert "title" in root
+
+
+def test_concurrent_searches_over_http_match_one_at_a_time(
+    dev: QdrantClient, live_server: LiveServer, data: np.ndarray
+) -> None:
+    """Eight clients at once are served by batched graph searches: same answers, and a
+    write racing them never shows a point under another point's id."""
+    dev.create_collection(
+        **cosine("graph"), hnsw_config=models.HnswConfigDiff(full_scan_threshold=0)
+    )
+    first = 4_000
+    dev.upsert(
+        "graph",
+        points=[models.PointStruct(id=i, vector=data[i].tolist()) for i in range(first)],
+        wait=True,
+    )
+    queries = [data[i] for i in range(0, 800, 10)]
+
+    def ask(client: QdrantClient, vector: np.ndarray) -> list[tuple[int, float]]:
+        found = client.query_points("graph", query=vector.tolist(), limit=10).points
+        return [(int(point.id), point.score) for point in found]
+
+    alone = [ask(dev, vector) for vector in queries]
+    clients = [bearer(live_server, role="viewer") for _ in range(8)]
+    with ThreadPoolExecutor(len(clients) + 1) as pool:
+        writer = pool.submit(  # new points while the searches run
+            dev.upsert,
+            "graph",
+            points=[models.PointStruct(id=i, vector=data[i].tolist()) for i in range(first, N)],
+            wait=True,
+        )
+        together = list(
+            pool.map(lambda pair: ask(clients[pair[0] % len(clients)], pair[1]), enumerate(queries))
+        )
+        writer.result()
+    normed = data / np.linalg.norm(data, axis=1, keepdims=True)
+    for index, (before, during) in enumerate(zip(alone, together, strict=True)):
+        assert during[0][0] == before[0][0] == index * 10  # each query is a stored point
+        for point, score in during:
+            assert abs(float(normed[point] @ normed[index * 10]) - score) < 1e-4
