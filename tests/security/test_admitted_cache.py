@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 
+from sqlalchemy import select
 from tests.security.test_step_up import bearer, mint
 from tests.support.app import Env
 
 from bastion.runtime import Runtime
-from bastion.storage.schema import users
+from bastion.storage.schema import audit_events, users
 
 DIM = 4
 COLLECTION = "admitted"
@@ -54,6 +55,14 @@ def test_admission_for_one_action_does_not_admit_another(env: Env) -> None:
         json={"points": [{"id": 1, "vector": [0.1] * DIM}]},
     )
     assert write.status_code == 403, write.text
+    rt: Runtime = env.client.app.state.runtime  # type: ignore[attr-defined]
+    with rt.db.read() as conn:  # the denial is decided afresh, and audited
+        denied = conn.execute(
+            select(audit_events.c.action, audit_events.c.resource).where(
+                audit_events.c.action == "authz.denied"
+            )
+        ).all()
+    assert (("authz.denied", f"collection:{COLLECTION}")) in [tuple(row) for row in denied]
 
 
 def test_admission_for_one_collection_does_not_admit_another(env: Env) -> None:
