@@ -57,7 +57,7 @@ class BastionAPI(FastAPI):
     """FastAPI, with data-plane requests sent straight to their routes."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return dataplane.served_first(self, super().build_middleware_stack())
+        return dataplane.table.served_first(self, super().build_middleware_stack())
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -108,7 +108,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.vectors = EmbeddedEngine(rt.db, settings.data_dir, settings)
 
     install_error_handlers(app)
-    dataplane.document_in(app)  # its routes are served by ``BastionAPI`` (the hot path)
+    dataplane.table.document_in(app)  # its routes are served by ``BastionAPI`` (the hot path)
     for router in (
         wellknown.router,
         auth.router,

@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from fastapi import FastAPI
-from starlette.middleware.errors import ServerErrorMiddleware
-from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route, Router
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bastion.api.guard import authorize, record, tenant_rules
+from bastion.api.guard import AuditBuffer, authorize, record, tenant_rules
+from bastion.api.routing import RouteTable
 from bastion.authn.principal import Principal
 from bastion.authz import Effect, Resource, decide
 from bastion.vectors import (
@@ -37,95 +33,8 @@ from bastion.vectors import (
 from bastion.vectors import models as body_models
 
 log = logging.getLogger("bastion.vectors.api")
-TAG = "data plane (Qdrant subset)"
-Endpoint = Callable[..., Awaitable[Response]]
-routes: list[Route] = []  # in matching order
-_summaries: dict[tuple[str, str], str] = {}
-
-
-def _route(method: str, path: str, summary: str) -> Callable[[Endpoint], Endpoint]:
-    """Register ``endpoint(request, **path_params)`` as a plain Starlette route.
-
-    The data plane is the hot path: a plain route skips FastAPI's per-request
-    dependency solving and nested-router matching (≈ 120 µs of CPU per request,
-    docs/benchmarks.md). Endpoints read and validate their bodies themselves; errors
-    reach the same exception handlers as every other route.
-    """
-
-    def register(endpoint: Endpoint) -> Endpoint:
-        async def handle(request: Request) -> Response:
-            return await endpoint(request, **request.path_params)
-
-        routes.append(Route(path, handle, methods=[method], name=endpoint.__name__))
-        _summaries[(method, path)] = summary
-        return endpoint
-
-    return register
-
-
-def document_in(app: FastAPI) -> None:
-    """List the data-plane routes in ``app``'s OpenAPI document (FastAPI lists only its own)."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            _document(generate())
-        return generate()
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
-def served_first(app: FastAPI, everything_else: ASGIApp) -> ASGIApp:
-    """The app's middleware stack with a short way in for ``/collections…`` requests.
-
-    They reach the data-plane routes through the same error handlers and the same user
-    middleware (the body limit) as every other request, in the same order Starlette
-    builds them, but without FastAPI's own layers and router (≈ 20 µs per request).
-    """
-    error_handler = None
-    handlers: dict[Any, Any] = {}
-    for key, value in app.exception_handlers.items():
-        if key in (500, Exception):
-            error_handler = value
-        else:
-            handlers[key] = value
-    inner: ASGIApp = ExceptionMiddleware(Router(routes=routes), handlers=handlers, debug=app.debug)
-    for cls, args, kwargs in reversed(app.user_middleware):
-        inner = cls(inner, *args, **kwargs)
-    return _ByPath(
-        ServerErrorMiddleware(inner, handler=error_handler, debug=app.debug), everything_else
-    )
-
-
-class _ByPath:
-    def __init__(self, data_plane: ASGIApp, everything_else: ASGIApp) -> None:
-        self.data_plane = data_plane
-        self.everything_else = everything_else
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/collections"):
-            await self.data_plane(scope, receive, send)
-        else:
-            await self.everything_else(scope, receive, send)
-
-
-def _document(schema: dict[str, Any]) -> None:
-    paths = schema.setdefault("paths", {})
-    for (method, path), summary in sorted(_summaries.items(), key=lambda item: item[0][1]):
-        operation: dict[str, Any] = {
-            "tags": [TAG],
-            "summary": summary,
-            "operationId": f"{method.lower()}_{path.strip('/').replace('/', '_')}",
-            "responses": {
-                "200": {"description": 'Qdrant envelope: {"result", "status": "ok", "time"}'},
-                "4XX": {"description": 'Qdrant error envelope: {"status": {"error": ...}}'},
-            },
-        }
-        if "{name}" in path:
-            operation["parameters"] = [
-                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-            ]
-        paths.setdefault(path, {})[method.lower()] = operation
+table = RouteTable()  # how requests reach these endpoints: ``api.routing``
+_route = table.route
 
 
 _EXPORT_LOG_EVERY = 10_000
@@ -162,6 +71,12 @@ async def _audit(
         resource=_resource(name),
         details={"collection": name, **details},
     )
+
+
+def _searched(request: Request, principal: Principal, name: str, kind: str, found: int) -> None:
+    """Searches are audited as per-second counts per caller, collection and kind."""
+    buffer: AuditBuffer = request.app.state.audit_buffer
+    buffer.count_search(principal, _resource(name), kind, found)
 
 
 def _record_json(point: PointRecord) -> dict[str, Any]:
@@ -398,15 +313,7 @@ async def search_points(request: Request, name: str) -> Response:
         raise BadRequest("search needs a vector")
     query = body_models.search_query(body, body["vector"])
     found = await _engine(request).search(principal.tenant_id, name, query)
-    await _audit(
-        request,
-        principal,
-        "points.searched",
-        name,
-        kind="search",
-        limit=query.limit,
-        result_count=len(found),
-    )
+    _searched(request, principal, name, "search", len(found))
     return _ok([_scored_json(point) for point in found], started)
 
 
@@ -435,15 +342,7 @@ async def query_points(request: Request, name: str) -> Response:
         raise BadRequest("only nearest-vector queries are supported")
     query = body_models.search_query(body, raw)
     found = await engine.search(principal.tenant_id, name, query)
-    await _audit(
-        request,
-        principal,
-        "points.searched",
-        name,
-        kind="query",
-        limit=query.limit,
-        result_count=len(found),
-    )
+    _searched(request, principal, name, "query", len(found))
     return _ok({"points": [_scored_json(point) for point in found]}, started)
 
 
@@ -472,9 +371,3 @@ async def export_points(request: Request, name: str) -> StreamingResponse:
             await _audit(request, principal, "points.exported", name, count=exported)
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
-
-
-# Searches are the hot path: match their routes first (routes are tried in order).
-routes.sort(
-    key=lambda route: (not route.path.endswith("/query"), not route.path.endswith("/search"))
-)

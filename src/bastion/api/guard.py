@@ -467,14 +467,7 @@ async def record(
     details: Mapping[str, int | str | bool | None] | None = None,
     reason: str | None = None,
 ) -> None:
-    """Audit one data-plane or authorisation event (searches are counted, then batched)."""
-    if action == "points.searched":
-        buffer: AuditBuffer = request.app.state.audit_buffer
-        facts = details or {}
-        buffer.count_search(
-            principal, resource, str(facts.get("kind", "")), int(facts.get("result_count") or 0)
-        )
-        return
+    """Audit one data-plane or authorisation event (searches: ``AuditBuffer.count_search``)."""
     event = AuditEvent(
         action=action,
         outcome=outcome,

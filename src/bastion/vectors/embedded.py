@@ -322,11 +322,15 @@ class EmbeddedEngine:
             raise BadRequest("the query vector must not contain NaN or infinity")
         plain = live.plain_ann(query)
         if plain is not None:  # the graph alone answers: batched with its neighbours
-            hits = await self._batcher.search(live, *plain)
-            if hits is not None and live.lock.try_acquire_read():
+            vector, breadth = plain
+            hits = await self._batcher.search(live, vector, breadth)
+            if live.lock.try_acquire_read():
                 try:
-                    if live.version == hits.version:  # no write landed since the search
+                    if hits is not None and live.version == hits.version:  # no write since
                         return live.finish_ann(hits.labels, hits.distances, query)
+                    # Alone, or a write landed since the batch ran: search right here.
+                    labels, raw = live.ann.search(vector, query.offset + query.limit, ef=breadth)
+                    return live.finish_ann(labels, raw, query)
                 finally:
                     live.lock.release_read()
         # A cheap plan runs right here: a thread hop costs more CPU than a search.

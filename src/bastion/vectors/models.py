@@ -72,11 +72,15 @@ def filter_of(body: dict[str, Any]) -> Filter | None:
     return None if raw is None else parse_filter(raw)
 
 
+_ALL_PAYLOAD = PayloadSelector(enabled=True)
+_NO_PAYLOAD = PayloadSelector(enabled=False)
+
+
 def payload_selector(raw: Any, *, default: bool) -> PayloadSelector:
     if raw is None:
-        return PayloadSelector(enabled=default)
+        raw = default
     if isinstance(raw, bool):
-        return PayloadSelector(enabled=raw)
+        return _ALL_PAYLOAD if raw else _NO_PAYLOAD
     if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
         return PayloadSelector(include=tuple(raw))
     if isinstance(raw, dict) and len(raw) == 1:

@@ -37,7 +37,7 @@ class ReadWriteLock:
     def release_read(self) -> None:
         with self._cond:
             self._readers -= 1
-            if self._readers == 0:
+            if self._readers == 0 and self._writers_waiting:  # only writers wait for readers
                 self._cond.notify_all()
 
     def acquire_write(self) -> None:

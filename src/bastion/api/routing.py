@@ -1,0 +1,181 @@
+"""How data-plane requests reach their endpoints: one dictionary lookup, not a router.
+
+The data plane is the hot path (a search's HTTP work is done by one event loop; every µs
+it spends around the search is a µs of throughput lost, docs/benchmarks.md). Its routes
+are therefore kept in a table keyed by (method, path shape), where a shape is the path
+with the collection name replaced by ``{}``: ``POST /collections/{}/points/query``. A
+request that matches exactly is dispatched by one dictionary lookup, and an exception
+its endpoint raises is rendered by the same handler the app registered for it (the
+lookup Starlette's ``ExceptionMiddleware`` does). Anything else under ``/collections``
+(an unknown path, another method, ``HEAD``, a trailing slash) goes to a Starlette
+``Router`` over the same routes, so 404, 405 and redirects behave as everywhere else.
+
+Both paths run inside the app's own user middleware (the body limit) and its
+``ServerErrorMiddleware``, in the order Starlette builds them. FastAPI lists the routes
+in ``/openapi.json`` through ``document_in``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+Endpoint = Callable[..., Awaitable[Response]]
+Handler = Callable[[Request, Exception], Any]
+PREFIX = "/collections"
+TAG = "data plane (Qdrant subset)"
+
+
+@dataclass(frozen=True)
+class _Documented:
+    method: str
+    path: str
+    summary: str
+
+
+class RouteTable:
+    """The data plane's routes: ``endpoint(request)`` or ``endpoint(request, name)``."""
+
+    def __init__(self) -> None:
+        self._endpoints: dict[tuple[str, tuple[str, ...]], Endpoint] = {}
+        self.routes: list[Route] = []  # the same routes for the Starlette fallback
+        self.documented: list[_Documented] = []
+
+    def route(self, method: str, path: str, summary: str) -> Callable[[Endpoint], Endpoint]:
+        if not path.startswith(PREFIX) or path.count("{") > 1:
+            raise ValueError(f"a data-plane path is /collections[/{{name}}/…]: {path}")
+        shape = tuple("{}" if part == "{name}" else part for part in path[1:].split("/"))
+
+        def register(endpoint: Endpoint) -> Endpoint:
+            self._endpoints[(method, shape)] = endpoint
+
+            async def handle(request: Request) -> Response:
+                return await endpoint(request, **request.path_params)
+
+            self.routes.append(Route(path, handle, methods=[method], name=endpoint.__name__))
+            self.documented.append(_Documented(method, path, summary))
+            return endpoint
+
+        return register
+
+    def match(self, method: str, path: str) -> tuple[Endpoint, str | None] | None:
+        """The endpoint for exactly this method and path, and the collection name in it."""
+        parts = path[1:].split("/")
+        if len(parts) == 1:
+            endpoint = self._endpoints.get((method, (parts[0],)))
+            return None if endpoint is None else (endpoint, None)
+        name = parts[1]
+        if not name or parts[0] != "collections":
+            return None
+        parts[1] = "{}"
+        endpoint = self._endpoints.get((method, tuple(parts)))
+        return None if endpoint is None else (endpoint, name)
+
+    def document_in(self, app: FastAPI) -> None:
+        """List the routes in ``app``'s OpenAPI document (FastAPI lists only its own)."""
+        generate = app.openapi
+
+        def openapi() -> dict[str, Any]:
+            if app.openapi_schema is None:
+                self._document(generate())
+            return generate()
+
+        app.openapi = openapi  # type: ignore[method-assign]
+
+    def _document(self, schema: dict[str, Any]) -> None:
+        paths = schema.setdefault("paths", {})
+        for item in sorted(self.documented, key=lambda documented: documented.path):
+            operation: dict[str, Any] = {
+                "tags": [TAG],
+                "summary": item.summary,
+                "operationId": f"{item.method.lower()}_{item.path.strip('/').replace('/', '_')}",
+                "responses": {
+                    "200": {"description": 'Qdrant envelope: {"result", "status": "ok", "time"}'},
+                    "4XX": {"description": 'Qdrant error envelope: {"status": {"error": ...}}'},
+                },
+            }
+            if "{name}" in item.path:
+                operation["parameters"] = [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                ]
+            paths.setdefault(item.path, {})[item.method.lower()] = operation
+
+    def served_first(self, app: FastAPI, everything_else: ASGIApp) -> ASGIApp:
+        """``app``'s middleware stack with the short way in for ``/collections…``."""
+        error_handler = None
+        handlers: dict[Any, Handler] = {}
+        for key, value in app.exception_handlers.items():
+            if key in (500, Exception):
+                error_handler = value
+            else:
+                handlers[key] = value
+        fallback = ExceptionMiddleware(
+            Router(routes=self.routes), handlers=handlers, debug=app.debug
+        )
+        inner: ASGIApp = _Dispatch(self, handlers, fallback)
+        for cls, args, kwargs in reversed(app.user_middleware):
+            inner = cls(inner, *args, **kwargs)
+        data_plane = ServerErrorMiddleware(inner, handler=error_handler, debug=app.debug)
+        return _ByPath(data_plane, everything_else)
+
+
+class _ByPath:
+    def __init__(self, data_plane: ASGIApp, everything_else: ASGIApp) -> None:
+        self.data_plane = data_plane
+        self.everything_else = everything_else
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+            await self.data_plane(scope, receive, send)
+        else:
+            await self.everything_else(scope, receive, send)
+
+
+class _Dispatch:
+    """Exact matches straight to their endpoint; the rest to ``fallback``."""
+
+    def __init__(
+        self, table: RouteTable, handlers: Mapping[Any, Handler], fallback: ASGIApp
+    ) -> None:
+        self.table = table
+        self.fallback = fallback
+        self.by_status = {key: value for key, value in handlers.items() if isinstance(key, int)}
+        self.by_class = {key: value for key, value in handlers.items() if isinstance(key, type)}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self.table.match(scope["method"], scope["path"])
+        if found is None:
+            await self.fallback(scope, receive, send)
+            return
+        endpoint, name = found
+        scope["path_params"] = {} if name is None else {"name": name}
+        request = Request(scope, receive, send)
+        try:
+            response = await (endpoint(request) if name is None else endpoint(request, name))
+        except Exception as exc:
+            handler = self.handler_for(exc)
+            if handler is None:
+                raise
+            answer = handler(request, exc)
+            response = await answer if inspect.isawaitable(answer) else answer
+        await response(scope, receive, send)
+
+    def handler_for(self, exc: Exception) -> Handler | None:
+        """The handler Starlette's ``ExceptionMiddleware`` would pick for ``exc``."""
+        if isinstance(exc, HTTPException) and exc.status_code in self.by_status:
+            return self.by_status[exc.status_code]
+        for cls in type(exc).__mro__:
+            if cls in self.by_class:
+                return self.by_class[cls]
+        return None
