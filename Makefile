@@ -35,7 +35,11 @@ system-deps:
 test: lint system-deps  ## lint, then every test
 	$(BIN)/python -m pytest
 
+# The search bench drives the server with wrk when it is there (bench/wrk.py); as root,
+# install it if missing (without it the bench falls back to its Python client).
 bench: $(STAMP)  ## benchmarks (not tests): figures go to docs/benchmarks.md
+	@if [ "$$(id -u)" = 0 ] && ! command -v wrk >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; fi
 	$(BIN)/python -m bench
 
 format: $(STAMP)

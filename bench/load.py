@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from bench.servers import TICKS, cpu_seconds
@@ -43,6 +44,8 @@ class LoadResult:
     machine_cpu: float  # seconds of CPU every process on the machine used during the run
     steal: float  # seconds the hypervisor gave this machine's CPUs to someone else
     bodies: tuple[bytes, ...]  # in call order, when kept
+    # (p50, p99) in ms when the client reports percentiles instead of every latency (wrk)
+    percentiles_ms: tuple[float, float] | None = None
 
     @property
     def rps(self) -> float:
@@ -50,10 +53,14 @@ class LoadResult:
 
     @property
     def p50_ms(self) -> float:
+        if not self.latencies and self.percentiles_ms:
+            return self.percentiles_ms[0]
         return statistics.median(self.latencies) * 1e3
 
     @property
     def p99_ms(self) -> float:
+        if not self.latencies and self.percentiles_ms:
+            return self.percentiles_ms[1]
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3
 
@@ -158,7 +165,14 @@ def run_load(
 
 
 def combine(runs: Sequence[LoadResult]) -> LoadResult:
-    """Many runs as one: counts, times and CPU added up, bodies in run order."""
+    """Many runs as one: counts, times and CPU added up, bodies in run order; from
+    percentiles only (wrk), p50 is the median of the runs' p50s and p99 the worst p99."""
+    percentiles = None
+    if any(run.percentiles_ms for run in runs):
+        percentiles = (
+            statistics.median(run.p50_ms for run in runs),
+            max(run.p99_ms for run in runs),
+        )
     return LoadResult(
         count=sum(run.count for run in runs),
         clients=runs[0].clients,
@@ -169,6 +183,7 @@ def combine(runs: Sequence[LoadResult]) -> LoadResult:
         machine_cpu=sum(run.machine_cpu for run in runs),
         steal=sum(run.steal for run in runs),
         bodies=tuple(body for run in runs for body in run.bodies),
+        percentiles_ms=percentiles,
     )
 
 
@@ -190,6 +205,21 @@ class Variant:
 Baseline = Callable[[int, int], float]  # (start, end) of the calls -> calls per second
 
 
+class Runner(Protocol):
+    """Sends calls and measures them: ``run_load`` (bench.wire) or ``bench.wrk.run_wrk``."""
+
+    def __call__(
+        self,
+        url: str,
+        calls: Sequence[Call],
+        *,
+        clients: int,
+        server_pid: int,
+        headers: dict[str, str] | None = None,
+        keep_bodies: bool = False,
+    ) -> LoadResult: ...
+
+
 @dataclass(frozen=True)
 class Interleaved:
     runs: dict[str, list[LoadResult]]  # per variant label, block by block
@@ -205,14 +235,17 @@ def interleave(
     block: int,
     warmup: int = 200,
     baseline: Baseline | None = None,
+    runner: Runner = run_load,
 ) -> Interleaved:
     """Every call ``rounds`` times per variant, in blocks of ``block`` calls, variants
     back to back for each block (rotating who goes first): slow drift of the machine
     hits every variant alike, and block *i* of one variant pairs with block *i* of the
     others. ``baseline`` (the same calls done in-process, without HTTP) runs right after
-    the variants of each block. Bodies are kept for the first round."""
+    the variants of each block. Bodies are kept for the first round when ``runner``
+    keeps them (``run_load`` does, ``bench.wrk.run_wrk`` does not)."""
+    keep = runner is run_load
     for variant in variants:
-        run_load(
+        runner(
             variant.url,
             calls[:warmup],
             clients=clients,
@@ -229,13 +262,13 @@ def interleave(
             shift = turn % len(variants)
             for variant in [*variants[shift:], *variants[:shift]]:
                 runs[variant.label].append(
-                    run_load(
+                    runner(
                         variant.url,
                         chunk,
                         clients=clients,
                         server_pid=variant.pid,
                         headers=variant.headers,
-                        keep_bodies=round_ == 0,
+                        keep_bodies=keep and round_ == 0,
                     )
                 )
             if baseline is not None:

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 
 import orjson
 
+from bench import wrk
 from bench.data import Dataset, recall_at_k
 from bench.load import (
     Baseline,
     Call,
     LoadResult,
+    Runner,
     Variant,
     combine,
     interleave,
@@ -26,10 +28,12 @@ from bench.load import (
     run_load,
 )
 from bench.report import Results, fmt, ratio
+from bench.wrk import run_wrk
 
 COLLECTION = "bench"
 ROUNDS = 8  # passes over the 1,000 queries per variant
 BLOCKS = {1: 100, 8: 500}  # calls per interleaved block, by number of clients
+WRK_BLOCK = 500  # with wrk, 1 s per block and variant, for 1 and 8 clients
 CLIENTS = (1, 8)
 GUARD_CALLS = 1_000
 AUTH_VARIANTS = ("Bearer token", "api-key")
@@ -73,20 +77,23 @@ def _measure(
     clients: int,
     dataset: Dataset | None = None,
     baseline: Baseline | None = None,
+    runner: Runner = run_load,
+    recalls: dict[str, float] | None = None,
 ) -> dict[str, Measured]:
     done = interleave(
         variants,
         calls,
         clients=clients,
         rounds=ROUNDS,
-        block=BLOCKS[clients],
+        block=BLOCKS[clients] if runner is run_load else WRK_BLOCK,
         baseline=baseline,
+        runner=runner,
     )
     measured = {}
     for label, blocks in done.runs.items():
         total = combine(blocks)
-        recall = None
-        if dataset is not None:
+        recall = (recalls or {}).get(label)
+        if dataset is not None and total.bodies:
             recall = recall_at_k([_ids(body) for body in total.bodies], dataset.truth)
         vs_bare = None
         if done.baseline:
@@ -158,10 +165,50 @@ def searches(
     """``bare(start, end)``: queries per second of the bare index over those queries,
     in this process; it runs after every block, so each block has its own baseline."""
     calls = search_calls(dataset)
+    if not wrk.available():
+        return {
+            clients: _measure(variants, calls, clients=clients, dataset=dataset, baseline=bare)
+            for clients in CLIENTS
+        }
+    # wrk keeps no answers: recall comes from one pass per variant with bench.wire.
+    recalls = {
+        variant.label: recall_at_k(
+            [
+                _ids(body)
+                for body in run_load(
+                    variant.url,
+                    calls,
+                    clients=1,
+                    server_pid=variant.pid,
+                    headers=variant.headers,
+                    keep_bodies=True,
+                ).bodies
+            ],
+            dataset.truth,
+        )
+        for variant in variants
+    }
     return {
-        clients: _measure(variants, calls, clients=clients, dataset=dataset, baseline=bare)
+        clients: _measure(
+            variants, calls, clients=clients, baseline=bare, runner=run_wrk, recalls=recalls
+        )
         for clients in CLIENTS
     }
+
+
+def client_description() -> str:
+    if wrk.available():
+        return (
+            f"Client: wrk (C, one thread, epoll over the connections, bench/wrk.py): a "
+            f"block is {WRK_BLOCK} queries sent in order and over again for 1 s, 8 clients "
+            "= 8 keep-alive connections; recall@10 from one separate pass per variant over "
+            "all queries with bench.wire; p50 / p99: median / worst of the blocks' figures."
+        )
+    return (
+        f"Client: bench.wire (pre-encoded requests over keep-alive sockets, like wrk; wrk "
+        f"is not installed), blocks of {BLOCKS[1]} queries with 1 client and {BLOCKS[8]} "
+        "with 8; 8 clients = 8 threads in this process, one connection each."
+    )
 
 
 def _clients(n: int) -> str:
@@ -224,12 +271,11 @@ def report(
             )
     section.notes += [
         dataset.describe() + ".",
-        f"HTTP: POST /collections/{{name}}/points/query, limit 10; {ROUNDS} passes over the "
-        "queries per variant, the three variants interleaved block by block (100 queries "
-        "per block with 1 client, 500 with 8); QPS over all blocks; ÷ auth off is the "
-        "median over paired blocks. Client: bench.wire (pre-encoded requests over keep-alive "
-        "sockets, like wrk), 8 clients = 8 threads "
-        "in this process, one connection each.",
+        f"HTTP: POST /collections/{{name}}/points/query, limit 10; {ROUNDS} rounds over "
+        "the queries per variant, the three variants interleaved block by block, each "
+        "block followed by the bare index answering the same queries; QPS over all "
+        "blocks; ÷ auth off and ÷ bare index are medians over paired blocks.",
+        client_description(),
         "The machine has 2 cores and the client runs on it too: server and client CPU per "
         'query show how the cores were shared; "others\' cores busy" is CPU used by every '
         "other process on the machine meanwhile (0 on a quiet machine). The server is one "

@@ -83,14 +83,17 @@ def _record_json(point: PointRecord) -> dict[str, Any]:
     return {"id": key_to_id(point.key), "payload": point.payload, "vector": point.vector}
 
 
-def _scored_json(point: ScoredRecord) -> dict[str, Any]:
-    return {
-        "id": key_to_id(point.key),
-        "version": 0,
-        "score": point.score,
-        "payload": point.payload,
-        "vector": point.vector,
-    }
+def _scored_json(found: list[ScoredRecord]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": key_to_id(point.key),
+            "version": 0,
+            "score": point.score,
+            "payload": point.payload,
+            "vector": point.vector,
+        }
+        for point in found
+    ]
 
 
 def _update_result(operation_id: int = 0) -> dict[str, Any]:
@@ -314,7 +317,7 @@ async def search_points(request: Request, name: str) -> Response:
     query = body_models.search_query(body, body["vector"])
     found = await _engine(request).search(principal.tenant_id, name, query)
     _searched(request, principal, name, "search", len(found))
-    return _ok([_scored_json(point) for point in found], started)
+    return _ok(_scored_json(found), started)
 
 
 @_route("POST", "/collections/{name}/points/query", "Universal query (nearest only)")
@@ -343,7 +346,7 @@ async def query_points(request: Request, name: str) -> Response:
     query = body_models.search_query(body, raw)
     found = await engine.search(principal.tenant_id, name, query)
     _searched(request, principal, name, "query", len(found))
-    return _ok({"points": [_scored_json(point) for point in found]}, started)
+    return _ok({"points": _scored_json(found)}, started)
 
 
 # -- export ------------------------------------------------------------------------------

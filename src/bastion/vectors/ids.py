@@ -39,7 +39,7 @@ def parse_point_id(value: Any) -> str:
 
 def key_to_id(key: str) -> PointId:
     """The client-facing form of a storage key."""
-    if key.startswith("u"):
+    if key[0] == "u":  # keys are never empty
         return key[1:]
     return int(key)
 

@@ -87,7 +87,7 @@ class LiveCollection:
         """``prepare`` for one query vector, without the batch machinery (hot path)."""
         vector = np.ascontiguousarray(vector, dtype=np.float32)
         if self.spec.distance == "Cosine":
-            norm = float(np.sqrt(vector @ vector))
+            norm = math.sqrt(float(vector @ vector))
             if norm > 0:
                 vector = vector * np.float32(1.0 / norm)
         return vector
