@@ -47,8 +47,13 @@ def test_only_collection_paths_can_be_registered() -> None:
     table = RouteTable()
     with pytest.raises(ValueError, match="data-plane path"):
         table.route("GET", "/admin/users", "no")(_endpoint)
-    with pytest.raises(ValueError, match="data-plane path"):
-        table.route("GET", "/collections/{name}/points/{id}", "no")(_endpoint)
+    for path in (
+        "/collections/{name}/points/{id}",
+        "/collections/{other}",
+        "/collections/x/{name}",
+    ):
+        with pytest.raises(ValueError, match="data-plane path"):
+            table.route("GET", path, "no")(_endpoint)
 
 
 def test_every_data_plane_route_is_in_the_table_and_in_the_router() -> None:

@@ -53,9 +53,12 @@ class RouteTable:
         self.documented: list[_Documented] = []
 
     def route(self, method: str, path: str, summary: str) -> Callable[[Endpoint], Endpoint]:
-        if not path.startswith(PREFIX) or path.count("{") > 1:
+        parts = path[1:].split("/")
+        params = [i for i, part in enumerate(parts) if "{" in part]
+        named = params == [1] and parts[1] == "{name}"
+        if parts[0] != "collections" or not (params == [] or named):
             raise ValueError(f"a data-plane path is /collections[/{{name}}/…]: {path}")
-        shape = tuple("{}" if part == "{name}" else part for part in path[1:].split("/"))
+        shape = tuple("{}" if i in params else part for i, part in enumerate(parts))
 
         def register(endpoint: Endpoint) -> Endpoint:
             self._endpoints[(method, shape)] = endpoint
