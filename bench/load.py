@@ -241,9 +241,8 @@ def interleave(
     back to back for each block (rotating who goes first): slow drift of the machine
     hits every variant alike, and block *i* of one variant pairs with block *i* of the
     others. ``baseline`` (the same calls done in-process, without HTTP) runs right after
-    the variants of each block. Bodies are kept for the first round when ``runner``
-    keeps them (``run_load`` does, ``bench.wrk.run_wrk`` does not)."""
-    keep = runner is run_load
+    the variants of each block. Bodies are asked for in the first round (``run_load``
+    keeps them, ``bench.wrk.run_wrk`` has none)."""
     for variant in variants:
         runner(
             variant.url,
@@ -268,7 +267,7 @@ def interleave(
                         clients=clients,
                         server_pid=variant.pid,
                         headers=variant.headers,
-                        keep_bodies=keep and round_ == 0,
+                        keep_bodies=round_ == 0,
                     )
                 )
             if baseline is not None:
