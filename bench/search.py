@@ -278,8 +278,9 @@ def report(
         client_description(),
         "The machine has 2 cores and the client runs on it too: server and client CPU per "
         'query show how the cores were shared; "others\' cores busy" is CPU used by every '
-        "other process on the machine meanwhile (0 on a quiet machine). The server is one "
-        "uvicorn process: one event loop, plus one worker thread for graph searches that "
+        "other process on the machine meanwhile (0 on a quiet machine). The server runs "
+        "2 worker processes (`bastion serve --workers 2`, one per core; server CPU is both "
+        "together), each a uvicorn event loop plus one thread for graph searches that "
         "arrive together (docs/vectors.md).",
     ]
     _targets(found, bare, results)

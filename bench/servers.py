@@ -9,6 +9,7 @@ production.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from tests.support.server import (
@@ -43,9 +44,26 @@ AUTH_OFF = {
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def start(data_dir: Path, *, auth: bool = True) -> ServerProcess:
+def start(data_dir: Path, *, auth: bool = True, workers: int = 1) -> ServerProcess:
+    """A server; with several workers, returned once every one of them listens (the
+    first answers /healthz while the others may still be loading their collections)."""
     env = dict(PRODUCTION) if auth else {**PRODUCTION, **AUTH_OFF}
-    return start_server(data_dir, env=env)
+    server = start_server(data_dir, env={**env, "BASTION_WORKERS": str(workers)})
+    deadline = time.monotonic() + 300
+    while _listeners(server.port) < workers:
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"only {_listeners(server.port)} of {workers} workers listen")
+        time.sleep(0.1)
+    return server
+
+
+def _listeners(port: int) -> int:
+    """Sockets listening on ``port`` (/proc/net/tcp: local address, state 0A)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        1 for row in rows if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A"
+    )
 
 
 def pid_of(server: ServerProcess) -> int:
@@ -54,7 +72,13 @@ def pid_of(server: ServerProcess) -> int:
 
 
 def rss_bytes(pid: int) -> int:
-    """Resident set size of a process (``VmRSS`` in /proc/<pid>/status)."""
+    """Resident set size of one server process: with ``--workers N`` the mean of the
+    workers' (each holds its own copy of the collections), ``VmRSS`` in /proc."""
+    workers = _children(pid) or [pid]
+    return sum(_rss(worker) for worker in workers) // len(workers)
+
+
+def _rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
@@ -62,10 +86,36 @@ def rss_bytes(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    # After the command name: state is field 3; utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """User + system CPU time so far of a server: the process, all its threads, and its
+    worker processes (``--workers N``)."""
+    total = 0.0
+    for process in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{process}/stat").read_text().rpartition(")")[2].split()
+        except FileNotFoundError:  # a worker that just ended
+            continue
+        # After the command name: state is field 3; utime and stime are fields 14 and 15.
+        total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    """Worker processes of a server (not multiprocessing's resource tracker, which
+    spawn may start beside them: no app, ~0 CPU)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return [child for child in found if "resource_tracker" not in _command(child)]
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
 
 
 def open_runtime(server: ServerProcess) -> Runtime:

@@ -20,7 +20,7 @@ from bastion.audit import write_checkpoint
 from bastion.authn.login import LoginThrottles
 from bastion.clock import Clock
 from bastion.config import Settings
-from bastion.identity.bootstrap import Bootstrap, bootstrap
+from bastion.identity.bootstrap import Bootstrap, bootstrap, joined
 from bastion.runtime import Runtime
 from bastion.vectors import EmbeddedEngine
 
@@ -60,9 +60,10 @@ class BastionAPI(FastAPI):
         return dataplane.table.served_first(self, super().build_middleware_stack())
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool = False) -> FastAPI:
+    """The app; ``worker``: one of several processes whose parent already bootstrapped."""
     rt = Runtime.open(settings, clock=clock)
-    started: Bootstrap = bootstrap(rt)
+    started: Bootstrap = joined(rt) if worker else bootstrap(rt)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

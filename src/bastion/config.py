@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `bastion serve` listens on.")
     port: int = Field(6333, ge=1, le=65535, description="Port `bastion serve` listens on.")
+    workers: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description="Worker processes `bastion serve` runs (0: one per CPU core). Each holds "
+        "its own copy of the collections in memory; SQLite database only.",
+    )
     public_url: str | None = Field(
         None, description="External base URL (used in setup links, token `iss`, WebAuthn origin)."
     )
@@ -99,6 +106,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "auth_disabled_for_benchmarks needs BASTION_I_UNDERSTAND_THIS_IS_INSECURE=1"
             )
+        if self.workers != 1 and not self.resolved_database_url.startswith("sqlite"):
+            raise ValueError("several workers keep in step through SQLite: set workers = 1")
         return self
 
     @classmethod
@@ -115,6 +124,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'bastion.db').resolve()}"
+
+    @property
+    def resolved_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
 
     @property
     def resolved_public_url(self) -> str:

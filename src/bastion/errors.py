@@ -64,6 +64,11 @@ class InvalidToken(AuthenticationError):
     title = "Invalid token"
 
 
+class UnknownSigningKey(InvalidToken):
+    """The token names a key this process has not loaded: unknown, or added moments ago by
+    another process (``Runtime.verify_access_token`` re-reads the keys then, once)."""
+
+
 class InvalidGrant(BastionError):
     """RFC 6749 §5.2 error for the token endpoint (rendered as ``{"error": "invalid_grant"}``)."""
 

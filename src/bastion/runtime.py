@@ -7,6 +7,7 @@ server too, against the same data directory.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from argon2 import PasswordHasher
 
 from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
+from bastion.errors import UnknownSigningKey
 from bastion.factors.password import make_hasher
 from bastion.identity.tenants import ensure_default_tenant
 from bastion.sealing import Sealer, load_or_create_master_key, master_key_from_setting
@@ -31,7 +33,9 @@ class Runtime:
     sealer: Sealer
     hasher: PasswordHasher
     token_cache: VerifiedTokenCache = field(default_factory=VerifiedTokenCache)
-    _keys_seen: float = 0.0
+    # The key manifest as it was when ``keyring`` was read (see ``_manifest_stamp``).
+    _keys_seen: tuple[int, int] | None = None
+    _keys_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def open(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -43,6 +47,8 @@ class Runtime:
         db.migrate()
         with db.begin() as conn:
             ensure_default_tenant(conn, now=clock.now())
+        # Stamp before reading: a rotation in between only causes one more reload later.
+        keys_seen = _manifest_stamp(data_dir / "keys")
         keyring = KeyRing.load_or_create(data_dir / "keys", now=clock.now())
         if settings.master_key is not None:
             key = master_key_from_setting(settings.master_key.get_secret_value())
@@ -55,13 +61,31 @@ class Runtime:
             keyring=keyring,
             sealer=Sealer(key),
             hasher=make_hasher(settings.argon2_profile),
+            _keys_seen=keys_seen,
         )
 
     def verify_access_token(self, token: str) -> VerifiedAccessToken:
-        """Verify a presented access token against this installation's keys and settings."""
+        """Verify a presented access token against this installation's keys and settings.
+
+        A token naming a key this process has not loaded may have been signed by another
+        worker process that just rotated the keys: the key directory is re-read, only if
+        its manifest changed since it was last read, and the token verified once more.
+        So an unknown ``kid`` costs a ``stat`` of the manifest, and the keys are loaded at
+        most once per change of the manifest, whatever ``kid`` a caller invents.
+        """
+        ring = self.keyring
+        try:
+            return self._verify(token, ring)
+        except UnknownSigningKey:
+            self.reload_keys_if_rotated()
+            if self.keyring is ring:  # nothing new, here or by a concurrent reload
+                raise
+            return self._verify(token, self.keyring)
+
+    def _verify(self, token: str, keyring: KeyRing) -> VerifiedAccessToken:
         return verify_access_token(
             token=token,
-            keyring=self.keyring,
+            keyring=keyring,
             issuer=self.settings.resolved_issuer,
             audience=self.settings.audience,
             now=self.clock.now(),
@@ -69,20 +93,15 @@ class Runtime:
         )
 
     def reload_keys_if_rotated(self) -> bool:
-        """Pick up a key added by ``bastion keys rotate`` while the server runs."""
-        manifest = self.data_dir / "keys" / MANIFEST_NAME
-        try:
-            changed = manifest.stat().st_mtime
-        except FileNotFoundError:
-            return False
-        if self._keys_seen == 0.0:
-            self._keys_seen = changed
-            return False
-        if changed == self._keys_seen:
-            return False
-        self._keys_seen = changed
-        self.keyring = KeyRing.load_or_create(self.data_dir / "keys", now=self.clock.now())
-        return True
+        """Re-read the keys when their manifest changed since they were read: a key added by
+        ``bastion keys rotate`` or by another worker process. True when the ring changed."""
+        with self._keys_lock:  # one reader at a time; the others then see it done
+            stamp = _manifest_stamp(self.data_dir / "keys")
+            if stamp is None or stamp == self._keys_seen:
+                return False
+            self.keyring = KeyRing.load_or_create(self.data_dir / "keys", now=self.clock.now())
+            self._keys_seen = stamp
+            return True
 
     @property
     def data_dir(self) -> Path:
@@ -90,3 +109,16 @@ class Runtime:
 
     def close(self) -> None:
         self.db.dispose()
+
+
+def _manifest_stamp(key_dir: Path) -> tuple[int, int] | None:
+    """Identity of the key manifest as (inode, mtime in ns), or None when there is none yet.
+
+    The manifest is only ever replaced by a rename, so every rotation gives it a new inode:
+    a change is seen even when the file system's mtime is too coarse to tell.
+    """
+    try:
+        info = (key_dir / MANIFEST_NAME).stat()
+    except FileNotFoundError:
+        return None
+    return info.st_ino, info.st_mtime_ns

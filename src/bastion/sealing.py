@@ -1,5 +1,9 @@
 """Secrets at rest: the master key and AES-256-GCM sealing of stored secrets (TOTP seeds).
 
+The same key, through HKDF, also makes keyed fingerprints (HMAC-SHA256) of values that are
+stored only to be looked up again, such as the username of a failed sign-in: a database
+copy alone cannot brute-force them back.
+
 A sealed blob is ``version (1 byte) || nonce (12 bytes) || ciphertext+tag``. The caller's
 ``context`` (e.g. ``b"totp:" + factor_id``) is bound as associated data, so a blob copied
 onto another row or another purpose does not unseal.
@@ -10,13 +14,17 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
+import hmac
 import os
 import secrets
 import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bastion.errors import BastionError, ConfigurationError
 
@@ -32,6 +40,7 @@ KEY_BYTES = 32  # AES-256
 _VERSION = b"\x01"
 _NONCE_BYTES = 12  # 96-bit random nonce (NIST SP 800-38D §8.2.2)
 _TAG_BYTES = 16
+_FINGERPRINT_INFO = b"bastion fingerprint v1"  # HKDF info (RFC 5869 §3.2): one subkey, one use
 
 
 class SealError(BastionError):
@@ -133,10 +142,14 @@ def master_key_from_setting(b64: str) -> bytes:
 class Sealer:
     """AES-256-GCM with a random 96-bit nonce per seal; the key never appears in ``repr``."""
 
-    __slots__ = ("_aead",)
+    __slots__ = ("_aead", "_fingerprint_key")
 
     def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(_check_key(key))
+        key = _check_key(key)
+        self._aead = AESGCM(key)
+        self._fingerprint_key = HKDF(
+            algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=_FINGERPRINT_INFO
+        ).derive(key)
 
     def __repr__(self) -> str:
         return "Sealer(key=<redacted>)"
@@ -155,6 +168,16 @@ class Sealer:
         aad = self._aad(context)
         nonce = secrets.token_bytes(_NONCE_BYTES)
         return _VERSION + nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def fingerprint(self, data: bytes, *, context: bytes) -> str:
+        """HMAC-SHA256 (hex) of ``data`` bound to ``context``, under a subkey of the master key.
+
+        Deterministic, so a stored fingerprint can be looked up; without the master key it
+        says nothing about ``data``.
+        """
+        aad = self._aad(context)
+        message = len(aad).to_bytes(2, "big") + aad + data
+        return hmac.new(self._fingerprint_key, message, hashlib.sha256).hexdigest()
 
     def unseal(self, blob: bytes, *, context: bytes) -> bytes:
         """Decrypt a blob made by :meth:`seal` with the same ``context``, or raise ``SealError``."""

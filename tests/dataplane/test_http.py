@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -268,3 +270,23 @@ def test_concurrent_searches_over_http_match_one_at_a_time(
         assert during[0][0] == before[0][0] == index * 10  # each query is a stored point
         for point, score in during:
             assert abs(float(normed[point] @ normed[index * 10]) - score) < 1e-4
+
+
+def test_a_client_that_leaves_mid_body_is_not_a_server_error(
+    live_server: LiveServer, loaded: QdrantClient
+) -> None:
+    host, port = live_server.url.removeprefix("http://").split(":")
+    token = live_server.token(role="viewer")
+    head = (
+        "POST /collections/docs/points/query HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 1000\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(head.encode() + b'{"query": [')
+        time.sleep(0.3)  # the server has started on it and waits for the rest
+    time.sleep(0.3)
+    log = live_server.server.log_path.read_text()
+    assert "unhandled error" not in log
+    assert "Exception in ASGI application" not in log
+    assert loaded.count("docs", exact=True).count == N  # and it still serves

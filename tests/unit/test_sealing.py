@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hmac
 import os
 import pickle
 import stat
@@ -10,6 +11,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bastion.errors import ConfigurationError
 from bastion.sealing import (
@@ -90,6 +93,29 @@ def test_seal_error_is_a_server_fault_with_stable_code() -> None:
     assert info.value.status == 500
     assert info.value.code == "sealed_secret_unreadable"
     assert not isinstance(info.value, ConfigurationError)
+
+
+def test_fingerprint_is_hmac_sha256_under_an_hkdf_subkey() -> None:
+    # RFC 5869 HKDF-SHA256 (no salt, info names the use), then RFC 2104 HMAC-SHA256 over
+    # len(aad) || aad || data, where aad = version || context.
+    subkey = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"bastion fingerprint v1"
+    ).derive(KEY)
+    aad = b"\x01" + CONTEXT
+    expected = hmac.new(subkey, len(aad).to_bytes(2, "big") + aad + b"alice", "sha256")
+    assert Sealer(KEY).fingerprint(b"alice", context=CONTEXT) == expected.hexdigest()
+
+
+def test_fingerprint_depends_on_key_context_and_data() -> None:
+    mine = Sealer(KEY).fingerprint(b"alice", context=CONTEXT)
+    assert mine == Sealer(KEY).fingerprint(b"alice", context=CONTEXT)
+    assert mine != Sealer(bytes(32)).fingerprint(b"alice", context=CONTEXT)
+    assert mine != Sealer(KEY).fingerprint(b"alice", context=b"totp:fct_124")
+    assert mine != Sealer(KEY).fingerprint(b"alicf", context=CONTEXT)
+    # Where the context ends and the data starts is never ambiguous.
+    assert Sealer(KEY).fingerprint(b"c", context=b"ab") != Sealer(KEY).fingerprint(
+        b"bc", context=b"a"
+    )
 
 
 def test_empty_context_is_refused() -> None:

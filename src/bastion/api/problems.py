@@ -14,6 +14,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from bastion.errors import BastionError, InvalidGrant, RateLimited, StepUpRequired
@@ -147,6 +148,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed the connection before its body arrived (a load generator
+    stopping mid-request): nobody is left to answer, and nothing went wrong here."""
+    log.debug("client went away during %s %s", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return render(
@@ -162,4 +170,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(BastionError, _bastion_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)

@@ -4,7 +4,7 @@
                    ─▶ mfa_required (transaction) ─▶ verify_factor ─▶ tokens | more factors
     start_step_up  ─▶ mfa_required (transaction, purpose step_up) ─▶ verify_factor ─▶ tokens
 
-Failures commit their bookkeeping (audit, attempt counters) before they are raised,
+Failures commit their bookkeeping (audit, attempt and throttle counts) before they are raised,
 and every failure of the password step looks the same to the client.
 """
 
@@ -62,11 +62,15 @@ class ClientContext:
 
 
 class LoginThrottles:
-    """Failed logins per account (10 / 15 min) and per client address (100 / 15 min)."""
+    """Failed logins per account (10 / 15 min) and per client address (100 / 15 min).
+
+    Only the limits: the counts live in the database (``authn.throttle``), shared by
+    every worker process.
+    """
 
     def __init__(self) -> None:
-        self.by_account = FailureThrottle(limit=10, window=900)
-        self.by_address = FailureThrottle(limit=100, window=900)
+        self.by_account = FailureThrottle(scope="account", limit=10, window=900)
+        self.by_address = FailureThrottle(scope="address", limit=100, window=900)
 
 
 def _login_failed(
@@ -102,16 +106,22 @@ def password_login(
     password: str,
     context: ClientContext,
 ) -> dict[str, Any]:
-    """First step. Unknown user, wrong password and suspended user fail identically."""
+    """First step. Unknown user, wrong password and suspended user fail identically.
+
+    The throttles are checked, and failures recorded, in ``conn``'s transaction: the
+    count and the decision are one step for every worker process.
+    """
     now = rt.clock.now()
-    account_key = username.strip().casefold()[:MAX_USERNAME]
-    throttles.by_address.check(context.ip or "-")
-    throttles.by_account.check(account_key)
+    by_account, by_address = throttles.by_account, throttles.by_address
+    account_key = by_account.key(rt.sealer, username.strip().casefold()[:MAX_USERNAME])
+    address_key = by_address.key(rt.sealer, context.ip or "-")
+    by_address.check(conn, address_key, now=now)
+    by_account.check(conn, account_key, now=now)
     user = find_user(conn, username) if len(username) <= MAX_USERNAME else None
     if user is None or not user.active or user.password_hash is None:
         burn_dummy_verify(password[:MAX_PASSWORD], hasher=rt.hasher)  # same cost as a real check
-        throttles.by_address.fail(context.ip or "-")
-        throttles.by_account.fail(account_key)
+        by_address.fail(conn, address_key, now=now)
+        by_account.fail(conn, account_key, now=now)
         reason = "unknown_user" if user is None else f"user_{user.status}"
         if user is not None and user.password_hash is None:
             reason = "no_password"
@@ -121,12 +131,12 @@ def password_login(
             stored_hash=user.password_hash, presented=password, hasher=rt.hasher
         )
     except InvalidCredentials:
-        throttles.by_address.fail(context.ip or "-")
-        throttles.by_account.fail(account_key)
+        by_address.fail(conn, address_key, now=now)
+        by_account.fail(conn, account_key, now=now)
         raise _login_failed(conn, rt, user, reason="bad_password", context=context) from None
     if checked.needs_rehash:
         set_password_hash(conn, user.id, rt.hasher.hash(password), now=now)
-    throttles.by_account.clear(account_key)
+    by_account.clear(conn, account_key)
 
     if not load_policy(conn, user.tenant_id).mfa_required:
         return _finish(rt, conn, user, acr="aal1", amr=["pwd"], context=context, reason="password")

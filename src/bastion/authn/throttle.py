@@ -1,56 +1,87 @@
 """Failed-login throttling per account and per client address.
 
 Throttling, not lock-out: an attacker cannot lock a victim out for long, and
-every limit answers ``429`` with ``Retry-After``. Counters live in this process
-(one replica); the scale-out backend keeps them in PostgreSQL.
+every limit answers ``429`` with ``Retry-After``.
+
+Failures are rows of ``login_failures`` in the database, so every worker process counts
+the same failures. The caller checks and records them inside the sign-in's own write
+transaction, which on SQLite is a ``BEGIN IMMEDIATE`` serialised across processes: two
+attempts never both pass on the same count. (On PostgreSQL, read committed, attempts
+running at the same moment on one key can each pass a count just under the limit.)
+Times come from the injected clock as aware UTC datetimes, never from a process's
+monotonic clock. A key is stored as a keyed fingerprint, never as typed (people type their password
+into the username field). Recording a failure deletes the expired rows of its scope, so
+the table holds no more than one window of failures.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from bastion.clock import monotonic
+from sqlalchemy import Connection, bindparam, delete, func, insert, select
+
 from bastion.errors import RateLimited
+from bastion.sealing import Sealer
+from bastion.storage import new_id
+from bastion.storage.schema import login_failures
+
+__all__ = ["FailureThrottle"]
 
 
+# Built once: they run inside the sign-in's write transaction, which other writers wait
+# for, and building a statement costs several times what SQLite takes to run it.
+_t = login_failures.c
+_RECENT = (
+    _t.scope == bindparam("scope"),
+    _t.key_hash == bindparam("key"),
+    _t.at > bindparam("since"),
+)
+_COUNT_RECENT = select(func.count()).select_from(login_failures).where(*_RECENT)
+_NTH_NEWEST = (
+    select(_t.at).where(*_RECENT).order_by(_t.at.desc()).limit(1).offset(bindparam("skip"))
+)
+_RECORD = insert(login_failures)
+_EXPIRE = delete(login_failures).where(_t.scope == bindparam("scope"), _t.at <= bindparam("since"))
+_FORGET = delete(login_failures).where(
+    _t.scope == bindparam("scope"), _t.key_hash == bindparam("key")
+)
+
+
+@dataclass(frozen=True)
 class FailureThrottle:
-    """At most ``limit`` failures per key in a sliding ``window`` of seconds."""
+    """At most ``limit`` failures per key of ``scope`` in a sliding ``window`` of seconds."""
 
-    def __init__(self, *, limit: int, window: float, max_keys: int = 100_000) -> None:
-        self.limit = limit
-        self.window = window
-        self.max_keys = max_keys
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+    scope: str  # "account" | "address": one table, separate counts
+    limit: int
+    window: int
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures.get(key)
-        if failures is None:
-            return deque()
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-        return failures
+    def key(self, sealer: Sealer, value: str) -> str:
+        """The stored form of ``value`` (a username or an address) for this scope."""
+        data = value.encode("utf-8", "surrogatepass")
+        return sealer.fingerprint(data, context=b"login_failures:" + self.scope.encode())
 
-    def check(self, key: str) -> None:
+    def _since(self, now: datetime) -> datetime:
+        return now - timedelta(seconds=self.window)
+
+    def check(self, conn: Connection, key: str, *, now: datetime) -> None:
         """Raise RateLimited when ``key`` has used up its failures."""
-        now = monotonic()
-        with self._lock:
-            failures = self._recent(key, now)
-            if len(failures) >= self.limit:
-                retry_after = max(1, math.ceil(failures[0] + self.window - now))
-                raise RateLimited(retry_after)
+        recent = {"scope": self.scope, "key": key, "since": self._since(now)}
+        if conn.execute(_COUNT_RECENT, recent).scalar_one() < self.limit:
+            return
+        # Allowed again once the limit-th newest failure leaves the window.
+        counted_from = conn.execute(_NTH_NEWEST, {**recent, "skip": self.limit - 1}).scalar_one()
+        frees_at = counted_from + timedelta(seconds=self.window)
+        raise RateLimited(max(1, math.ceil((frees_at - now).total_seconds())))
 
-    def fail(self, key: str) -> None:
-        now = monotonic()
-        with self._lock:
-            if len(self._failures) >= self.max_keys:
-                self._failures.pop(next(iter(self._failures)))
-            self._failures.setdefault(key, deque()).append(now)
+    def fail(self, conn: Connection, key: str, *, now: datetime) -> None:
+        """Record one failure of ``key``; forget every failure of the scope that has expired."""
+        conn.execute(_EXPIRE, {"scope": self.scope, "since": self._since(now)})
+        conn.execute(
+            _RECORD, {"id": new_id("lfl"), "scope": self.scope, "key_hash": key, "at": now}
+        )
 
-    def clear(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
+    def clear(self, conn: Connection, key: str) -> None:
+        """Forget the failures of ``key`` (a successful sign-in of that account)."""
+        conn.execute(_FORGET, {"scope": self.scope, "key": key})

@@ -62,6 +62,13 @@ def create_admin(
     return user
 
 
+def joined(rt: Runtime) -> Bootstrap:
+    """A worker process of a server its parent already bootstrapped: creates nothing
+    (a second setup link would cancel the one the parent printed)."""
+    with rt.db.begin() as conn:
+        return Bootstrap("existing", ensure_default_tenant(conn, now=rt.clock.now()))
+
+
 def bootstrap(rt: Runtime) -> Bootstrap:
     now = rt.clock.now()
     with rt.db.begin() as conn:

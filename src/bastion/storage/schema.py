@@ -157,6 +157,19 @@ login_transactions = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
 )
 
+# One row per failed sign-in, kept for the throttle window: every worker process counts
+# the same failures. The key is a keyed fingerprint (authn.throttle), never the typed value.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("scope", String(16), nullable=False),  # account | address
+    Column("key_hash", String(64), nullable=False),  # HMAC-SHA256 hex of username or address
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_login_failures_scope_key_hash_at", "scope", "key_hash", "at"),
+    Index("ix_login_failures_scope_at", "scope", "at"),  # pruning expired rows
+)
+
 # A session is a refresh-token family: rotating refresh tokens share it.
 sessions = Table(
     "sessions",

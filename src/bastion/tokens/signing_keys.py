@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from bastion.config import MAX_ACCESS_TOKEN_TTL
-from bastion.errors import ConfigurationError, InvalidToken
+from bastion.errors import ConfigurationError, InvalidToken, UnknownSigningKey
 
 __all__ = [
     "DEFAULT_SKEW",
@@ -183,7 +183,7 @@ class KeyRing:
         _aware(now, "now")
         key = self._by_kid.get(kid)
         if key is None:
-            raise InvalidToken("The token was signed by an unknown key.")
+            raise UnknownSigningKey("The token was signed by an unknown key.")
         if not key.verifies_tokens_at(now, max_token_ttl=max_token_ttl, skew=skew):
             raise InvalidToken("The token was signed by a retired key.")
         return key.public_key

@@ -5,14 +5,20 @@ A write validates, commits one SQLite transaction (WAL: it survives ``kill -9`` 
 returns, so the next search sees it. On start each collection is loaded from its rows;
 the ANN index is loaded from the file saved at the last clean shutdown and caught up
 with the rows written since (``points.version``), or rebuilt from the rows.
+
+With several worker processes (``shared``), each holds its own copy in memory and
+catches up with the others' writes before every call (``bastion.vectors.peers``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +48,7 @@ from bastion.vectors.engine import (
 from bastion.vectors.errors import BadRequest, CollectionExists, CollectionNotFound
 from bastion.vectors.filters import Filter
 from bastion.vectors.live import LiveCollection, SlotPlan, select_payload
+from bastion.vectors.peers import ChangeWatch, bury, catch_up
 from bastion.vectors.predicates import compile_filter
 from bastion.vectors.progress import progress
 from bastion.vectors.schema import collections, payload_indexes, points
@@ -62,6 +69,7 @@ class EmbeddedEngine:
         settings: Settings | None = None,
         *,
         clock: Clock | None = None,
+        shared: bool | None = None,
     ) -> None:
         self.db = db
         self.index_dir = Path(data_dir) / "vectors"
@@ -70,36 +78,125 @@ class EmbeddedEngine:
         self._collections: dict[tuple[str, str], LiveCollection] = {}
         self._registry = threading.Lock()
         self._batcher = SearchBatcher()
+        if shared is None:
+            shared = settings is not None and settings.resolved_workers > 1
+        self._shared = shared  # other worker processes write too
+        self._watch: ChangeWatch | None = None  # their commits, from ``open`` on
+        self._syncing: asyncio.Future[None] | None = None
+        self._sync_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def open(self) -> None:
         """Load every collection: rows into memory, then the ANN index (blocking; start-up)."""
         self.index_dir.mkdir(parents=True, exist_ok=True)
+        if self._shared:  # before reading: a commit from here on is noticed
+            self._watch = ChangeWatch(self.db)
         with self.db.read() as conn:
             rows = conn.execute(select(collections)).mappings().all()
             indexes = conn.execute(select(payload_indexes)).mappings().all()
         loaded: dict[tuple[str, str], LiveCollection] = {}
         for row in rows:
-            live = _live_from_row(row)
-            self._load_points(live)
-            for index in indexes:
-                if index["collection_id"] == live.id:
-                    live.add_payload_index(index["field"], index["schema"])
+            live = self._loaded(row, indexes)
             loaded[(live.tenant_id, live.spec.name)] = live
         with self._registry:
             self._collections = loaded
-        self._remove_orphan_files({live.id for live in loaded.values()})
+        if not self._shared:  # with several workers another one may be creating files
+            self._remove_orphan_files({live.id for live in loaded.values()})
+
+    def _loaded(self, row: Any, indexes: Sequence[Any]) -> LiveCollection:
+        live = _live_from_row(row)
+        self._load_points(live)
+        for index in indexes:
+            if index["collection_id"] == live.id:
+                live.add_payload_index(index["field"], index["schema"])
+        return live
 
     def close(self) -> None:
         """Save every changed ANN index with its consistency marker (blocking; shutdown)."""
         with self._registry:
             live_collections = list(self._collections.values())
-        for live in live_collections:
-            with live.lock.write():
-                if live.dirty and live.count:
-                    self._save_index(live)
+        with self._saving():
+            for live in live_collections:
+                with live.lock.write():
+                    if live.dirty and live.count and not self._saved_since(live):
+                        self._save_index(live)
         self._batcher.close()
+        if self._watch is not None:
+            self._watch.close()
+
+    @contextmanager
+    def _saving(self) -> Iterator[None]:
+        """One process at a time writes index files (workers stop together)."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        with (self.index_dir / ".save.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _saved_since(self, live: LiveCollection) -> bool:
+        """Another worker already saved this version (or a newer one) of the index."""
+        if not self._shared:
+            return False
+        try:
+            marker = json.loads(self._index_files(live.id)[1].read_text())
+            return bool(marker["version"] >= live.version)
+        except (OSError, ValueError, KeyError):
+            return False
+
+    # -- other worker processes --------------------------------------------------------
+
+    async def _fresh(self) -> None:
+        """Before a call reads or writes: take in what other workers committed since the
+        last call (a no-op without other workers, ~3 µs when nothing changed)."""
+        while self._watch is not None:
+            if self._syncing is None:
+                if not self._watch.changed():
+                    return
+                self._syncing = asyncio.ensure_future(self._sync_off_loop())
+            syncing = self._syncing
+            try:  # shielded: a caller that goes away does not cancel the others' catch-up
+                await asyncio.shield(syncing)
+            finally:
+                if syncing.done() and self._syncing is syncing:
+                    self._syncing = None
+            # and ask again: something may have been committed while it ran
+
+    async def _sync_off_loop(self) -> None:
+        try:
+            await _off_loop(self._sync)
+        except Exception:
+            if self._watch is not None:
+                self._watch.ask_again()  # the next call tries again; this one fails
+            log.exception("catching up with the other workers failed")
+            raise
+
+    def _sync(self) -> None:
+        """Bring every collection in memory in step with the database (a thread)."""
+        with self._sync_lock, self._registry:
+            with self.db.read() as conn:
+                rows = conn.execute(select(collections)).mappings().all()
+                indexes = conn.execute(select(payload_indexes)).mappings().all()
+            current: dict[tuple[str, str], LiveCollection] = {}
+            for row in rows:
+                live = self._collections.get((row["tenant_id"], row["name"]))
+                if live is None or live.id != row["id"]:
+                    live = self._loaded(row, indexes)  # created by another worker
+                else:
+                    self._catch_up(live, indexes)
+                current[(live.tenant_id, live.spec.name)] = live
+            self._collections = current  # collections deleted elsewhere drop out
+
+    def _catch_up(self, live: LiveCollection, indexes: Sequence[Any]) -> None:
+        with live.lock.write():
+            with self.db.read() as conn:
+                catch_up(conn, live)
+            for index in indexes:
+                field, schema = index["field"], index["schema"]
+                if index["collection_id"] == live.id and live.index_schema.get(field) != schema:
+                    live.add_payload_index(field, schema)
 
     # -- collections -------------------------------------------------------------------
 
@@ -110,16 +207,20 @@ class EmbeddedEngine:
         return live
 
     async def list_collections(self, tenant_id: str) -> list[str]:
+        await self._fresh()
         return sorted(name for tenant, name in list(self._collections) if tenant == tenant_id)
 
     async def collection_exists(self, tenant_id: str, name: str) -> bool:
+        await self._fresh()
         return (tenant_id, name) in self._collections
 
     async def get_collection(self, tenant_id: str, name: str) -> CollectionInfo:
+        await self._fresh()
         live = self._get(tenant_id, name)
         return await _off_loop(lambda: _info(live))
 
     async def create_collection(self, tenant_id: str, spec: CollectionSpec) -> None:
+        await self._fresh()
         await _off_loop(lambda: self._create(tenant_id, spec))
 
     def _create(self, tenant_id: str, spec: CollectionSpec) -> None:
@@ -149,6 +250,7 @@ class EmbeddedEngine:
             )
 
     async def delete_collection(self, tenant_id: str, name: str) -> bool:
+        await self._fresh()
         return await _off_loop(lambda: self._delete_collection(tenant_id, name))
 
     def _delete_collection(self, tenant_id: str, name: str) -> bool:
@@ -170,6 +272,7 @@ class EmbeddedEngine:
     async def create_payload_index(
         self, tenant_id: str, name: str, field_name: str, schema: str
     ) -> None:
+        await self._fresh()
         live = self._get(tenant_id, name)
 
         def work() -> None:
@@ -195,6 +298,7 @@ class EmbeddedEngine:
     async def upsert(
         self, tenant_id: str, name: str, points_: Sequence[PointWrite], vectors: Vector
     ) -> int:
+        await self._fresh()
         live = self._get(tenant_id, name)
         keys = [point.key for point in points_]
         if len(set(keys)) != len(keys):
@@ -216,20 +320,20 @@ class EmbeddedEngine:
         vectors: Vector,
         payloads: list[dict[str, Any] | None],
     ) -> int:
-        stored = None
+        stored = live.prepare(vectors)
+        blobs = [row.tobytes() for row in stored]
         with live.lock.write():
             self._check_alive(live)
-            stored = live.prepare(vectors)
-            plan: SlotPlan = live.plan_slots(keys)
-            version = live.version + 1
-            blobs = [row.tobytes() for row in stored]
-            slots = plan.slots.tolist()
-            new_rows: list[dict[str, Any]] = []
-            old_rows: list[dict[str, Any]] = []
-            for key, slot, blob, payload in zip(keys, slots, blobs, payloads, strict=True):
-                row = {"k": key, "seq": slot, "v": blob, "p": payload, "n": version}
-                (old_rows if key in live.slot_of else new_rows).append(row)
             with self.db.begin() as conn:
+                self._catch_up_writer(conn, live)
+                plan: SlotPlan = live.plan_slots(keys)
+                version = live.version + 1
+                slots = plan.slots.tolist()
+                new_rows: list[dict[str, Any]] = []
+                old_rows: list[dict[str, Any]] = []
+                for key, slot, blob, payload in zip(keys, slots, blobs, payloads, strict=True):
+                    row = {"k": key, "seq": slot, "v": blob, "p": payload, "n": version}
+                    (old_rows if key in live.slot_of else new_rows).append(row)
                 self._bump(conn, live, version)
                 if old_rows:
                     conn.execute(
@@ -272,23 +376,25 @@ class EmbeddedEngine:
         keys: Sequence[str] | None = None,
         filter: Filter | None = None,
     ) -> int:
+        await self._fresh()
         live = self._get(tenant_id, name)
 
         def work() -> int:
             with live.lock.write():
                 self._check_alive(live)
-                if keys is not None:
-                    slots = [
-                        live.slot_of[key] for key in dict.fromkeys(keys) if key in live.slot_of
-                    ]
-                    found = np.asarray(slots, dtype=np.int64)
-                else:
-                    found = live.matching_slots(filter)
-                if len(found) == 0:
-                    return 0
-                doomed = [live.keys[slot] for slot in found.tolist()]
-                version = live.version + 1
                 with self.db.begin() as conn:
+                    self._catch_up_writer(conn, live)
+                    if keys is not None:
+                        slots = [
+                            live.slot_of[key] for key in dict.fromkeys(keys) if key in live.slot_of
+                        ]
+                        found = np.asarray(slots, dtype=np.int64)
+                    else:
+                        found = live.matching_slots(filter)
+                    if len(found) == 0:
+                        return 0
+                    doomed = [str(live.keys[slot]) for slot in found.tolist()]
+                    version = live.version + 1
                     self._bump(conn, live, version)
                     for start in range(0, len(doomed), _CHUNK):
                         conn.execute(
@@ -297,11 +403,19 @@ class EmbeddedEngine:
                                 points.c.point_id.in_(doomed[start : start + _CHUNK]),
                             )
                         )
+                    if self._watch is not None:
+                        bury(conn, live.id, doomed, version)
                 live.version = version
                 live.apply_delete(found)
                 return len(found)
 
         return await _off_loop(work)
+
+    def _catch_up_writer(self, conn: Connection, live: LiveCollection) -> None:
+        """Inside the write transaction (which holds SQLite's write lock): the others'
+        writes first, so the slots this write picks agree with what they hold."""
+        if self._watch is not None:
+            catch_up(conn, live)
 
     def _bump(self, conn: Connection, live: LiveCollection, version: int) -> None:
         conn.execute(update(collections).where(collections.c.id == live.id).values(version=version))
@@ -313,6 +427,8 @@ class EmbeddedEngine:
     # -- reads -------------------------------------------------------------------------
 
     async def search(self, tenant_id: str, name: str, query: SearchQuery) -> list[ScoredRecord]:
+        if self._watch is not None:
+            await self._fresh()
         live = self._get(tenant_id, name)
         if query.vector.shape != (live.spec.dim,):
             raise BadRequest(
@@ -342,6 +458,7 @@ class EmbeddedEngine:
         return await _off_loop(lambda: _reading(live, lambda: live.search(query)))
 
     async def count(self, tenant_id: str, name: str, *, filter: Filter | None) -> int:
+        await self._fresh()
         live = self._get(tenant_id, name)
         if filter is None:
             return live.count
@@ -356,6 +473,7 @@ class EmbeddedEngine:
         with_payload: PayloadSelector,
         with_vector: bool,
     ) -> list[PointRecord]:
+        await self._fresh()
         live = self._get(tenant_id, name)
         return await _off_loop(
             lambda: _reading(live, lambda: live.retrieve(keys, with_payload, with_vector))
@@ -372,6 +490,7 @@ class EmbeddedEngine:
         with_payload: PayloadSelector,
         with_vector: bool,
     ) -> ScrollPage:
+        await self._fresh()
         live = self._get(tenant_id, name)
         predicate = compile_filter(filter) if filter is not None else None
 
@@ -415,6 +534,7 @@ class EmbeddedEngine:
         return list(conn.execute(query.order_by(points.c.point_id).limit(chunk)).all())
 
     async def export(self, tenant_id: str, name: str) -> AsyncIterator[PointRecord]:
+        await self._fresh()
         live = self._get(tenant_id, name)
         cursor: str | None = None
         everything = PayloadSelector()

@@ -61,3 +61,17 @@ payload_indexes = Table(
     Column("field", String(255), primary_key=True),
     Column("schema", String(32), nullable=False),
 )
+
+# Deleted points, kept while several worker processes run (bastion.vectors.peers).
+point_tombstones = Table(
+    "point_tombstones",
+    metadata,
+    Column(
+        "collection_id",
+        String(40),
+        ForeignKey("collections.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),  # the collection version of the delete
+    Column("point_id", String(40), primary_key=True),
+)
