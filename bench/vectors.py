@@ -228,7 +228,7 @@ def _report_ingest(
         "user + system, all server threads (hnswlib inserts use both cores)",
     )
     section.add(
-        "restart with a saved index (to first /healthz)",
+        "restart with a saved index (until every worker listens)",
         f"{restart_s:.1f} s",
         f"{n:,} rows read from SQLite + index file loaded; in-process engine.open(): "
         f"{open_s:.1f} s",

@@ -185,18 +185,20 @@ class EmbeddedEngine:
                 if live is None or live.id != row["id"]:
                     live = self._loaded(row, indexes)  # created by another worker
                 else:
-                    self._catch_up(live, indexes)
+                    self._catch_up(live, row["version"], indexes)
                 current[(live.tenant_id, live.spec.name)] = live
             self._collections = current  # collections deleted elsewhere drop out
 
-    def _catch_up(self, live: LiveCollection, indexes: Sequence[Any]) -> None:
+    def _catch_up(self, live: LiveCollection, version: int, indexes: Sequence[Any]) -> None:
+        wanted = {i["field"]: i["schema"] for i in indexes if i["collection_id"] == live.id}
+        missing = {f: s for f, s in wanted.items() if live.index_schema.get(f) != s}
+        if version == live.version and not missing:
+            return  # most commits (audit, sessions) change no collection: searches go on
         with live.lock.write():
             with self.db.read() as conn:
                 catch_up(conn, live)
-            for index in indexes:
-                field, schema = index["field"], index["schema"]
-                if index["collection_id"] == live.id and live.index_schema.get(field) != schema:
-                    live.add_payload_index(field, schema)
+            for field, schema in missing.items():
+                live.add_payload_index(field, schema)
 
     # -- collections -------------------------------------------------------------------
 
