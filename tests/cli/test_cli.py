@@ -160,3 +160,27 @@ def test_bad_configuration_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "BASTION_ACCESS_TOKEN_TTL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "env", "named"),
+    [
+        (["--workers", "-1"], {}, "BASTION_WORKERS"),
+        (["--workers", "65"], {}, "BASTION_WORKERS"),
+        (["--workers", "2"], {"BASTION_DATABASE_URL": "postgresql+psycopg://x@h/db"}, "workers"),
+    ],
+)
+def test_serve_refuses_a_bad_worker_count(
+    tmp_path: Path, arguments: list[str], env: dict[str, str], named: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bastion", "serve", "--data-dir", str(tmp_path), *arguments],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
