@@ -16,6 +16,17 @@ from sqlalchemy import (
 from bastion.storage.schema import metadata
 from bastion.storage.types import UTCDateTime
 
+
+def _collection_id() -> Column[str]:
+    """The owning collection: part of the primary key, gone with the collection."""
+    return Column(
+        "collection_id",
+        String(40),
+        ForeignKey("collections.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+
+
 collections = Table(
     "collections",
     metadata,
@@ -34,12 +45,7 @@ collections = Table(
 points = Table(
     "points",
     metadata,
-    Column(
-        "collection_id",
-        String(40),
-        ForeignKey("collections.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _collection_id(),
     # storage key (bastion.vectors.ids): 20-digit integer or "u"+UUID; sorts in Qdrant order
     Column("point_id", String(40), primary_key=True),
     Column("seq", Integer, nullable=False),  # slot: the label in the ANN index (reused)
@@ -52,12 +58,7 @@ points = Table(
 payload_indexes = Table(
     "payload_indexes",
     metadata,
-    Column(
-        "collection_id",
-        String(40),
-        ForeignKey("collections.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _collection_id(),
     Column("field", String(255), primary_key=True),
     Column("schema", String(32), nullable=False),
 )
@@ -66,12 +67,7 @@ payload_indexes = Table(
 point_tombstones = Table(
     "point_tombstones",
     metadata,
-    Column(
-        "collection_id",
-        String(40),
-        ForeignKey("collections.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _collection_id(),
     Column("version", Integer, primary_key=True),  # the collection version of the delete
     Column("point_id", String(40), primary_key=True),
 )
