@@ -38,6 +38,9 @@ CLIENTS = (1, 8)
 GUARD_CALLS = 1_000
 AUTH_VARIANTS = ("Bearer token", "api-key")
 OFF = "auth off"
+# bench.floor: the serving stack of `bastion serve --workers 2` around an app that does
+# nothing; the same requests, in the same blocks as the variants.
+FLOOR = "floor (same uvicorn + workers, an app that does nothing)"
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def _measure(
     for label, blocks in done.runs.items():
         total = combine(blocks)
         recall = (recalls or {}).get(label)
-        if dataset is not None and total.bodies:
+        if dataset is not None and total.bodies and label != FLOOR:
             recall = recall_at_k([_ids(body) for body in total.bodies], dataset.truth)
         vs_bare = None
         if done.baseline:
@@ -187,6 +190,7 @@ def searches(
             dataset.truth,
         )
         for variant in variants
+        if variant.label != FLOOR
     }
     return {
         clients: _measure(
@@ -256,23 +260,24 @@ def report(
     for clients, measured in found.items():
         for label, item in measured.items():
             run = item.total
+            floor = label == FLOOR
             section.add(
                 f"HTTP, {label}",
                 str(clients),
                 fmt(run.rps),
                 f"{run.p50_ms:.2f}",
                 f"{run.p99_ms:.2f}",
-                f"{item.recall or 0:.4f}",
+                "" if floor else f"{item.recall or 0:.4f}",
                 fmt(run.server_us_per_call),
                 fmt(run.client_us_per_call),
-                ratio(item.vs_off),
+                "" if floor else ratio(item.vs_off),
                 ratio(_vs_bare(item, bare)),
                 f"{run.other_cores:.2f}",
             )
     section.notes += [
         dataset.describe() + ".",
         f"HTTP: POST /collections/{{name}}/points/query, limit 10; {ROUNDS} rounds over "
-        "the queries per variant, the three variants interleaved block by block, each "
+        "the queries per variant, the variants (and the floor) interleaved block by block, each "
         "block followed by the bare index answering the same queries; QPS over all "
         "blocks; ÷ auth off and ÷ bare index are medians over paired blocks.",
         client_description(),
@@ -282,6 +287,12 @@ def report(
         "2 worker processes (`bastion serve --workers 2`, one per core; server CPU is both "
         "together), each a uvicorn event loop plus one thread for graph searches that "
         "arrive together (docs/vectors.md).",
+        f"The {FLOOR} row is bench/floor.py: the same uvicorn options and worker "
+        "supervisor as `bastion serve --workers 2`, an ASGI app that reads the body and "
+        "answers a stored search answer of the same size. It is the HTTP cost before "
+        "Bastion does anything; with 1 client (requests in series) no server on this "
+        "stack can do better than the floor's time plus the bare index's: its ÷ bare "
+        "index q caps HTTP ÷ bare index at q / (1 + q).",
     ]
     _targets(found, bare, results)
     every = [item.total for measured in found.values() for item in measured.values()]
@@ -313,14 +324,24 @@ def _targets(found: dict[int, dict[str, Measured]], bare: Bare, results: Results
         run = item.total
         value = _vs_bare(item, bare)
         recall = item.recall or 0.0
+        why = (
+            f"the server spends {run.server_us_per_call:.0f} µs CPU per query against "
+            f"{bare.us_per_query:.0f} µs in the bare index; the client used "
+            f"{run.client_us_per_call:.0f} µs CPU per query of the same 2 cores"
+        )
+        if clients == 1 and FLOOR in measured:
+            floor = measured[FLOOR]
+            why += (
+                f"; uvicorn with an app that does nothing answers in "
+                f"{1e6 / floor.total.rps:.0f} µs per request (1 client, in series), which "
+                f"caps any server on this stack at {ratio(ceiling(floor, bare))}"
+            )
         results.target(
             f"HTTP ÷ bare index QPS (Bearer, {_clients(clients)}), recall ≥ 0.95",
             f"{ratio(value)} at recall {recall:.3f}",
             "≥ 0.5 at recall ≥ 0.95",
             value >= 0.5 and recall >= 0.95,
-            f"the server spends {run.server_us_per_call:.0f} µs CPU per query against "
-            f"{bare.us_per_query:.0f} µs in the bare index; the client used "
-            f"{run.client_us_per_call:.0f} µs CPU per query of the same 2 cores",
+            why,
         )
     best = max(
         ((clients, measured["Bearer token"]) for clients, measured in found.items()),
@@ -332,6 +353,13 @@ def _targets(found: dict[int, dict[str, Measured]], bare: Bare, results: Results
         f"recall@10 {best[1].recall or 0:.3f}; bare index {fmt(bare.qps)} QPS at recall "
         f"{bare.recall:.3f}",
     )
+    if FLOOR in found.get(1, {}):
+        results.headline(
+            "HTTP ÷ bare index ceiling (1 client)",
+            ratio(ceiling(found[1][FLOOR], bare)),
+            "the best any server on this HTTP stack could do: uvicorn with an app that "
+            "does nothing (bench/floor.py) plus the bare index's time, in series",
+        )
     for clients, measured in found.items():
         item = measured["Bearer token"]
         results.headline(
@@ -351,3 +379,11 @@ def _targets(found: dict[int, dict[str, Measured]], bare: Bare, results: Results
 def _vs_bare(item: Measured, bare: Bare) -> float:
     """Paired with the bare index block by block when measured so; else over the runs."""
     return item.vs_bare if item.vs_bare is not None else item.total.rps / bare.qps
+
+
+def ceiling(floor: Measured, bare: Bare) -> float:
+    """HTTP ÷ bare index of a server that answers in the floor's time plus the bare
+    index's, in series (1 client): with q = floor ÷ bare index, 1 / (1/q + 1) = q / (1 + q)
+    (per paired block; the median carries over, q / (1 + q) rising with q)."""
+    q = _vs_bare(floor, bare)
+    return q / (1 + q)

@@ -9,13 +9,17 @@ production.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.server import (
     ADMIN_PASSWORD,
     Credentials,
     ServerProcess,
+    free_port,
     start_server,
 )
 from tests.support.server import open_runtime as open_server_runtime
@@ -34,6 +38,7 @@ __all__ = [
     "pid_of",
     "rss_bytes",
     "start",
+    "start_floor",
 ]
 
 PRODUCTION = {"BASTION_ARGON2_PROFILE": "owasp", "BASTION_LOG_LEVEL": "warning"}
@@ -55,6 +60,49 @@ def start(data_dir: Path, *, auth: bool = True, workers: int = 1) -> ServerProce
             server.stop()
             raise RuntimeError(f"only {_listeners(server.port)} of {workers} workers listen")
         time.sleep(0.1)
+    return server
+
+
+@dataclass
+class FloorServer:
+    """``python -m bench.floor``: the serving stack of ``bastion serve`` around an app
+    that does nothing (bench/floor.py)."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def start_floor(log_dir: Path, *, workers: int) -> FloorServer:
+    """The floor server with ``workers`` processes, returned once every one listens."""
+    port = free_port()
+    with (log_dir / f"floor-{port}.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.floor", str(port), str(workers)],
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    server = FloorServer(process, port)
+    deadline = time.monotonic() + 60
+    while _listeners(port) < workers:
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"the floor server did not start; see {log_dir}/floor-{port}.log")
+        time.sleep(0.05)
     return server
 
 

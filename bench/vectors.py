@@ -6,7 +6,9 @@ server starts on that folder with the bench-only switch (a request without a cre
 skips authentication; one with a Bearer token or api-key goes through the whole guard),
 so authenticated and unauthenticated searches hit the same process and the same graph
 (``bench.search`` measures them interleaved block by block, each block paired with the
-bare index loaded in this process). Last, with the server stopped, the same index file
+bare index loaded in this process). Beside it, the same serving stack around an app that
+does nothing (``bench.floor``) answers the same requests in the same blocks: the floor
+no server on this stack goes below. Last, with the server stopped, the same index file
 is loaded here again and queried bare, and through the engine.
 """
 
@@ -39,6 +41,7 @@ from bench.servers import (
     pid_of,
     rss_bytes,
     start,
+    start_floor,
 )
 
 BATCH = 1_000  # points per upsert request
@@ -181,7 +184,9 @@ def run(root: Path, dataset: Dataset, results: Results) -> None:
     # "auth off" are the same process serving the same index from the same memory.
     server = start(data_dir, auth=False, workers=SEARCH_WORKERS)
     restart_s = time.perf_counter() - restarted
+    floor = None
     try:
+        floor = start_floor(root / "vectors", workers=SEARCH_WORKERS)
         rss_loaded = rss_bytes(pid_of(server))
         credentials = Credentials(server.data_dir, server.env)
         bearer = credentials.token(role="viewer", acr="aal2")
@@ -193,9 +198,12 @@ def run(root: Path, dataset: Dataset, results: Results) -> None:
             Variant(search.OFF, server.url, pid, {}),
         ]
         search.guard(variants, results)
+        floor_variant = Variant(search.FLOOR, floor.url, floor.process.pid, {})
         with paired_bare_index(server, dataset) as bare_rate:
-            found = search.searches(variants, dataset, bare_rate)
+            found = search.searches([*variants, floor_variant], dataset, bare_rate)
     finally:
+        if floor is not None:
+            floor.stop()
         server.stop()
     bare, engine, open_s = _in_process(server, dataset)
     search.report(dataset, found, bare, engine, results)
