@@ -12,12 +12,16 @@ import json
 import secrets
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import text
 from tests.support.app import Env
 from tests.support.server import ADMIN_PASSWORD
 
@@ -28,7 +32,7 @@ from bastion.config import Settings, load_settings
 from bastion.errors import InvalidCredentials, InvalidToken, RateLimited
 from bastion.factors.password import hash_password
 from bastion.identity.tenants import ensure_default_tenant
-from bastion.identity.users import create_user, find_user
+from bastion.identity.users import create_user, find_user, set_password_hash, set_status
 from bastion.runtime import Runtime
 from bastion.tokens import issue_access_token
 
@@ -65,10 +69,7 @@ def workers(settings: Settings) -> Iterator[tuple[Runtime, Runtime]]:
 def sign_in(rt: Runtime, throttles: LoginThrottles, username: str, password: str) -> int:
     """One ``POST /auth/login`` as the route runs it: the status it answers."""
     try:
-        with rt.db.begin() as conn:
-            password_login(
-                rt, conn, throttles, username=username, password=password, context=ATTACKER
-            )
+        password_login(rt, throttles, username=username, password=password, context=ATTACKER)
     except InvalidCredentials:
         return 401
     except RateLimited:
@@ -132,8 +133,7 @@ while not go.exists():
 statuses = []
 for _ in range(attempts):
     try:
-        with rt.db.begin() as conn:
-            password_login(rt, conn, throttles, username="alice", password="guess", context=context)
+        password_login(rt, throttles, username="alice", password="guess", context=context)
     except InvalidCredentials:
         statuses.append(401)
     except RateLimited:
@@ -170,6 +170,93 @@ def test_racing_worker_processes_get_exactly_the_limit_of_guesses(
                 process.kill()
     # 24 guesses at once from 4 processes: the count and the decision are one step.
     assert statuses == Counter({401: 10, 429: 14})
+
+
+class _HeldHasher(PasswordHasher):
+    """``rt.hasher``'s real argon2, held inside ``verify`` until the test lets it go."""
+
+    def __init__(self, real: PasswordHasher) -> None:
+        super().__init__(
+            time_cost=real.time_cost,
+            memory_cost=real.memory_cost,
+            parallelism=real.parallelism,
+            hash_len=real.hash_len,
+            salt_len=real.salt_len,
+            type=real.type,
+        )
+        self.checking = threading.Event()
+        self.go_on = threading.Event()
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.checking.set()
+        assert self.go_on.wait(10)
+        return super().verify(hash, password)
+
+
+def _sign_in_held(rt: Runtime) -> tuple[_HeldHasher, threading.Thread, list[int]]:
+    """alice signs in with the right password through ``rt``; it stops inside argon2."""
+    held = _HeldHasher(rt.hasher)
+    rt.hasher = held
+    status: list[int] = []
+    thread = threading.Thread(
+        target=lambda: status.append(sign_in(rt, LoginThrottles(), "alice", PASSWORD))
+    )
+    thread.start()
+    assert held.checking.wait(10)
+    return held, thread, status
+
+
+def test_a_sign_in_lets_every_other_writer_through_while_argon2_runs(
+    workers: tuple[Runtime, Runtime],
+) -> None:
+    one, two = workers
+    held, signing_in, status = _sign_in_held(one)
+    wrote = threading.Event()
+
+    def write() -> None:  # BEGIN IMMEDIATE: waits for the write lock if anyone holds it
+        with two.db.begin() as conn:
+            conn.execute(text("UPDATE users SET updated_at = updated_at"))
+        wrote.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert wrote.wait(5), "a writer waited for a sign-in's password check"
+    finally:
+        held.go_on.set()
+        writer.join(15)
+        signing_in.join(15)
+    assert status == [200]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("suspend", "user_suspended"),
+        ("new password", "password_changed"),
+    ],
+)
+def test_an_account_changed_while_its_password_was_checked_does_not_sign_in(
+    workers: tuple[Runtime, Runtime], change: str, reason: str
+) -> None:
+    one, two = workers
+    held, signing_in, status = _sign_in_held(one)
+    with two.db.begin() as conn:  # another worker, meanwhile
+        alice = find_user(conn, "alice")
+        assert alice is not None
+        if change == "suspend":
+            set_status(conn, alice.id, "suspended", now=T0)
+        else:
+            new_hash = hash_password("another long passphrase", hasher=two.hasher)
+            set_password_hash(conn, alice.id, new_hash, now=T0)
+    held.go_on.set()
+    signing_in.join(15)
+    assert status == [401]
+    with two.db.read() as conn:
+        failures = conn.execute(
+            text("SELECT reason FROM audit_events WHERE action = 'login.failure'")
+        ).scalars()
+        assert list(failures) == [reason]
 
 
 # -- signing keys rotated by another worker -------------------------------------------------

@@ -54,16 +54,13 @@ def client_context(request: Request, device_id: str | None = None) -> ClientCont
 
 @router.post("/login", summary="Start a login with username and password")
 def login(request: Request, body: LoginBody) -> dict[str, Any]:
-    rt = runtime(request)
-    with rt.db.begin() as conn:
-        return password_login(
-            rt,
-            conn,
-            request.app.state.throttles,
-            username=body.username,
-            password=body.password,
-            context=client_context(request, body.device_id),
-        )
+    return password_login(
+        runtime(request),
+        request.app.state.throttles,
+        username=body.username,
+        password=body.password,
+        context=client_context(request, body.device_id),
+    )
 
 
 @router.post("/login/{transaction_id}/challenge", summary="Ask for a challenge (WebAuthn, push…)")

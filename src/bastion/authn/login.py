@@ -10,8 +10,10 @@ and every failure of the password step looks the same to the client.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -33,9 +35,15 @@ from bastion.authn.transactions import (
 )
 from bastion.errors import AuthorizationError, InvalidCode, InvalidCredentials, ValidationError
 from bastion.factors.catalog import Method
-from bastion.factors.password import burn_dummy_verify, verify_password
+from bastion.factors.password import burn_dummy_verify, hash_password, verify_password
 from bastion.identity.policies import load_policy
-from bastion.identity.users import User, find_user, set_password_hash, user_by_id
+from bastion.identity.users import (
+    User,
+    find_user,
+    find_user_by_id,
+    set_password_hash,
+    user_by_id,
+)
 from bastion.runtime import Runtime
 from bastion.storage import CommitThenRaise
 
@@ -99,7 +107,6 @@ def _login_failed(
 
 def password_login(
     rt: Runtime,
-    conn: Connection,
     throttles: LoginThrottles,
     *,
     username: str,
@@ -108,36 +115,87 @@ def password_login(
 ) -> dict[str, Any]:
     """First step. Unknown user, wrong password and suspended user fail identically.
 
-    The throttles are checked, and failures recorded, in ``conn``'s transaction: the
-    count and the decision are one step for every worker process.
+    The password is checked outside any transaction: argon2 takes tens of milliseconds,
+    and a write transaction holds SQLite's one write lock, which every other writer of
+    every worker process (upserts, audit, other sign-ins) would wait for meanwhile. The
+    throttles are checked before the check, and again in the write transaction that
+    records its outcome: attempts that ran at the same moment are counted there one after
+    another, so no more than ``limit`` attempts of one key are ever answered (an attempt
+    that finds the limit reached answers 429 whatever its password was).
     """
-    now = rt.clock.now()
     by_account, by_address = throttles.by_account, throttles.by_address
     account_key = by_account.key(rt.sealer, username.strip().casefold()[:MAX_USERNAME])
     address_key = by_address.key(rt.sealer, context.ip or "-")
-    by_address.check(conn, address_key, now=now)
-    by_account.check(conn, account_key, now=now)
-    user = find_user(conn, username) if len(username) <= MAX_USERNAME else None
+    with rt.db.read() as conn:
+        _check_throttles(throttles, conn, address_key, account_key, now=rt.clock.now())
+        user = find_user(conn, username) if len(username) <= MAX_USERNAME else None
+    failure, new_hash = _check_password(rt, user, password)
+    with rt.db.begin() as conn:
+        now = rt.clock.now()
+        _check_throttles(throttles, conn, address_key, account_key, now=now)
+        if user is not None and failure is None:  # the account may have changed meanwhile
+            user, failure = _still_valid(conn, user)
+        if failure is not None:
+            by_address.fail(conn, address_key, now=now)
+            by_account.fail(conn, account_key, now=now)
+            raise _login_failed(conn, rt, user, reason=failure, context=context)
+        assert user is not None
+        if new_hash is not None:
+            set_password_hash(conn, user.id, new_hash, now=now)
+        by_account.clear(conn, account_key)
+        return _signed_in_with_password(rt, conn, user, context=context, now=now)
+
+
+def _check_throttles(
+    throttles: LoginThrottles,
+    conn: Connection,
+    address_key: str,
+    account_key: str,
+    *,
+    now: datetime,
+) -> None:
+    throttles.by_address.check(conn, address_key, now=now)
+    throttles.by_account.check(conn, account_key, now=now)
+
+
+def _check_password(rt: Runtime, user: User | None, password: str) -> tuple[str | None, str | None]:
+    """(why it failed or None, a fresh hash to store or None), after one argon2 verify
+    whatever the case (an unknown user costs what a wrong password costs)."""
     if user is None or not user.active or user.password_hash is None:
-        burn_dummy_verify(password[:MAX_PASSWORD], hasher=rt.hasher)  # same cost as a real check
-        by_address.fail(conn, address_key, now=now)
-        by_account.fail(conn, account_key, now=now)
-        reason = "unknown_user" if user is None else f"user_{user.status}"
-        if user is not None and user.password_hash is None:
-            reason = "no_password"
-        raise _login_failed(conn, rt, user, reason=reason, context=context)
+        burn_dummy_verify(password[:MAX_PASSWORD], hasher=rt.hasher)
+        if user is None:
+            return "unknown_user", None
+        return ("no_password" if user.password_hash is None else f"user_{user.status}"), None
     try:
         checked = verify_password(
             stored_hash=user.password_hash, presented=password, hasher=rt.hasher
         )
     except InvalidCredentials:
-        by_address.fail(conn, address_key, now=now)
-        by_account.fail(conn, account_key, now=now)
-        raise _login_failed(conn, rt, user, reason="bad_password", context=context) from None
+        return "bad_password", None
     if checked.needs_rehash:
-        set_password_hash(conn, user.id, rt.hasher.hash(password), now=now)
-    by_account.clear(conn, account_key)
+        return None, hash_password(password, hasher=rt.hasher)
+    return None, None
 
+
+def _still_valid(conn: Connection, checked: User) -> tuple[User | None, str | None]:
+    """The account as it is now, and why the sign-in fails if it changed since its
+    password was checked (suspended, deleted, or a new password set)."""
+    current = find_user_by_id(conn, checked.id)
+    if current is None:
+        return None, "unknown_user"
+    if not current.active:
+        return current, f"user_{current.status}"
+    if current.password_hash is None or checked.password_hash is None:
+        return current, "no_password"
+    if not hmac.compare_digest(current.password_hash.encode(), checked.password_hash.encode()):
+        return current, "password_changed"
+    return current, None
+
+
+def _signed_in_with_password(
+    rt: Runtime, conn: Connection, user: User, *, context: ClientContext, now: datetime
+) -> dict[str, Any]:
+    """After a right password: tokens, an enrolment-only session, or the second step."""
     if not load_policy(conn, user.tenant_id).mfa_required:
         return _finish(rt, conn, user, acr="aal1", amr=["pwd"], context=context, reason="password")
     methods = login_methods(conn, user.id)

@@ -4,9 +4,10 @@ Throttling, not lock-out: an attacker cannot lock a victim out for long, and
 every limit answers ``429`` with ``Retry-After``.
 
 Failures are rows of ``login_failures`` in the database, so every worker process counts
-the same failures. The caller checks and records them inside the sign-in's own write
-transaction, which on SQLite is a ``BEGIN IMMEDIATE`` serialised across processes: two
-attempts never both pass on the same count. (On PostgreSQL, read committed, attempts
+the same failures. The caller checks them before it checks the password, and again, with
+the outcome recorded, in the write transaction that follows (on SQLite a ``BEGIN
+IMMEDIATE``, serialised across processes): attempts that ran at the same moment are
+counted one after another, and two never both get an answer on the same count. (On PostgreSQL, read committed, attempts
 running at the same moment on one key can each pass a count just under the limit.)
 Times come from the injected clock as aware UTC datetimes, never from a process's
 monotonic clock. A key is stored as a keyed fingerprint, never as typed (people type their password

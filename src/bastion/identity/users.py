@@ -98,11 +98,16 @@ def find_user(conn: Connection, username: str) -> User | None:
     return _row(row) if row else None
 
 
-def user_by_id(conn: Connection, user_id: str) -> User:
+def find_user_by_id(conn: Connection, user_id: str) -> User | None:
     row = conn.execute(select(users).where(users.c.id == user_id)).first()
-    if row is None:
+    return _row(row) if row else None
+
+
+def user_by_id(conn: Connection, user_id: str) -> User:
+    user = find_user_by_id(conn, user_id)
+    if user is None:
         raise NotFound("User not found.", code="user_not_found")
-    return _row(row)
+    return user
 
 
 def list_users(conn: Connection, *, tenant_id: str | None) -> list[User]:
