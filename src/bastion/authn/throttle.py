@@ -7,8 +7,9 @@ Failures are rows of ``login_failures`` in the database, so every worker process
 the same failures. The caller checks them before it checks the password, and again, with
 the outcome recorded, in the write transaction that follows (on SQLite a ``BEGIN
 IMMEDIATE``, serialised across processes): attempts that ran at the same moment are
-counted one after another, and two never both get an answer on the same count. (On PostgreSQL, read committed, attempts
-running at the same moment on one key can each pass a count just under the limit.)
+counted one after another, and two never both get an answer on the same count. (On
+PostgreSQL, read committed, attempts running at the same moment on one key can each pass
+a count just under the limit.)
 Times come from the injected clock as aware UTC datetimes, never from a process's
 monotonic clock. A key is stored as a keyed fingerprint, never as typed (people type their password
 into the username field). Recording a failure deletes the expired rows of its scope, so
