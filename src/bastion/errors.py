@@ -122,9 +122,10 @@ class RateLimited(BastionError):
     code = "rate_limited"
     title = "Too many requests"
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, *, scope: str | None = None) -> None:
         super().__init__(f"Too many attempts; retry after {retry_after} seconds.")
         self.retry_after = retry_after
+        self.scope = scope  # which limit was reached (e.g. "account", "address"), for audit
 
 
 class ConfigurationError(BastionError):

@@ -184,6 +184,33 @@ def test_repeated_failures_are_throttled_with_retry_after(env: Env) -> None:
     assert int(limited.headers["retry-after"]) > 0
 
 
+def test_refused_attempts_are_audited_as_one_counted_event_per_second(env: Env) -> None:
+    from sqlalchemy import select
+
+    from bastion.runtime import Runtime
+    from bastion.storage.schema import audit_events
+
+    for _ in range(10):
+        assert env.login("admin", "wrong wrong wrong").status_code == 401
+    for _ in range(3):
+        assert env.login("admin", "hunter2 hunter2").status_code == 429
+    app = env.client.app
+    app.state.audit_buffer.flush()  # type: ignore[attr-defined]
+    runtime: Runtime = app.state.runtime  # type: ignore[attr-defined]
+    with runtime.db.read() as conn:
+        rows = conn.execute(
+            select(audit_events.c.outcome, audit_events.c.details).where(
+                audit_events.c.reason == "rate_limited"
+            )
+        ).all()
+    assert [(outcome, details["scope"], details["attempts"]) for outcome, details in rows] == [
+        ("denied", "account", 3)
+    ]
+    assert rows[0].details["ip"] == "testclient"
+    assert "hunter2" not in str(rows)
+    assert "admin" not in str(rows)
+
+
 @pytest.mark.parametrize(
     ("body", "content_type"),
     [

@@ -19,7 +19,7 @@ from bastion.authn.sessions import (
     session_by_id,
     session_of_refresh_token,
 )
-from bastion.errors import BastionError, InvalidGrant, ValidationError
+from bastion.errors import BastionError, InvalidGrant, RateLimited, ValidationError
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -54,13 +54,18 @@ def client_context(request: Request, device_id: str | None = None) -> ClientCont
 
 @router.post("/login", summary="Start a login with username and password")
 def login(request: Request, body: LoginBody) -> dict[str, Any]:
-    return password_login(
-        runtime(request),
-        request.app.state.throttles,
-        username=body.username,
-        password=body.password,
-        context=client_context(request, body.device_id),
-    )
+    context = client_context(request, body.device_id)
+    try:
+        return password_login(
+            runtime(request),
+            request.app.state.throttles,
+            username=body.username,
+            password=body.password,
+            context=context,
+        )
+    except RateLimited as refused:
+        request.app.state.audit_buffer.count_refused_sign_in(refused.scope, context.ip)
+        raise
 
 
 @router.post("/login/{transaction_id}/challenge", summary="Ask for a challenge (WebAuthn, push…)")

@@ -495,18 +495,25 @@ SearchKey = tuple[str, str, str | None, str]  # actor, tenant, resource, kind
 
 
 class AuditBuffer:
-    """Counts searches and appends them as events once a second, in one transaction.
+    """Counts frequent events and appends them once a second, in one transaction.
 
     A search costs one dictionary update on its own path; every second each
     (caller, collection, kind) that searched becomes one ``points.searched`` event with
-    the number of searches and of results. Flushed by the app's background task and at
-    shutdown.
+    the number of searches and of results. Sign-ins refused by a throttle are counted the
+    same way, one ``login.failure`` (reason ``rate_limited``) per (limit, address) and
+    second: a flood of refused attempts must not become a flood of writes, each waiting
+    for the database's write lock. Flushed by the app's background task and at shutdown.
     """
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self._searches: dict[SearchKey, list[int]] = {}
+        self._refused: dict[tuple[str | None, str | None], int] = {}
         self._lock = threading.Lock()
+
+    def count_refused_sign_in(self, scope: str | None, ip: str | None) -> None:
+        with self._lock:
+            self._refused[(scope, ip)] = self._refused.get((scope, ip), 0) + 1
 
     def count_search(
         self, principal: Principal, resource: str | None, kind: str, results: int
@@ -523,10 +530,24 @@ class AuditBuffer:
     def flush(self) -> int:
         with self._lock:
             searches, self._searches = self._searches, {}
-        if not searches:
+            refused, self._refused = self._refused, {}
+        if not searches and not refused:
             return 0
         with self.rt.db.begin() as conn:
             now = self.rt.clock.now()
+            for (scope, ip), attempts in refused.items():
+                emit(
+                    conn,
+                    AuditEvent(
+                        action="login.failure",
+                        outcome="denied",
+                        actor=None,  # the typed username is not kept (it may be a password)
+                        tenant_id=None,
+                        reason="rate_limited",
+                        details={"scope": scope, "ip": ip, "attempts": attempts},
+                    ),
+                    now=now,
+                )
             for (actor, tenant_id, resource, kind), (count, results) in searches.items():
                 collection = resource.removeprefix("collection:") if resource else None
                 event = AuditEvent(
@@ -543,4 +564,4 @@ class AuditBuffer:
                     },
                 )
                 emit(conn, event, now=now)
-        return len(searches)
+        return len(searches) + len(refused)

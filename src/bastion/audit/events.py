@@ -65,8 +65,9 @@ _SPECS = (
     _spec("login.success", "A login finished with tokens.", "success",
           "username acr amr methods session_id risk_level risk_score risk_reasons"),
     _spec("login.failure", "A login was refused (reason: invalid_credentials, invalid_code, "
-          "risk_denied, rate_limited, transaction_expired …).", "failure denied",
-          "username method attempts risk_level risk_score risk_reasons"),
+          "risk_denied, rate_limited, transaction_expired …; rate_limited: one event per "
+          "limit, address and second, attempts = how many were refused).", "failure denied",
+          "username method attempts scope risk_level risk_score risk_reasons"),
     _spec("login.mfa_required", "A password was accepted; a second factor is asked.",
           "challenge", "username methods risk_level risk_score risk_reasons"),
     _spec("login.enrollment_required", "A user without a factor got a restricted token.",

@@ -75,7 +75,8 @@ class FailureThrottle:
         # Allowed again once the limit-th newest failure leaves the window.
         counted_from = conn.execute(_NTH_NEWEST, {**recent, "skip": self.limit - 1}).scalar_one()
         frees_at = counted_from + timedelta(seconds=self.window)
-        raise RateLimited(max(1, math.ceil((frees_at - now).total_seconds())))
+        retry_after = max(1, math.ceil((frees_at - now).total_seconds()))
+        raise RateLimited(retry_after, scope=self.scope)
 
     def fail(self, conn: Connection, key: str, *, now: datetime) -> None:
         """Record one failure of ``key``; forget every failure of the scope that has expired."""
