@@ -21,6 +21,7 @@ from tests.support.server import (
     ServerProcess,
     free_port,
     start_server,
+    worker_pids,
 )
 from tests.support.server import open_runtime as open_server_runtime
 
@@ -122,7 +123,7 @@ def pid_of(server: ServerProcess) -> int:
 def rss_bytes(pid: int) -> int:
     """Resident set size of one server process: with ``--workers N`` the mean of the
     workers' (each holds its own copy of the collections), ``VmRSS`` in /proc."""
-    workers = _children(pid) or [pid]
+    workers = worker_pids(pid) or [pid]
     return sum(_rss(worker) for worker in workers) // len(workers)
 
 
@@ -137,7 +138,7 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time so far of a server: the process, all its threads, and its
     worker processes (``--workers N``)."""
     total = 0.0
-    for process in [pid, *_children(pid)]:
+    for process in [pid, *worker_pids(pid)]:
         try:
             fields = Path(f"/proc/{process}/stat").read_text().rpartition(")")[2].split()
         except FileNotFoundError:  # a worker that just ended
@@ -145,25 +146,6 @@ def cpu_seconds(pid: int) -> float:
         # After the command name: state is field 3; utime and stime are fields 14 and 15.
         total += (int(fields[11]) + int(fields[12])) / TICKS
     return total
-
-
-def _children(pid: int) -> list[int]:
-    """Worker processes of a server (not multiprocessing's resource tracker, which
-    spawn may start beside them: no app, ~0 CPU)."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found += [int(child) for child in (task / "children").read_text().split()]
-        except FileNotFoundError:
-            continue
-    return [child for child in found if "resource_tracker" not in _command(child)]
-
-
-def _command(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except FileNotFoundError:
-        return ""
 
 
 def open_runtime(server: ServerProcess) -> Runtime:

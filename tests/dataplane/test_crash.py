@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -12,30 +10,10 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.support.server import LiveServer, ServerProcess, free_port, start_server
+from tests.support.server import LiveServer, free_port, start_server
 
 DIM = 64
 BATCH = 200
-
-
-def _kill_every_process(server: ServerProcess) -> None:
-    """SIGKILL to the worker processes (``--workers N``), then to the server itself:
-    nothing shuts down cleanly, nothing saves an index."""
-    assert server.process is not None
-    if server.process.poll() is not None:
-        return
-    children: list[int] = []
-    for task in Path(f"/proc/{server.process.pid}/task").iterdir():
-        try:
-            children += [int(child) for child in (task / "children").read_text().split()]
-        except FileNotFoundError:
-            continue
-    for child in children:
-        try:
-            os.kill(child, signal.SIGKILL)
-        except ProcessLookupError:
-            continue
-    server.kill()
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -78,11 +56,11 @@ def test_kill_during_ingest_loses_no_acknowledged_point(tmp_path: Path, workers:
         deadline = time.monotonic() + 30
         while len(acknowledged) < 3000 and time.monotonic() < deadline:
             time.sleep(0.05)
-        _kill_every_process(server)  # SIGKILL, mid-ingest
+        server.kill_every_process()  # SIGKILL, mid-ingest
         writer.join(30)
         assert len(acknowledged) >= 3000
     finally:
-        _kill_every_process(server)
+        server.kill_every_process()
 
     restarted = start_server(data_dir, port=port, env=env)
     try:

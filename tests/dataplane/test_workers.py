@@ -16,19 +16,10 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.support.server import LiveServer, start_server
+from tests.support.server import LiveServer, start_server, worker_pids
 
 DIM = 16
 WORKERS = {"BASTION_WORKERS": "2"}
-
-
-def workers_of(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [
-        int(child)
-        for child in children
-        if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +40,7 @@ def call(live: LiveServer, method: str, path: str, **kwargs: object) -> httpx.Re
 
 def test_the_server_runs_two_workers(two: LiveServer) -> None:
     assert two.server.process is not None
-    assert len(workers_of(two.server.process.pid)) == 2
+    assert len(worker_pids(two.server.process.pid)) == 2
 
 
 def test_every_acknowledged_write_is_seen_by_the_next_request_wherever_it_lands(
@@ -89,7 +80,7 @@ def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
     server = start_server(tmp_path / "data", env=WORKERS)
     try:
         assert server.process is not None
-        workers = workers_of(server.process.pid)
+        workers = worker_pids(server.process.pid)
         assert len(workers) == 2
         server.kill()  # SIGKILL: the parent cannot pass anything on
         deadline = time.monotonic() + 20

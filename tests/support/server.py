@@ -43,6 +43,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def worker_pids(pid: int) -> list[int]:
+    """The worker processes of ``bastion serve --workers N`` running as ``pid`` (not
+    multiprocessing's resource tracker, which spawn may start beside them); [] when
+    ``pid`` is gone."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return []
+    for task in tasks:
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return [child for child in found if "resource_tracker" not in _command(child)]
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
+
+
 @dataclass
 class ServerProcess:
     data_dir: Path
@@ -94,10 +118,22 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown hooks run (crash tests)."""
+        """SIGKILL: no shutdown hooks run (crash tests). With ``--workers N`` only the
+        parent: its workers notice and stop themselves cleanly."""
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
+
+    def kill_every_process(self) -> None:
+        """SIGKILL to the worker processes, then to the server: nothing shuts down
+        cleanly, nothing saves an index (a crash of the whole machine's service)."""
+        if self.process and self.process.poll() is None:
+            for worker in worker_pids(self.process.pid):
+                try:
+                    os.kill(worker, signal.SIGKILL)
+                except ProcessLookupError:
+                    continue
+        self.kill()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
