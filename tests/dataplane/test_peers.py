@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from bastion.storage import Database
 from bastion.vectors import (
@@ -25,8 +26,10 @@ from bastion.vectors import (
     key_to_id,
     parse_filter,
     parse_point_id,
+    peers,
 )
 from bastion.vectors.peers import clear_tombstones
+from bastion.vectors.schema import collections, point_tombstones
 from tests.dataplane.conftest import run
 
 DIM = 8
@@ -137,6 +140,31 @@ def test_a_deleted_point_is_not_found_by_the_other_worker(pair: Any) -> None:
     run(one.delete_points(A, "docs", keys=[parse_point_id(42)]))
     assert 42 not in nearest(two, data[42], limit=10)
     assert run(two.count(A, "docs", filter=None)) == 99
+
+
+def test_old_tombstones_are_dropped_and_a_copy_left_far_behind_still_agrees(
+    pair: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(peers, "KEEP_TOMBSTONE_VERSIONS", 3)
+    one, two = pair
+    run(one.create_collection(A, spec()))
+    data = upsert(one, range(100), seed=8)
+    assert run(two.count(A, "docs", filter=None)) == 100  # two is in step here ...
+    for start in range(0, 40, 5):  # ... and then serves nothing for 16 writes
+        run(one.delete_points(A, "docs", keys=[parse_point_id(i) for i in range(start, start + 5)]))
+        upsert(one, [start + 1], seed=9)  # deleted and written again: a new row
+    with one.db.read() as conn:
+        kept = conn.execute(select(point_tombstones.c.version).distinct()).scalars().all()
+        horizon = conn.execute(select(collections.c.tombstones_dropped_through)).scalar_one()
+    assert len(kept) <= 3  # only the tombstones of the last few versions are left
+    assert horizon > 0
+    assert two._get(A, "docs").version < horizon  # two needs tombstones that are gone
+
+    expected = sorted([*range(40, 100), *range(1, 40, 5)])
+    assert sorted(state(two)) == sorted(state(one)) == expected
+    assert state(two) == state(one)
+    assert 12 not in nearest(two, data[12], limit=10)
+    assert nearest(two, data[60]) == [60]
 
 
 def test_collection_deleted_and_created_again_elsewhere(pair: Any) -> None:

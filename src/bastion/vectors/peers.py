@@ -17,7 +17,12 @@ their next read or write:
 
 A write acknowledged by one worker is therefore seen by any request that reaches another
 worker after the acknowledgement. Tombstones are written only while several workers run;
-``bastion serve`` clears them before the workers start (each loads the rows).
+``bastion serve`` clears them before the workers start (each loads the rows). So that a
+long-running server does not keep one row per point ever deleted, a delete drops the
+tombstones more than ``KEEP_TOMBSTONE_VERSIONS`` versions old and notes up to which
+version it did (``collections.tombstones_dropped_through``). A copy that fell further
+behind than that (a worker that served nothing while many writes went by) cannot trust
+the tombstones left, and compares its point ids with the table's instead.
 """
 
 from __future__ import annotations
@@ -27,12 +32,16 @@ import threading
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
 
 from bastion.storage import Database
 from bastion.vectors.errors import CollectionNotFound
 from bastion.vectors.live import LiveCollection, SlotPlan
 from bastion.vectors.schema import collections, point_tombstones, points
+
+# Tombstones of this many most recent versions (write transactions) of a collection are
+# kept; a copy further behind compares ids instead (one pass over the collection's ids).
+KEEP_TOMBSTONE_VERSIONS = 1_000
 
 
 class ChangeWatch:
@@ -72,25 +81,22 @@ def catch_up(conn: Connection, live: LiveCollection) -> None:
 
     The caller holds ``live.lock.write()``. Raises ``CollectionNotFound`` when the
     collection was deleted meanwhile."""
-    version = conn.execute(
-        select(collections.c.version).where(collections.c.id == live.id)
-    ).scalar_one_or_none()
-    if version is None:
+    found = conn.execute(
+        select(collections.c.version, collections.c.tombstones_dropped_through).where(
+            collections.c.id == live.id
+        )
+    ).first()
+    if found is None:
         raise CollectionNotFound(live.spec.name)
+    version, dropped_through = found
     if version == live.version:
         return
-    doomed = conn.execute(
-        select(point_tombstones.c.point_id).where(
-            point_tombstones.c.collection_id == live.id,
-            point_tombstones.c.version > live.version,
-        )
-    ).scalars()
     rows = conn.execute(
         select(points.c.point_id, points.c.seq, points.c.vector, points.c.payload).where(
             points.c.collection_id == live.id, points.c.version > live.version
         )
     ).all()
-    stale = {live.slot_of[key] for key in doomed if key in live.slot_of}
+    stale = _deleted_since(conn, live, dropped_through)
     for row in rows:
         moved_from = live.slot_of.get(row.point_id)
         if moved_from is not None and moved_from != row.seq:
@@ -113,12 +119,44 @@ def catch_up(conn: Connection, live: LiveCollection) -> None:
     live.version = version
 
 
+def _deleted_since(conn: Connection, live: LiveCollection, dropped_through: int) -> set[int]:
+    """Slots of the points ``live`` holds that were deleted after ``live.version``."""
+    if live.version >= dropped_through:  # every tombstone it needs is still there
+        doomed = conn.execute(
+            select(point_tombstones.c.point_id).where(
+                point_tombstones.c.collection_id == live.id,
+                point_tombstones.c.version > live.version,
+            )
+        ).scalars()
+        return {live.slot_of[key] for key in doomed if key in live.slot_of}
+    present = set(
+        conn.execute(select(points.c.point_id).where(points.c.collection_id == live.id)).scalars()
+    )
+    return {slot for key, slot in live.slot_of.items() if key not in present}
+
+
 def bury(conn: Connection, collection_id: str, keys: Sequence[str], version: int) -> None:
-    """Record deleted points for the other processes (inside the delete's transaction)."""
+    """Record deleted points for the other processes (inside the delete's transaction),
+    and drop the tombstones more than ``KEEP_TOMBSTONE_VERSIONS`` versions old."""
     conn.execute(
         insert(point_tombstones),
         [{"collection_id": collection_id, "point_id": key, "version": version} for key in keys],
     )
+    horizon = version - KEEP_TOMBSTONE_VERSIONS
+    if horizon <= 0:
+        return
+    dropped = conn.execute(
+        delete(point_tombstones).where(
+            point_tombstones.c.collection_id == collection_id,
+            point_tombstones.c.version <= horizon,
+        )
+    ).rowcount
+    if dropped:
+        conn.execute(
+            update(collections)
+            .where(collections.c.id == collection_id)
+            .values(tombstones_dropped_through=horizon)
+        )
 
 
 def clear_tombstones(db: Database) -> None:

@@ -39,6 +39,8 @@ collections = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     # bumped by every write; a saved ANN index records the version it reflects
     Column("version", Integer, nullable=False, server_default="0"),
+    # point_tombstones of versions up to this one were dropped (bastion.vectors.peers)
+    Column("tombstones_dropped_through", Integer, nullable=False, server_default="0"),
     UniqueConstraint("tenant_id", "name", name="uq_collections_tenant_name"),
 )
 
