@@ -44,7 +44,9 @@ async def _housekeeping(rt: Runtime, buffer: AuditBuffer) -> None:
         since_checkpoint += AUDIT_FLUSH_SECONDS
         try:
             await asyncio.to_thread(buffer.flush)
-            if await asyncio.to_thread(rt.reload_keys_if_rotated):
+            signing_with = rt.keyring.active.kid
+            reloaded = await asyncio.to_thread(rt.reload_keys_if_rotated)
+            if reloaded and rt.keyring.active.kid != signing_with:  # not the first start's own
                 log.info("signing keys reloaded: new key %s", rt.keyring.active.kid)
             if since_checkpoint >= AUDIT_CHECKPOINT_SECONDS:
                 since_checkpoint = 0.0

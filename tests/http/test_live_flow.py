@@ -6,11 +6,12 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pyotp
 
-from tests.support.server import ADMIN_PASSWORD, LiveServer
+from tests.support.server import ADMIN_PASSWORD, LiveServer, start_server
 
 
 def wait_for_next_step() -> None:
@@ -103,3 +104,22 @@ def test_key_rotation_reaches_a_running_server(live_server: LiveServer) -> None:
         assert before < after  # the old key stays published while its tokens live
         headers = {"Authorization": f"Bearer {old_token}"}
         assert http.get("/collections", headers=headers).status_code == 200
+
+
+def test_the_log_reports_a_rotation_and_nothing_at_a_first_start(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", env={"BASTION_LOG_LEVEL": "info"})
+    try:
+        time.sleep(2.5)  # two housekeeping ticks after creating the first key
+        assert "signing keys reloaded" not in server.log()
+        subprocess.run(
+            [sys.executable, "-m", "bastion", "keys", "rotate", "--data-dir", str(server.data_dir)],
+            capture_output=True,
+            env={**os.environ, **server.env},
+            check=True,
+        )
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "signing keys reloaded" not in server.log():
+            time.sleep(0.2)
+        assert server.log().count("signing keys reloaded: new key") == 1
+    finally:
+        server.stop()
