@@ -28,7 +28,6 @@ from bastion.vectors import (
     parse_point_id,
     peers,
 )
-from bastion.vectors.peers import clear_tombstones
 from bastion.vectors.schema import collections, point_tombstones
 from tests.dataplane.conftest import run
 
@@ -239,9 +238,23 @@ def test_tombstones_are_written_only_with_several_workers(
         run(shared.delete_points(A, "docs", keys=[parse_point_id(2)]))
         with shared.db.read() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM point_tombstones").scalar_one() == 1
-        clear_tombstones(shared.db)
+        EmbeddedEngine.prepare_for_workers(shared.db, data_dir)
         with shared.db.read() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM point_tombstones").scalar_one() == 0
     finally:
         shared.close()
         shared.db.dispose()
+
+
+def test_index_files_of_collections_that_are_gone_are_removed_before_workers_start(
+    data_dir: Path, engine: EmbeddedEngine
+) -> None:
+    run(engine.create_collection(A, spec()))
+    upsert(engine, range(10), seed=8)
+    engine.close()  # saves the index of "docs"
+    kept = sorted(path.name for path in engine.index_dir.glob("col_*"))
+    assert len(kept) == 2  # the graph and its marker
+    for ghost in ("col_ghost.hnsw", "col_ghost.json"):  # saved for a deleted collection
+        (engine.index_dir / ghost).write_bytes(b"left behind")
+    EmbeddedEngine.prepare_for_workers(engine.db, data_dir)
+    assert sorted(path.name for path in engine.index_dir.glob("col_*")) == kept

@@ -16,7 +16,7 @@ from bastion.cli.common import DataDir, app, fail, out, settings_for
 from bastion.cli.workers import run_workers
 from bastion.config import Settings, load_settings
 from bastion.errors import BastionError
-from bastion.vectors.peers import clear_tombstones
+from bastion.vectors import EmbeddedEngine
 
 
 @app.command()
@@ -70,7 +70,7 @@ def serve(
         uvicorn.run(application, host=settings.host, port=settings.port, **options)
         return
     say(f"  {count} worker processes, each with its own copy of the collections in memory")
-    clear_tombstones(application.state.runtime.db)
+    EmbeddedEngine.prepare_for_workers(application.state.runtime.db, settings.data_dir)
     application.state.runtime.close()
     # The workers read their settings as this process did, plus the options given here.
     os.environ.update(

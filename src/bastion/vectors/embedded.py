@@ -48,7 +48,7 @@ from bastion.vectors.engine import (
 from bastion.vectors.errors import BadRequest, CollectionExists, CollectionNotFound
 from bastion.vectors.filters import Filter
 from bastion.vectors.live import LiveCollection, SlotPlan, select_payload
-from bastion.vectors.peers import ChangeWatch, bury, catch_up
+from bastion.vectors.peers import ChangeWatch, bury, catch_up, clear_tombstones
 from bastion.vectors.predicates import compile_filter
 from bastion.vectors.progress import progress
 from bastion.vectors.schema import collections, payload_indexes, points
@@ -102,7 +102,18 @@ class EmbeddedEngine:
         with self._registry:
             self._collections = loaded
         if not self._shared:  # with several workers another one may be creating files
-            self._remove_orphan_files({live.id for live in loaded.values()})
+            _remove_orphan_files(self.index_dir, {live.id for live in loaded.values()})
+
+    @staticmethod
+    def prepare_for_workers(db: Database, data_dir: Path) -> None:
+        """Before the workers of ``bastion serve --workers N`` start (each loads the rows):
+        forget the tombstones, and remove the index files of collections that no longer
+        exist (a worker that had not caught up may have saved one at shutdown for a
+        collection another worker deleted)."""
+        clear_tombstones(db)
+        with db.read() as conn:
+            known = set(conn.execute(select(collections.c.id)).scalars())
+        _remove_orphan_files(Path(data_dir) / "vectors", known)
 
     def _loaded(self, row: Any, indexes: Sequence[Any]) -> LiveCollection:
         live = _live_from_row(row)
@@ -651,10 +662,12 @@ class EmbeddedEngine:
         temporary.replace(marker_path)
         live.dirty = False
 
-    def _remove_orphan_files(self, known: set[str]) -> None:
-        for path in self.index_dir.glob("col_*"):
-            if path.stem not in known:
-                path.unlink(missing_ok=True)
+
+def _remove_orphan_files(index_dir: Path, known: set[str]) -> None:
+    """Index files (``col_….hnsw`` / ``.json``) of collections not in ``known``."""
+    for path in index_dir.glob("col_*"):
+        if path.stem not in known:
+            path.unlink(missing_ok=True)
 
 
 def _live_from_row(row: Any) -> LiveCollection:
