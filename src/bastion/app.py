@@ -35,13 +35,16 @@ def checkpoint_audit(rt: Runtime) -> None:
         write_checkpoint(conn, signer=rt.keyring.sign, now=rt.clock.now())
 
 
-async def _housekeeping(rt: Runtime, buffer: AuditBuffer) -> None:
-    """Every second: flush batched audit events and notice a key rotation made by the
-    CLI; every five minutes: sign an audit checkpoint."""
+async def _housekeeping(rt: Runtime, buffer: AuditBuffer, engine: EmbeddedEngine) -> None:
+    """Every second: flush batched audit events, notice a key rotation made by the CLI,
+    and take in the other workers' writes (``--workers N``); every five minutes: sign an
+    audit checkpoint."""
     since_checkpoint = 0.0
     while True:
         await asyncio.sleep(AUDIT_FLUSH_SECONDS)
         since_checkpoint += AUDIT_FLUSH_SECONDS
+        with contextlib.suppress(Exception):  # logged by the engine; the next call retries
+            await engine.keep_up()
         try:
             await asyncio.to_thread(buffer.flush)
             signing_with = rt.keyring.active.kid
@@ -75,7 +78,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
         # keep it out of the cyclic GC's scans so full collections stay short.
         gc.collect()
         gc.freeze()
-        flusher = asyncio.create_task(_housekeeping(rt, app.state.audit_buffer))
+        flusher = asyncio.create_task(_housekeeping(rt, app.state.audit_buffer, engine))
         try:
             yield
         finally:

@@ -131,6 +131,18 @@ def test_writes_from_both_workers_interleave_and_both_agree(pair: Any) -> None:
     assert live_one.ann.live_count == live_two.ann.live_count == len(expected)
 
 
+def test_keep_up_brings_an_idle_worker_in_step_before_any_call(pair: Any) -> None:
+    one, two = pair
+    run(one.create_collection(A, spec()))
+    run(two.keep_up())
+    upsert(one, range(500), seed=11)
+    idle = two._get(A, "docs")
+    assert idle.count == 0  # nothing asked it anything since
+    run(two.keep_up())
+    assert idle.count == 500
+    assert idle.version == one._get(A, "docs").version
+
+
 def test_a_deleted_point_is_not_found_by_the_other_worker(pair: Any) -> None:
     one, two = pair
     run(one.create_collection(A, spec()))

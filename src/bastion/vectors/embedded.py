@@ -159,6 +159,12 @@ class EmbeddedEngine:
 
     # -- other worker processes --------------------------------------------------------
 
+    async def keep_up(self) -> None:
+        """Take in what other workers committed, without waiting for a call to need it (the
+        app does this every second): an idle worker does not make the first request after
+        a bulk write elsewhere apply all of it. A no-op without other workers."""
+        await self._fresh()
+
     async def _fresh(self) -> None:
         """Before a call reads or writes: take in what other workers committed since the
         last call (a no-op without other workers, ~3 µs when nothing changed)."""
