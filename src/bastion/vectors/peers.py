@@ -21,8 +21,8 @@ worker after the acknowledgement. Tombstones are written only while several work
 long-running server does not keep one row per point ever deleted, a delete drops the
 tombstones more than ``KEEP_TOMBSTONE_VERSIONS`` versions old and notes up to which
 version it did (``collections.tombstones_dropped_through``). A copy that fell further
-behind than that (a worker that served nothing while many writes went by) cannot trust
-the tombstones left, and compares its point ids with the table's instead.
+behind than that (every worker catches up once a second, so only one that could not for
+a while) cannot trust the tombstones left, and compares its point ids with the table's.
 """
 
 from __future__ import annotations
