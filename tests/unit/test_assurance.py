@@ -1,4 +1,4 @@
-"""acr/amr computed from verified factors (DESIGN.md "Assurance levels")."""
+"""acr/amr computed from verified factors (DESIGN.md "Assurance levels", docs/webauthn.md)."""
 
 from __future__ import annotations
 
@@ -25,47 +25,44 @@ def plain(method: Method) -> VerifiedFactor:
 
 PASSWORD = plain(Method.PASSWORD)
 TOTP = plain(Method.TOTP)
+RECOVERY = plain(Method.RECOVERY_CODE)
+SMS = plain(Method.SMS)
 SECURITY_QUESTION = plain(Method.SECURITY_QUESTION)
-SECURITY_KEY_UV = VerifiedFactor(
-    method=Method.WEBAUTHN,
-    amr=("hwk", "pin", "user"),
-    phishing_resistant=True,
-    device_bound=True,
-    user_verified=True,
-)
-SYNCED_PASSKEY_UV = VerifiedFactor(
-    method=Method.WEBAUTHN,
-    amr=("swk", "user"),
-    phishing_resistant=True,
-    device_bound=False,
-    user_verified=True,
-)
-SECURITY_KEY_NO_UV = VerifiedFactor(
-    method=Method.WEBAUTHN, amr=("hwk",), phishing_resistant=True, device_bound=True
-)
+# WebAuthn credentials, built from their flags as the verifier reports them.
+KEY_UV = VerifiedFactor.webauthn(backup_eligible=False, user_verified=True)
+KEY = VerifiedFactor.webauthn(backup_eligible=False, user_verified=False)
+PASSKEY_UV = VerifiedFactor.webauthn(backup_eligible=True, user_verified=True)
+PASSKEY = VerifiedFactor.webauthn(backup_eligible=True, user_verified=False)
+
+# factors -> (acr, amr, categories): the table docs/webauthn.md shows.
+CASES = [
+    ([PASSWORD], "aal1", ("pwd",), (K,)),
+    ([PASSWORD, TOTP], "aal2", ("mfa", "otp", "pwd"), (K, P)),
+    ([PASSWORD, RECOVERY], "aal2", ("mfa", "pwd", "recovery_code"), (K, P)),
+    ([PASSWORD, SMS], "aal2", ("mfa", "pwd", "sms"), (K, P)),
+    ([PASSWORD, SECURITY_QUESTION], "aal1", ("kba", "pwd"), (K,)),
+    ([TOTP, SMS], "aal1", ("otp", "sms"), (P,)),
+    # a device-bound security key (BE=0)
+    ([KEY_UV], "aal3", ("hwk", "mfa", "pin", "user"), (K, P)),
+    ([KEY], "aal1", ("hwk", "user"), (P,)),
+    ([PASSWORD, KEY], "aal3", ("hwk", "mfa", "pwd", "user"), (K, P)),
+    ([PASSWORD, KEY_UV], "aal3", ("hwk", "mfa", "pin", "pwd", "user"), (K, P)),
+    ([TOTP, KEY], "aal1", ("hwk", "otp", "user"), (P,)),
+    ([SECURITY_QUESTION, KEY], "aal1", ("hwk", "kba", "user"), (P,)),
+    # a synced passkey (BE=1): aal2 at most, whatever accompanies it
+    ([PASSKEY_UV], "aal2", ("mfa", "pin", "swk", "user"), (K, P)),
+    ([PASSKEY], "aal1", ("swk", "user"), (P,)),
+    ([PASSWORD, PASSKEY], "aal2", ("mfa", "pwd", "swk", "user"), (K, P)),
+    ([PASSWORD, PASSKEY_UV], "aal2", ("mfa", "pin", "pwd", "swk", "user"), (K, P)),
+    ([PASSWORD, TOTP, PASSKEY_UV], "aal2", ("mfa", "otp", "pin", "pwd", "swk", "user"), (K, P)),
+]
 
 
-def test_password_alone_is_aal1() -> None:
-    assert compute_assurance([PASSWORD]) == Assurance(acr="aal1", amr=("pwd",), categories=(K,))
-
-
-def test_password_and_totp_is_aal2_with_mfa() -> None:
-    assert compute_assurance([PASSWORD, TOTP]) == Assurance(
-        acr="aal2", amr=("mfa", "otp", "pwd"), categories=(K, P)
-    )
-
-
-def test_password_and_security_question_stay_aal1() -> None:
-    result = compute_assurance([PASSWORD, SECURITY_QUESTION])
-    assert result.acr == "aal1"
-    assert result.amr == ("kba", "pwd")
-    assert "mfa" not in result.amr
-
-
-def test_two_possession_factors_stay_aal1() -> None:
-    result = compute_assurance([TOTP, plain(Method.SMS)])
-    assert result.acr == "aal1"
-    assert result.categories == (P,)
+@pytest.mark.parametrize(("factors", "acr", "amr", "categories"), CASES)
+def test_assurance_table(
+    factors: list[VerifiedFactor], acr: str, amr: tuple[str, ...], categories: tuple[Category, ...]
+) -> None:
+    assert compute_assurance(factors) == Assurance(acr=acr, amr=amr, categories=categories)
 
 
 @pytest.mark.parametrize(
@@ -86,61 +83,55 @@ def test_password_plus_any_possession_method_is_aal2(second: Method) -> None:
     assert "mfa" in result.amr
 
 
-def test_device_bound_security_key_with_uv_is_aal3() -> None:
-    result = compute_assurance([SECURITY_KEY_UV])
-    assert result.acr == "aal3"
-    assert {"hwk", "mfa", "user"} <= set(result.amr)
-    assert result.categories == (K, P)
+def test_recovery_code_sign_in_says_what_it_is() -> None:
+    # Issue 13: a recovery-code sign-in used to report "otp", like a TOTP one.
+    result = compute_assurance([PASSWORD, RECOVERY])
+    assert "recovery_code" in result.amr
+    assert "otp" not in result.amr
 
 
-def test_aal3_survives_additional_factors() -> None:
-    assert compute_assurance([PASSWORD, SECURITY_KEY_UV]).acr == "aal3"
-
-
-def test_synced_passkey_with_uv_is_aal2() -> None:
-    result = compute_assurance([SYNCED_PASSKEY_UV])
-    assert result.acr == "aal2"
-    assert result.amr == ("mfa", "swk", "user")
+def test_amr_a_caller_passes_for_a_fixed_method_is_ignored() -> None:
+    # The login flow stores {"method": "recovery_code", "amr": ["otp"]}: the catalog decides.
+    told_otp = VerifiedFactor(method=Method.RECOVERY_CODE, amr=("otp",))
+    assert compute_assurance([PASSWORD, told_otp]).amr == ("mfa", "pwd", "recovery_code")
 
 
 def test_biometric_user_verification_counts_as_inherence() -> None:
     factor = VerifiedFactor(
-        method=Method.WEBAUTHN, amr=("fpt", "swk"), phishing_resistant=True, user_verified=True
+        method=Method.WEBAUTHN, amr=("fpt",), phishing_resistant=True, user_verified=True
     )
-    assert compute_assurance([factor]).categories == (I, P)
+    result = compute_assurance([factor])
+    assert result.categories == (I, P)
+    assert result.amr == ("fpt", "mfa", "swk", "user")  # no "pin": the verifier said how
 
 
-def test_security_key_without_uv_alone_is_aal1() -> None:
-    result = compute_assurance([SECURITY_KEY_NO_UV])
-    assert result.acr == "aal1"
-    assert "mfa" not in result.amr
-
-
-def test_security_key_without_uv_plus_password_is_aal2() -> None:
-    assert compute_assurance([PASSWORD, SECURITY_KEY_NO_UV]).acr == "aal2"
+def test_biometric_value_without_user_verification_adds_nothing() -> None:
+    factor = VerifiedFactor(method=Method.WEBAUTHN, amr=("fpt",), phishing_resistant=True)
+    assert compute_assurance([factor]) == Assurance(
+        acr="aal1", amr=("swk", "user"), categories=(P,)
+    )
 
 
 def test_device_bound_uv_key_that_is_not_phishing_resistant_is_not_aal3() -> None:
-    factor = VerifiedFactor(
-        method=Method.WEBAUTHN, amr=("hwk", "user"), device_bound=True, user_verified=True
-    )
+    factor = VerifiedFactor(method=Method.WEBAUTHN, device_bound=True, user_verified=True)
     assert compute_assurance([factor]).acr == "aal2"
 
 
 def test_amr_is_sorted_and_deduplicated() -> None:
-    result = compute_assurance([TOTP, PASSWORD, plain(Method.RECOVERY_CODE), PASSWORD])
-    assert result.amr == ("mfa", "otp", "pwd")
+    result = compute_assurance([TOTP, PASSWORD, plain(Method.PUSH), PASSWORD, TOTP])
+    assert result.amr == ("mfa", "otp", "pwd", "swk")
 
 
 def test_result_does_not_depend_on_order() -> None:
-    factors = [PASSWORD, TOTP, SYNCED_PASSKEY_UV, SECURITY_QUESTION]
+    factors = [PASSWORD, TOTP, PASSKEY_UV, SECURITY_QUESTION, KEY]
     results = {compute_assurance(list(p)) for p in itertools.permutations(factors)}
     assert len(results) == 1
 
 
-def test_no_factor_is_no_assurance() -> None:
+@pytest.mark.parametrize("factors", [[], [SECURITY_QUESTION], [SECURITY_QUESTION] * 2])
+def test_no_factor_is_no_assurance(factors: list[VerifiedFactor]) -> None:
     with pytest.raises(ValueError, match="at least one"):
-        compute_assurance([])
+        compute_assurance(factors)
 
 
 def test_method_given_as_plain_string_is_looked_up() -> None:
@@ -176,3 +167,4 @@ def test_unknown_acr_ranks_below_aal1(unknown: str) -> None:
 )
 def test_acr_satisfies(have: str, need: str, ok: bool) -> None:
     assert acr_satisfies(have, need) is ok
+

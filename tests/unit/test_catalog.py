@@ -6,7 +6,14 @@ import dataclasses
 
 import pytest
 
-from bastion.factors.catalog import CATALOG, Category, Method, MethodProperties, Rating
+from bastion.factors.catalog import (
+    CATALOG,
+    PRIVATE_AMR,
+    Category,
+    Method,
+    MethodProperties,
+    Rating,
+)
 
 # RFC 8176 §2 registered Authentication Method Reference values.
 RFC8176_AMR = {
@@ -30,7 +37,7 @@ def test_each_entry_is_well_formed(method: Method) -> None:
     assert isinstance(props.category, Category)
     assert isinstance(props.rating, Rating)
     assert props.amr
-    assert set(props.amr) <= RFC8176_AMR
+    assert set(props.amr) <= RFC8176_AMR | PRIVATE_AMR
     assert "mfa" not in props.amr  # earned by combining factors, never a method's own
     assert props.label
 
@@ -47,8 +54,8 @@ def test_catalog_is_read_only() -> None:
     [
         (Method.PASSWORD, Category.KNOWLEDGE, ("pwd",)),
         (Method.TOTP, Category.POSSESSION, ("otp",)),
-        (Method.RECOVERY_CODE, Category.POSSESSION, ("otp",)),
-        (Method.WEBAUTHN, Category.POSSESSION, ("hwk",)),
+        (Method.RECOVERY_CODE, Category.POSSESSION, ("recovery_code",)),
+        (Method.WEBAUTHN, Category.POSSESSION, ("user",)),
         (Method.PUSH, Category.POSSESSION, ("swk",)),
         (Method.SMS, Category.POSSESSION, ("sms",)),
         (Method.VOICE, Category.POSSESSION, ("tel",)),
@@ -101,3 +108,20 @@ def test_enums_are_strings_for_storage_and_json() -> None:
     assert str(Category.KNOWLEDGE) == "knowledge"
     assert isinstance(Rating.WEAK, str)
     assert f"{Rating.WEAK}" == "weak"
+
+
+def test_private_amr_values_cannot_collide_with_registered_ones() -> None:
+    # RFC 8176 has no value for a recovery code; Bastion's own are unregistered and
+    # recognisable (an underscore no registered value has).
+    assert not PRIVATE_AMR & RFC8176_AMR
+    assert all("_" in value for value in PRIVATE_AMR)
+    assert {m for m in Method if set(CATALOG[m].amr) & PRIVATE_AMR} == {Method.RECOVERY_CODE}
+
+
+def test_recovery_code_does_not_pass_for_an_otp_generator() -> None:
+    assert "otp" not in CATALOG[Method.RECOVERY_CODE].amr
+    assert CATALOG[Method.RECOVERY_CODE].category is Category.POSSESSION
+
+
+def test_only_knowledge_based_questions_do_not_count_as_a_factor() -> None:
+    assert {m for m, p in CATALOG.items() if not p.counts_as_factor} == {Method.SECURITY_QUESTION}

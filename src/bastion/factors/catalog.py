@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-__all__ = ["CATALOG", "Category", "Method", "MethodProperties", "Rating"]
+__all__ = ["CATALOG", "PRIVATE_AMR", "Category", "Method", "MethodProperties", "Rating"]
+
+# ``amr`` values RFC 8176 does not register, chosen by Bastion where no registered value
+# says what the method is (OpenID Connect Core §2: registered values SHOULD be used).
+# Each contains an underscore, so none can collide with a registered (short) value.
+PRIVATE_AMR = frozenset({"recovery_code"})
 
 
 class Method(StrEnum):
@@ -45,8 +50,9 @@ class MethodProperties:
     """Properties of one authentication method.
 
     - ``category``: the NIST factor category the authenticator itself proves.
-    - ``amr``: default RFC 8176 values; a verifier result may refine them (WebAuthn
-      reports ``hwk``/``swk`` and ``user``/``pin`` from the authenticator's flags).
+    - ``amr``: the RFC 8176 values every use of the method reports. For a
+      multi-factor-capable authenticator (WebAuthn), ``authn.assurance`` adds what its
+      flags earn: ``hwk`` (device-bound) or ``swk`` (synced), and ``pin`` for UV.
     - ``phishing_resistant``: bound to the relying party's origin (verifier-impersonation
       resistant, SP 800-63B §3.2.5); nothing the user can be tricked into typing elsewhere.
     - ``sim_swap_exposed``: delivered over the phone network, so a SIM swap or number
@@ -58,6 +64,8 @@ class MethodProperties:
       biometric), so one use may prove two categories when it says it did.
     - ``rating``: how we present it to administrators (``weak`` = NIST "restricted"
       or disallowed as a sole second factor).
+    - ``counts_as_factor``: SP 800-63B recognises it as an authenticator. When ``False``
+      (knowledge-based questions) it reports its ``amr`` but adds no category.
     """
 
     label: str
@@ -69,6 +77,7 @@ class MethodProperties:
     works_offline: bool
     rating: Rating
     multi_factor_capable: bool = False
+    counts_as_factor: bool = True
 
 
 CATALOG: Mapping[Method, MethodProperties] = MappingProxyType(
@@ -94,10 +103,12 @@ CATALOG: Mapping[Method, MethodProperties] = MappingProxyType(
             rating=Rating.STANDARD,
         ),
         Method.RECOVERY_CODE: MethodProperties(
-            # NIST look-up secret: something you have (the printed sheet).
+            # NIST look-up secret: something you have (the printed sheet). RFC 8176 has no
+            # value for it, and "otp" would hide a recovery (the user lost a factor) among
+            # TOTP sign-ins: it reports Bastion's own "recovery_code" (PRIVATE_AMR).
             label="Recovery code",
             category=Category.POSSESSION,
-            amr=("otp",),
+            amr=("recovery_code",),
             phishing_resistant=False,
             sim_swap_exposed=False,
             server_side_secret=True,  # SHA-256 hashes of the codes
@@ -107,7 +118,9 @@ CATALOG: Mapping[Method, MethodProperties] = MappingProxyType(
         Method.WEBAUTHN: MethodProperties(
             label="Security key or passkey (WebAuthn)",
             category=Category.POSSESSION,
-            amr=("hwk",),  # the verifier reports hwk/swk and user/pin per credential
+            # "user": the UP flag, a test of user presence (refused when clear). The flags
+            # add "hwk" (BE=0) or "swk" (BE=1), and "pin" for UV (authn.assurance).
+            amr=("user",),
             phishing_resistant=True,
             sim_swap_exposed=False,
             server_side_secret=False,  # public key only
@@ -158,7 +171,7 @@ CATALOG: Mapping[Method, MethodProperties] = MappingProxyType(
         ),
         Method.SECURITY_QUESTION: MethodProperties(
             # SP 800-63B forbids knowledge-based authentication as an authenticator:
-            # it never adds a category beyond the password's.
+            # it never adds a category (not even next to a TOTP or a security key).
             label="Security question",
             category=Category.KNOWLEDGE,
             amr=("kba",),
@@ -167,6 +180,7 @@ CATALOG: Mapping[Method, MethodProperties] = MappingProxyType(
             server_side_secret=True,
             works_offline=True,
             rating=Rating.WEAK,
+            counts_as_factor=False,
         ),
         Method.REMEMBERED_DEVICE: MethodProperties(
             # A long-lived, hashed, per-device credential set after a full MFA login.
