@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -124,6 +125,9 @@ factors = Table(
     Column("public_data", JSON),  # e.g. WebAuthn credential id, public key, flags
     Column("credential_id", String(512), unique=True),  # WebAuthn credential id (b64url)
     Column("replay_counter", BigInteger, nullable=False, default=0),  # TOTP step / sign count
+    # WebAuthn only (NULL otherwise): BE at registration, never updated; authenticator model.
+    Column("backup_eligible", Boolean),
+    Column("aaguid", String(36)),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("activated_at", UTCDateTime()),
     Column("last_used_at", UTCDateTime()),
