@@ -7,14 +7,23 @@ names the setting and says what is accepted.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from uuid import UUID
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from bastion.errors import ConfigurationError
 
@@ -93,10 +102,76 @@ class Settings(BaseSettings):
         "info", description="Server log level."
     )
 
+    # --- WebAuthn security keys and passkeys (docs/webauthn.md) ---------------------------
+    webauthn_rp_id: str | None = Field(
+        None,
+        description="WebAuthn relying party ID: a domain name, never an IP address; "
+        "default: the host of the public URL.",
+    )
+    webauthn_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Origins (`https://host[:port]`, comma-separated) allowed to use "
+        "WebAuthn; default: the public URL's origin. Several for a console behind a proxy.",
+    )
+    webauthn_rp_name: str = Field(
+        "Bastion", min_length=1, max_length=64, description="Name browsers show for WebAuthn."
+    )
+    webauthn_attestation: Literal["none", "direct"] = Field(
+        "none",
+        description="`none`: any authenticator may register; `direct`: only those whose "
+        "attestation chains to a root in BASTION_WEBAUTHN_ATTESTATION_ROOTS.",
+    )
+    webauthn_allowed_aaguids: Annotated[tuple[UUID, ...], NoDecode] = Field(
+        (),
+        description="Authenticator models (AAGUIDs, comma-separated) allowed to register; "
+        "empty: any. Needs `webauthn_attestation = direct`.",
+    )
+    webauthn_attestation_roots: FilePath | None = Field(
+        None, description="PEM file of the attestation root certificates `direct` trusts."
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("webauthn_origins", "webauthn_allowed_aaguids", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webauthn_rp_id")
+    @classmethod
+    def _check_rp_id(cls, value: str | None) -> str | None:
+        if value is not None and not _is_domain(value):
+            raise ValueError(
+                "must be a lower-case domain name such as 'vectors.example.com' or "
+                "'localhost' (no scheme, port or IP address: browsers refuse those)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_webauthn(self) -> Settings:
+        if self.webauthn_attestation == "direct" and self.webauthn_attestation_roots is None:
+            raise ValueError("webauthn_attestation = direct needs webauthn_attestation_roots")
+        if self.webauthn_allowed_aaguids and self.webauthn_attestation != "direct":
+            raise ValueError(
+                "webauthn_allowed_aaguids needs webauthn_attestation = direct (without "
+                "verified attestation an AAGUID is only the authenticator's own claim)"
+            )
+        rp_id = self.resolved_webauthn_rp_id
+        if rp_id is None and self.webauthn_origins:
+            raise ValueError(
+                "webauthn_origins needs webauthn_rp_id (the public URL names no domain)"
+            )
+        if rp_id is not None and (self.webauthn_rp_id or self.webauthn_origins):
+            for origin in self.resolved_webauthn_origins:
+                problem = _origin_problem(origin, rp_id)
+                if problem:
+                    raise ValueError(f"webauthn origin {origin!r}: {problem}")
+        return self
 
     @model_validator(mode="after")
     def _guard_insecure(self) -> Settings:
@@ -136,6 +211,54 @@ class Settings(BaseSettings):
     @property
     def resolved_issuer(self) -> str:
         return self.issuer or self.resolved_public_url
+
+    @property
+    def resolved_webauthn_rp_id(self) -> str | None:
+        """The RP ID, or ``None`` when it cannot be derived (a public URL on an IP address:
+        browsers refuse WebAuthn there, so WebAuthn stays off until a name is configured)."""
+        if self.webauthn_rp_id:
+            return self.webauthn_rp_id
+        host = (urlsplit(self.resolved_public_url).hostname or "").lower()
+        return host if _is_domain(host) else None
+
+    @property
+    def resolved_webauthn_origins(self) -> tuple[str, ...]:
+        if self.webauthn_origins:
+            return self.webauthn_origins
+        parts = urlsplit(self.resolved_public_url)
+        return (f"{parts.scheme}://{parts.netloc}".lower(),)
+
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def _is_domain(host: str) -> bool:
+    """A lower-case DNS name (an RP ID): not an IP address, no port, no trailing dot."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return False
+    except ValueError:
+        pass
+    labels = host.split(".")
+    return 0 < len(host) <= 253 and all(_LABEL.match(label) for label in labels)
+
+
+def _origin_problem(origin: str, rp_id: str) -> str | None:
+    """Why ``origin`` cannot use WebAuthn with ``rp_id`` (WebAuthn §5.1.4.1, §13.4.9)."""
+    parts = urlsplit(origin)
+    host = parts.hostname or ""
+    if (
+        origin != f"{parts.scheme}://{parts.netloc}"
+        or not host
+        or parts.netloc != parts.netloc.lower()
+    ):
+        return "write it as scheme://host[:port] in lower case, without a path"
+    local = host == "localhost" or host.endswith(".localhost")
+    if parts.scheme != "https" and not (parts.scheme == "http" and local):
+        return "browsers allow WebAuthn only on https (or http://localhost)"
+    if host != rp_id and not host.endswith("." + rp_id):
+        return f"its host is not {rp_id} nor a subdomain of it"
+    return None
 
 
 class _TomlSource(PydanticBaseSettingsSource):

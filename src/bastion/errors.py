@@ -59,6 +59,35 @@ class InvalidCode(AuthenticationError):
     title = "Invalid code"
 
 
+class WebAuthnRefused(BastionError):
+    """A WebAuthn ceremony refused what the browser sent.
+
+    ``code`` (and the public field ``reason``) is one of the stable values of
+    ``bastion.factors.webauthn.Refusal``; ``detail`` is Bastion's own sentence, never a
+    library's message.
+    """
+
+    code = "webauthn_refused"
+    title = "The security key's response was refused"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail, code=reason, reason=reason)
+        self.reason = reason
+
+
+class AttestationRefused(WebAuthnRefused):
+    """A registration (WebAuthn §7.1) was refused: 400, nothing is stored."""
+
+    title = "The new security key or passkey was refused"
+
+
+class AssertionRefused(WebAuthnRefused, AuthenticationError):
+    """A sign-in with a security key or passkey (WebAuthn §7.2) was refused: 401."""
+
+    status = 401
+    title = "The security key or passkey sign-in was refused"
+
+
 class InvalidToken(AuthenticationError):
     code = "invalid_token"
     title = "Invalid token"

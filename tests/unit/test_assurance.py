@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -168,3 +169,34 @@ def test_unknown_acr_ranks_below_aal1(unknown: str) -> None:
 def test_acr_satisfies(have: str, need: str, ok: bool) -> None:
     assert acr_satisfies(have, need) is ok
 
+
+# --- the table in docs/webauthn.md ------------------------------------------------------------
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "webauthn.md"
+DOC_ROWS = [
+    ("Password", [PASSWORD]),
+    ("Authenticator app (TOTP)", [TOTP]),
+    ("Recovery code", [RECOVERY]),
+    ("Text message (SMS) code", [SMS]),
+    ("Security question", [SECURITY_QUESTION]),
+    ("Security key, device-bound (BE=0), user verified (UV=1)", [KEY_UV]),
+    ("Security key, device-bound (BE=0), no UV", [KEY]),
+    ("Passkey, synced (BE=1), user verified (UV=1)", [PASSKEY_UV]),
+    ("Passkey, synced (BE=1), no UV", [PASSKEY]),
+]
+
+
+def doc_row(label: str, factors: list[VerifiedFactor]) -> str:
+    paired = "—" if factors == [PASSWORD] else compute_assurance([PASSWORD, *factors]).acr
+    if factors == [SECURITY_QUESTION]:  # not an authenticator: no category, no acr alone
+        return f"| {label} | none | `kba` | none | {paired} |"
+    alone = compute_assurance(factors)
+    amr = ", ".join(f"`{value}`" for value in alone.amr if value != "mfa")
+    categories = " + ".join(c.value for c in alone.categories)
+    return f"| {label} | {categories} | {amr} | {alone.acr} | {paired} |"
+
+
+def test_docs_show_the_assurance_each_factor_reaches() -> None:
+    text = DOC.read_text()
+    missing = [doc_row(label, f) for label, f in DOC_ROWS if doc_row(label, f) not in text]
+    assert missing == []
