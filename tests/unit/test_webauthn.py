@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import random
 from dataclasses import replace
 from typing import Any
 
@@ -555,3 +557,62 @@ def test_every_refusal_code_is_stable_snake_case() -> None:
         "malformed_credential",
         "attestation_not_trusted",
     }
+
+
+def test_garbage_certificate_in_a_statement_is_an_invalid_attestation() -> None:
+    options, challenge = creation_options()
+    key = SoftAuthenticator(attestation="packed-self", strip_attestation=False)
+    response = key.create(options, origin=ORIGIN)
+    attestation = cbor2.loads(
+        base64.urlsafe_b64decode(response["response"]["attestationObject"] + "==")
+    )
+    attestation["attStmt"]["x5c"] = [b"not a certificate"]
+    response["response"]["attestationObject"] = b64url(cbor2.dumps(attestation))
+    with pytest.raises(AttestationRefused) as excinfo:
+        _verify_registration(response, challenge)
+    refused(excinfo, Refusal.ATTESTATION_INVALID)
+
+
+def _mutations(data: bytes, seed: int, count: int) -> list[bytes]:
+    rng = random.Random(seed)
+    out: list[bytes] = []
+    while len(out) < count:
+        mutated = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            kind = rng.random() if mutated else 1.0  # an empty value can only grow
+            at = rng.randrange(len(mutated)) if mutated else 0
+            if kind < 0.6:
+                mutated[at] = rng.randrange(256)
+            elif kind < 0.8:
+                del mutated[at:]
+            else:
+                mutated[at:at] = rng.randbytes(rng.randint(1, 8))
+        if mutated != data:
+            out.append(bytes(mutated))
+    return out
+
+
+@pytest.mark.parametrize("member", ["attestationObject", "clientDataJSON"])
+def test_mutated_registration_never_escapes_as_another_error(member: str) -> None:
+    # Bad input is a clear 4xx, never a 500: whatever the bytes, a refusal or a result.
+    options, challenge = creation_options()
+    key = SoftAuthenticator(attestation="packed-self", strip_attestation=False)
+    response = key.create(options, origin=ORIGIN)
+    original = base64.urlsafe_b64decode(response["response"][member] + "==")
+    for mutated in _mutations(original, seed=13, count=300):
+        response["response"][member] = b64url(mutated)
+        with contextlib.suppress(AttestationRefused):
+            _verify_registration(response, challenge)
+
+
+@pytest.mark.parametrize("member", ["authenticatorData", "clientDataJSON", "signature"])
+def test_mutated_assertion_never_escapes_as_another_error(
+    key_and_record: tuple[SoftAuthenticator, StoredCredential], member: str
+) -> None:
+    key, stored = key_and_record
+    response, challenge = _assertion(key, stored)
+    original = base64.urlsafe_b64decode(response["response"][member] + "==")
+    for mutated in _mutations(original, seed=13, count=300):
+        response["response"][member] = b64url(mutated)
+        with pytest.raises(AssertionRefused):  # a changed signed byte never verifies
+            verify_assertion(response, stored, challenge)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import random
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
 from tests.support.authenticator import SoftAuthenticator, TestCA
-from tests.support.webauthn import NOW, creation_options, register
+from tests.support.webauthn import NOW, ORIGIN, RP, creation_options, register
 
 from bastion.errors import AttestationRefused
-from bastion.factors.webauthn import AttestationPolicy, Refusal
+from bastion.factors.webauthn import AttestationPolicy, Refusal, b64url, verify_registration
 
 MODEL = UUID("2fc0579f-8113-47ea-b116-bb5a8db9202a")
 CA = TestCA.create()
@@ -92,3 +95,23 @@ def test_direct_attestation_needs_roots_and_a_list_needs_direct() -> None:
         AttestationPolicy(conveyance="direct")
     with pytest.raises(ValueError, match="direct"):
         AttestationPolicy(allowed_aaguids=frozenset({MODEL}))
+
+
+def test_mutated_attestation_under_direct_never_escapes_as_another_error() -> None:
+    options, challenge = creation_options(ONLY_MODEL)
+    response = issued_key().create(options, origin=ORIGIN)
+    original = base64.urlsafe_b64decode(response["response"]["attestationObject"] + "==")
+    rng = random.Random(7)
+    for _ in range(300):
+        mutated = bytearray(original)
+        mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+        response["response"]["attestationObject"] = b64url(bytes(mutated))
+        with contextlib.suppress(AttestationRefused):
+            result = verify_registration(
+                credential=response,
+                rp=RP,
+                expected_challenge=challenge,
+                attestation=ONLY_MODEL,
+                now=NOW,
+            )
+            assert result.attestation_trusted  # whatever still verifies is still trusted

@@ -98,12 +98,12 @@ def assess_attestation(
         )
     try:
         leaf, *intermediates = (x509.load_der_x509_certificate(der) for der in x5c)
-    except ValueError:
+    except Exception:  # ValueError, x509.InvalidVersion…: untrusted DER, any parse failure
         refuse(AttestationRefused, Refusal.ATTESTATION_NOT_TRUSTED, "Bad attestation certificate.")
     # §7.1 steps 23-24: the attestation certificate chains to a configured root.
     try:
         _verifier(policy.roots, now).build_client_verifier().verify(leaf, intermediates)
-    except VerificationError:
+    except (VerificationError, ValueError):
         refuse(
             AttestationRefused,
             Refusal.ATTESTATION_NOT_TRUSTED,

@@ -21,7 +21,6 @@ from webauthn.helpers import (
     parse_registration_credential_json,
 )
 from webauthn.helpers.cose import COSEAlgorithmIdentifier
-from webauthn.helpers.exceptions import WebAuthnException
 
 from bastion.errors import AttestationRefused
 from bastion.factors.webauthn.attestation import assess_attestation
@@ -165,7 +164,7 @@ def verify_registration(
             require_user_verification=require_user_verification,
             supported_pub_key_algs=[COSEAlgorithmIdentifier(int(a)) for a in algorithms],
         )
-    except WebAuthnException:
+    except Exception:  # WebAuthnException, and what format code raises on crafted input
         refuse(error, Refusal.ATTESTATION_INVALID, "The attestation statement does not verify.")
     aaguid = UUID(bytes=bytes(attested.aaguid))
     # §7.1 steps 23-24: trust in the attestation, as the policy wants it.
