@@ -616,3 +616,17 @@ def test_mutated_assertion_never_escapes_as_another_error(
         response["response"][member] = b64url(mutated)
         with pytest.raises(AssertionRefused):  # a changed signed byte never verifies
             verify_assertion(response, stored, challenge)
+
+
+@pytest.mark.parametrize("fmt", ["android-safetynet", "not_real_fmt", "Packed"])
+def test_unsupported_attestation_format_is_refused(fmt: str) -> None:
+    response, challenge = _registration_response()
+    attestation = cbor2.loads(
+        base64.urlsafe_b64decode(response["response"]["attestationObject"] + "==")
+    )
+    attestation["fmt"] = fmt
+    response["response"]["attestationObject"] = b64url(cbor2.dumps(attestation))
+    with pytest.raises(AttestationRefused) as excinfo:
+        _verify_registration(response, challenge)
+    refused(excinfo, Refusal.ATTESTATION_INVALID)
+    assert excinfo.value.detail == "The attestation format is not supported."

@@ -28,7 +28,11 @@ from bastion.factors.webauthn.options import (
     authentication_options,
     registration_options,
 )
-from bastion.factors.webauthn.registration import VerifiedRegistration, verify_registration
+from bastion.factors.webauthn.registration import (
+    SUPPORTED_FORMATS,
+    VerifiedRegistration,
+    verify_registration,
+)
 from bastion.factors.webauthn.settings import (
     attestation_policy_from_settings,
     relying_party_from_settings,
@@ -40,6 +44,7 @@ __all__ = [
     "MAX_CREDENTIAL_ID_BYTES",
     "MIN_CHALLENGE_BYTES",
     "OFFERED_ALGORITHMS",
+    "SUPPORTED_FORMATS",
     "TRUSTABLE_FORMATS",
     "Algorithm",
     "AssertionIds",

@@ -43,9 +43,13 @@ from bastion.factors.webauthn.model import (
     b64url,
 )
 
-__all__ = ["VerifiedRegistration", "verify_registration"]
+__all__ = ["SUPPORTED_FORMATS", "VerifiedRegistration", "verify_registration"]
 
 _KNOWN_TRANSPORTS = frozenset({"ble", "cable", "hybrid", "internal", "nfc", "smart-card", "usb"})
+
+# §7.1 step 21: the attestation statement formats Bastion verifies (with py_webauthn).
+# Not android-safetynet: deprecated by Google, and its check reads the wall clock.
+SUPPORTED_FORMATS = frozenset({"none", "packed", "fido-u2f", "tpm", "android-key", "apple"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +157,11 @@ def verify_registration(
         refuse(error, Refusal.MALFORMED_CREDENTIAL, "The credential public key could not be read.")
     if alg not in {int(a) for a in algorithms}:
         refuse(error, Refusal.ALGORITHM_NOT_ALLOWED, "The key uses an algorithm not offered.")
-    # §7.1 steps 21-22: a supported format whose statement verifies. py_webauthn repeats
-    # steps 5-20 (harmless) and verifies the statement; given no roots it judges no trust.
+    # §7.1 step 21: a format Bastion supports.
+    if fmt not in SUPPORTED_FORMATS:
+        refuse(error, Refusal.ATTESTATION_INVALID, "The attestation format is not supported.")
+    # §7.1 step 22: the statement verifies. py_webauthn repeats steps 5-20 (harmless) and
+    # verifies it; given no roots it judges no trust (steps 23-24 are Bastion's, below).
     try:
         webauthn.verify_registration_response(
             credential=parsed,
