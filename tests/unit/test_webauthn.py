@@ -151,15 +151,26 @@ def test_stored_row_round_trip() -> None:
     assert result.stored().public_key == result.public_key
 
 
-def test_a_row_of_another_factor_type_is_not_a_credential() -> None:
-    totp_row = {
-        "credential_id": None,
-        "public_data": None,
+@pytest.mark.parametrize(
+    ("credential_id", "public_data", "backup_eligible"),
+    [
+        (None, None, None),  # a TOTP row
+        ("AAAA", {}, False),  # no public key
+        ("AAAA", {"public_key": 5}, False),
+        ("AAAA", ["public_key"], False),
+    ],
+)
+def test_a_row_that_is_not_a_credential(
+    credential_id: Any, public_data: Any, backup_eligible: Any
+) -> None:
+    row = {
+        "credential_id": credential_id,
+        "public_data": public_data,
         "replay_counter": 3,
-        "backup_eligible": None,
+        "backup_eligible": backup_eligible,
     }
     with pytest.raises(ValueError, match="not a WebAuthn"):
-        StoredCredential.from_row(totp_row)
+        StoredCredential.from_row(row)
 
 
 # --- registration refusals (§7.1), one change each ---------------------------------------

@@ -178,7 +178,8 @@ class StoredCredential:
     sign_count: int
     backup_eligible: bool
     transports: tuple[str, ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    # The rest of ``factors.public_data`` (algorithm, attestation, discoverable…), for display.
+    public_data: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def descriptor(self) -> CredentialDescriptor:
         return CredentialDescriptor(id=self.credential_id, transports=self.transports)
@@ -190,11 +191,14 @@ class StoredCredential:
         public_data = row["public_data"] or {}
         if row["credential_id"] is None or row["backup_eligible"] is None:
             raise ValueError("not a WebAuthn credential row")
-        return cls(
-            credential_id=b64url_decode(row["credential_id"]),
-            public_key=b64url_decode(public_data["public_key"]),
-            sign_count=int(row["replay_counter"] or 0),
-            backup_eligible=bool(row["backup_eligible"]),
-            transports=tuple(public_data.get("transports", ())),
-            extra=public_data,
-        )
+        try:
+            return cls(
+                credential_id=b64url_decode(row["credential_id"]),
+                public_key=b64url_decode(public_data["public_key"]),
+                sign_count=int(row["replay_counter"] or 0),
+                backup_eligible=bool(row["backup_eligible"]),
+                transports=tuple(public_data.get("transports", ())),
+                public_data=public_data,
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ValueError("not a WebAuthn credential row") from exc

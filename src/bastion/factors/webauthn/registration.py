@@ -93,6 +93,7 @@ class VerifiedRegistration:
         }
 
     def stored(self) -> StoredCredential:
+        """The record as :meth:`StoredCredential.from_row` will read it back."""
         return StoredCredential.from_row(self.factor_columns())
 
 
