@@ -16,7 +16,7 @@ from bastion.api import admin, auth, dataplane, me, setup, wellknown
 from bastion.api.guard import AuditBuffer, LivenessCache
 from bastion.api.limits import BodySizeLimit
 from bastion.api.problems import install as install_error_handlers
-from bastion.audit import write_checkpoint
+from bastion.audit import CHECKPOINT_INTERVAL
 from bastion.authn.login import LoginThrottles
 from bastion.clock import Clock
 from bastion.config import Settings
@@ -26,13 +26,13 @@ from bastion.vectors import EmbeddedEngine
 
 log = logging.getLogger("bastion")
 AUDIT_FLUSH_SECONDS = 1.0
-AUDIT_CHECKPOINT_SECONDS = 300.0
+AUDIT_CHECKPOINT_SECONDS = CHECKPOINT_INTERVAL.total_seconds()
 
 
 def checkpoint_audit(rt: Runtime) -> None:
-    """Sign the head of the audit chain (no-op when nothing was appended since)."""
-    with rt.db.begin() as conn:
-        write_checkpoint(conn, signer=rt.keyring.sign, now=rt.clock.now())
+    """Sign the head of the audit chain (no-op when nothing was appended since) and send
+    it to the checkpoint sinks (a sink that fails is logged and retried next time)."""
+    rt.checkpointer.run(signer=rt.keyring.sign)
 
 
 async def _housekeeping(rt: Runtime, buffer: AuditBuffer, engine: EmbeddedEngine) -> None:

@@ -11,12 +11,21 @@ import ipaddress
 import os
 import re
 import tomllib
+from dataclasses import dataclass
+from logging.handlers import SysLogHandler
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
 
-from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
+from pydantic import (
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -101,6 +110,32 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Server log level."
     )
+    # -- audit checkpoint sinks (docs/audit.md) --------------------------------------------
+    audit_checkpoint_sink: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Where each signed audit checkpoint is also sent, outside the data folder: "
+        "`file:///abs/path.jsonl`, `syslog://host:514` (UDP), `syslog:///dev/log`, "
+        "`https://…` (POST); several separated by commas. Empty: none.",
+    )
+    audit_checkpoint_http_authorization: SecretStr | None = Field(
+        None,
+        description="`Authorization` header sent to http(s) checkpoint sinks "
+        "(e.g. `Bearer …`, `Splunk …`).",
+    )
+
+    @field_validator("audit_checkpoint_sink")
+    @classmethod
+    def _check_sinks(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        data_dir = info.data.get("data_dir")
+        for url in value:
+            sink = parse_checkpoint_sink(url)
+            if sink.scheme == "file" and sink.path is not None and data_dir is not None:
+                _outside_data(sink.path, data_dir, info.data.get("database_url"))
+        return value
+
+    @property
+    def checkpoint_sinks(self) -> tuple[CheckpointSink, ...]:
+        return tuple(parse_checkpoint_sink(url) for url in self.audit_checkpoint_sink)
 
     # --- WebAuthn security keys and passkeys (docs/webauthn.md) ---------------------------
     webauthn_rp_id: str | None = Field(
@@ -135,7 +170,9 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
-    @field_validator("webauthn_origins", "webauthn_allowed_aaguids", mode="before")
+    @field_validator(
+        "webauthn_origins", "webauthn_allowed_aaguids", "audit_checkpoint_sink", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -259,6 +296,88 @@ def _origin_problem(origin: str, rp_id: str) -> str | None:
     if host != rp_id and not host.endswith("." + rp_id):
         return f"its host is not {rp_id} nor a subdomain of it"
     return None
+
+
+# -- audit checkpoint sinks --------------------------------------------------------------
+
+CHECKPOINT_SINK_SCHEMES = ("file", "syslog", "http", "https")
+SYSLOG_PORT = 514
+
+
+@dataclass(frozen=True)
+class CheckpointSink:
+    """One entry of ``BASTION_AUDIT_CHECKPOINT_SINK``, parsed and checked."""
+
+    url: str
+    scheme: str
+    path: Path | None = None  # file; syslog's local socket
+    host: str | None = None  # syslog over UDP; http(s)
+    port: int | None = None
+    facility: str = "authpriv"  # syslog
+
+    @property
+    def display(self) -> str:
+        """The URL without its query, fit for a log line."""
+        return self.url.split("?", 1)[0]
+
+
+def parse_checkpoint_sink(url: str) -> CheckpointSink:
+    """Parse one sink URL; ``ValueError`` with a message that says what is accepted."""
+    shown = url.split("?", 1)[0]  # a query may carry a token: never echo it
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{shown!r} is not a URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in CHECKPOINT_SINK_SCHEMES:
+        raise ValueError(
+            f"{shown!r}: use file:///abs/path.jsonl, syslog://host:514, syslog:///dev/log, "
+            "http(s)://host/path"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            f"{scheme} sink: no credentials in the URL; put an HTTP sink's in "
+            "BASTION_AUDIT_CHECKPOINT_HTTP_AUTHORIZATION"
+        )
+    if parts.fragment:
+        raise ValueError(f"{scheme} sink: a URL fragment (#…) means nothing here")
+    path = Path(unquote(parts.path)) if parts.path else None
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost") or path is None or not path.is_absolute():
+            raise ValueError(
+                f"{shown!r}: a file sink needs an absolute path, file:///var/log/x.jsonl"
+            )
+        return CheckpointSink(url, scheme, path=path)
+    if scheme == "syslog":
+        facility = parse_qs(parts.query).get("facility", ["authpriv"])[-1]
+        if facility not in SysLogHandler.facility_names:
+            raise ValueError(f"{shown!r}: unknown syslog facility {facility!r}")
+        if parts.hostname:
+            return CheckpointSink(
+                url, scheme, host=parts.hostname, port=port or SYSLOG_PORT, facility=facility
+            )
+        if path is None or not path.is_absolute():
+            raise ValueError(f"{shown!r}: syslog://host:514 or syslog:///dev/log")
+        return CheckpointSink(url, scheme, path=path, facility=facility)
+    if not parts.hostname:
+        raise ValueError(f"{shown!r}: an HTTP sink needs a host")
+    return CheckpointSink(url, scheme, host=parts.hostname, port=port)
+
+
+def _outside_data(path: Path, data_dir: Path, database_url: str | None) -> None:
+    """A file sink inside the data folder (or the SQLite database's folder) anchors nothing:
+    whoever can rewrite the database can rewrite it too."""
+    target = path.expanduser().resolve()
+    folders = [Path(data_dir).expanduser().resolve()]
+    if database_url and database_url.startswith("sqlite:///"):
+        folders.append(Path(database_url.removeprefix("sqlite:///")).expanduser().resolve().parent)
+    for folder in folders:
+        if target.is_relative_to(folder):
+            raise ValueError(
+                f"the file sink {path} is inside {folder}, beside the data it vouches for: "
+                "choose a path outside the data folder (e.g. /var/log/bastion-checkpoints.jsonl)"
+            )
 
 
 class _TomlSource(PydanticBaseSettingsSource):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 
+from bastion.audit import Checkpointer, CheckpointExporter, build_sinks
 from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
 from bastion.errors import UnknownSigningKey
@@ -32,6 +33,7 @@ class Runtime:
     keyring: KeyRing
     sealer: Sealer
     hasher: PasswordHasher
+    checkpointer: Checkpointer  # signs the audit chain head and sends it to the sinks
     token_cache: VerifiedTokenCache = field(default_factory=VerifiedTokenCache)
     # The key manifest as it was when ``keyring`` was read (see ``_manifest_stamp``).
     _keys_seen: tuple[int, int] | None = None
@@ -61,6 +63,9 @@ class Runtime:
             keyring=keyring,
             sealer=Sealer(key),
             hasher=make_hasher(settings.argon2_profile),
+            checkpointer=Checkpointer(
+                db, clock=clock, exporter=CheckpointExporter(build_sinks(settings))
+            ),
             _keys_seen=keys_seen,
         )
 

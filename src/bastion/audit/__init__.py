@@ -1,5 +1,13 @@
 """Audit: typed events appended to a hash chain; query, export, verify, signed checkpoints."""
 
+from bastion.audit.anchors import (
+    Anchors,
+    ExportedCheckpoint,
+    InvalidCheckpointExport,
+    export_record,
+    read_anchors,
+)
+from bastion.audit.cadence import CHECKPOINT_INTERVAL, DEFAULT_MAX_GAP, CheckpointGap
 from bastion.audit.chain import (
     GENESIS_HASH,
     Checkpoint,
@@ -9,7 +17,14 @@ from bastion.audit.chain import (
     format_timestamp,
     link_hash,
 )
-from bastion.audit.checkpoints import AuditChainBroken, Signer, latest_checkpoint, write_checkpoint
+from bastion.audit.checkpoints import (
+    AuditChainBroken,
+    Checkpointer,
+    Signer,
+    chain_id,
+    latest_checkpoint,
+    write_checkpoint,
+)
 from bastion.audit.events import (
     EVENTS,
     OUTCOMES,
@@ -30,34 +45,48 @@ from bastion.audit.log import (
     head,
     query,
 )
+from bastion.audit.sink import CheckpointExporter, SinkStatus, build_sinks
 from bastion.audit.verify import ChainReport, Verifier, read_checkpoints, verify_chain, verify_from
 
 __all__ = [
+    "CHECKPOINT_INTERVAL",
+    "DEFAULT_MAX_GAP",
     "EVENTS",
     "GENESIS_HASH",
     "MAX_LIMIT",
     "OUTCOMES",
+    "Anchors",
     "AuditChainBroken",
     "AuditEvent",
     "ChainReport",
     "Checkpoint",
+    "CheckpointExporter",
+    "CheckpointGap",
+    "Checkpointer",
     "EventSpec",
+    "ExportedCheckpoint",
     "InvalidAuditEvent",
+    "InvalidCheckpointExport",
     "QueryPage",
     "Signer",
+    "SinkStatus",
     "StoredEvent",
     "Verifier",
+    "build_sinks",
     "canonical_json",
+    "chain_id",
     "chain_record",
     "checkpoint_message",
     "decision_event",
     "emit",
     "export_ndjson",
+    "export_record",
     "format_timestamp",
     "head",
     "latest_checkpoint",
     "link_hash",
     "query",
+    "read_anchors",
     "read_checkpoints",
     "safe_text",
     "secret_looking_key",

@@ -14,22 +14,32 @@ flat for millions of rows), and merges the signed checkpoints in. It detects:
 - a forged checkpoint: its signature does not verify (when a ``verifier`` is given).
 
 Without a ``verifier`` checkpoints are still compared with the chain, but someone who
-can rewrite the database could rewrite them too: pass the key ring's verifier.
+can rewrite the database could rewrite them too: pass the key ring's verifier. And
+someone who can read the data folder holds that key ring too: they can delete the
+tail with its checkpoints, or rewrite the chain and sign the forged head. Against them
+pass ``anchors``, the checkpoints exported when they were made (``audit.anchors``):
+they are trusted, the database's are not, so a rewritten or shortened chain no longer
+matches them. ``max_gap`` reports events that waited too long for a checkpoint
+(``audit.cadence``): a stretch of checkpoints deleted, or never exported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
 
+from bastion.audit.anchors import Anchors, ExportedCheckpoint
+from bastion.audit.cadence import Cadence, CheckpointGap
 from bastion.audit.chain import (
     GENESIS_HASH,
     Checkpoint,
     checkpoint_message,
     decode_signature,
+    format_timestamp,
     link_hash,
 )
 from bastion.audit.log import StoredEvent
@@ -47,10 +57,20 @@ class ChainReport:
     events: int  # events verified before the first problem (all of them when ok)
     first_broken_seq: int | None = None
     problem: str | None = None
-    checkpoints_checked: int = 0
+    checkpoints_checked: int = 0  # stored in the database
     signatures_verified: bool = False
     head_seq: int | None = None  # last verified event
     head_hash: str | None = None
+    head_at: datetime | None = None
+    exported_checked: int = 0  # exported checkpoints the chain matched
+    against_export: bool = False
+    last_checkpoint: Checkpoint | None = None  # the last trusted one the walk passed
+    gaps: tuple[CheckpointGap, ...] = ()  # the first MAX_GAPS of ``gap_count``
+    gap_count: int = 0
+
+    @property
+    def warnings(self) -> bool:
+        return self.gap_count > 0
 
     def to_json(self) -> dict[str, Any]:
         """The body of ``GET /admin/audit/verify``."""
@@ -106,6 +126,42 @@ def check_checkpoint(
     return None
 
 
+def check_exported(
+    exported: ExportedCheckpoint, *, stored_hash: str, verifier: Verifier | None
+) -> str | None:
+    """Why the chain's hash at an exported (trusted) checkpoint's seq is not the one it
+    vouches for, or its signature is not by this data folder's key; or None."""
+    checkpoint = exported.checkpoint
+    when = format_timestamp(checkpoint.at)
+    if checkpoint.hash != stored_hash:
+        return (
+            f"the chain was rewritten: event {checkpoint.seq} no longer has the hash of the "
+            f"checkpoint exported at {when} (line {exported.line}); its hashes were recomputed"
+        )
+    if verifier is not None:
+        try:
+            verifier(checkpoint.kid, checkpoint_message(checkpoint.seq, checkpoint.hash),
+                     checkpoint.signature)  # fmt: skip
+        except Exception:  # the verifier raises its own error type; any failure is failure
+            return (
+                f"the checkpoint exported at {when} for seq {checkpoint.seq} does not verify "
+                f"with key {checkpoint.kid} of this data folder: the key was replaced or "
+                "removed, or the export is corrupt"
+            )
+    return None
+
+
+def check_chain_start(event: StoredEvent, *, chain: str) -> str | None:
+    """Why the first event is not the one the export's chain starts with, or None."""
+    if event.hash == chain:
+        return None
+    return (
+        f"the chain does not start with the event the exported checkpoints name (chain "
+        f"{chain[:12]}…): it was rewritten from its first event, or the export belongs to "
+        "another installation"
+    )
+
+
 # -- the walk ---------------------------------------------------------------------------
 
 
@@ -146,55 +202,137 @@ def read_checkpoints(
         after = int(rows[-1].seq)
 
 
-def _walk(
-    conn: Connection,
-    *,
-    after: int,
-    prev_hash: str,
-    verifier: Verifier | None,
-    batch_size: int,
-) -> ChainReport:
-    expected, count, checked = after + 1, 0, 0
-    checkpoints = read_checkpoints(conn, after=after, batch_size=batch_size)
-    pending = next(checkpoints, None)
-    signed = verifier is not None
+class _Broken(Exception):
+    def __init__(self, seq: int, problem: str) -> None:
+        super().__init__(problem)
+        self.seq, self.problem = seq, problem
 
-    def broken(seq: int, problem: str) -> ChainReport:
-        return ChainReport(
-            False, count, seq, problem, checked, signed,
-            expected - 1 if expected > 1 else None, prev_hash if expected > 1 else None,
-        )  # fmt: skip
 
-    for event in _events(conn, after=after, batch_size=batch_size):
-        problem = check_event(event, expected_seq=expected, prev_hash=prev_hash)
-        if problem is not None:
-            return broken(expected, problem)
-        while pending is not None and pending.seq <= event.seq:
-            problem = check_checkpoint(pending, stored_hash=event.hash, verifier=verifier)
+@dataclass
+class _Walk:
+    """One pass over the events after ``after``, merging in the stored checkpoints and,
+    when given, the exported ones (trusted) and the cadence check."""
+
+    conn: Connection
+    after: int
+    prev_hash: str
+    verifier: Verifier | None
+    batch_size: int
+    anchors: Anchors | None = None
+    cadence: Cadence | None = None
+    count: int = 0
+    checked: int = 0
+    exported: int = 0
+    head_at: datetime | None = None
+    last_trusted: Checkpoint | None = None
+
+    def run(self, now: datetime | None) -> ChainReport:
+        try:
+            self._walk()
+        except _Broken as broken:
+            return self._report(broken)
+        if self.cadence is not None and now is not None:
+            self.cadence.finish(now)
+        return self._report(None)
+
+    def _walk(self) -> None:
+        expected = self.after + 1
+        stored = read_checkpoints(self.conn, after=self.after, batch_size=self.batch_size)
+        pending = next(stored, None)
+        exported = iter(() if self.anchors is None else self.anchors.checkpoints)
+        anchor = next(exported, None)
+        while anchor is not None and anchor.seq <= self.after:
+            anchor = next(exported, None)
+        for event in _events(self.conn, after=self.after, batch_size=self.batch_size):
+            problem = check_event(event, expected_seq=expected, prev_hash=self.prev_hash)
+            if problem is None and self.anchors is not None and event.seq == 1:
+                problem = check_chain_start(event, chain=self.anchors.chain)
             if problem is not None:
-                return broken(pending.seq, problem)
-            checked += 1
-            pending = next(checkpoints, None)
-        prev_hash, expected, count = event.hash, expected + 1, count + 1
-    if pending is not None:
-        return broken(
-            expected,
-            f"events from seq {expected} on were deleted: a checkpoint signed the chain "
-            f"up to seq {pending.seq}",
+                raise _Broken(expected, problem)
+            if self.cadence is not None:
+                self.cadence.event(event.seq, event.at)
+            while anchor is not None and anchor.seq <= event.seq:
+                problem = check_exported(anchor, stored_hash=event.hash, verifier=self.verifier)
+                if problem is not None:
+                    raise _Broken(anchor.seq, problem)
+                self.exported += 1
+                self._trust(anchor.checkpoint)
+                anchor = next(exported, None)
+            while pending is not None and pending.seq <= event.seq:
+                problem = check_checkpoint(pending, stored_hash=event.hash, verifier=self.verifier)
+                if problem is not None:
+                    raise _Broken(pending.seq, problem)
+                self.checked += 1
+                if self.anchors is None:
+                    self._trust(pending)
+                pending = next(stored, None)
+            self.prev_hash, self.head_at = event.hash, event.at
+            expected, self.count = expected + 1, self.count + 1
+        if anchor is not None:
+            raise _Broken(
+                expected,
+                f"events from seq {expected} on were deleted: the checkpoint exported at "
+                f"{format_timestamp(anchor.checkpoint.at)} vouches for the chain up to seq "
+                f"{anchor.seq}",
+            )
+        if pending is not None:
+            raise _Broken(
+                expected,
+                f"events from seq {expected} on were deleted: a checkpoint signed the chain "
+                f"up to seq {pending.seq}",
+            )
+
+    def _trust(self, checkpoint: Checkpoint) -> None:
+        self.last_trusted = checkpoint
+        if self.cadence is not None:
+            self.cadence.checkpoint(checkpoint.seq, checkpoint.at)
+
+    def _report(self, broken: _Broken | None) -> ChainReport:
+        head = self.after + self.count
+        return ChainReport(
+            ok=broken is None,
+            events=self.count,
+            first_broken_seq=None if broken is None else broken.seq,
+            problem=None if broken is None else broken.problem,
+            checkpoints_checked=self.checked,
+            signatures_verified=self.verifier is not None,
+            head_seq=head if head > 0 else None,
+            head_hash=self.prev_hash if head > 0 else None,
+            head_at=self.head_at,
+            exported_checked=self.exported,
+            against_export=self.anchors is not None,
+            last_checkpoint=self.last_trusted,
+            gaps=() if self.cadence is None else tuple(self.cadence.gaps),
+            gap_count=0 if self.cadence is None else self.cadence.count,
         )
-    return ChainReport(
-        True, count, None, None, checked, signed,
-        expected - 1 if expected > 1 else None, prev_hash if expected > 1 else None,
-    )  # fmt: skip
 
 
 def verify_chain(
-    conn: Connection, *, verifier: Verifier | None = None, batch_size: int = DEFAULT_BATCH
+    conn: Connection,
+    *,
+    verifier: Verifier | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    anchors: Anchors | None = None,
+    max_gap: timedelta | None = None,
+    now: datetime | None = None,
+    gaps_since: datetime | None = None,
 ) -> ChainReport:
-    """Verify the whole chain and every checkpoint; report the first broken seq."""
+    """Verify the whole chain and every checkpoint; report the first broken seq.
+
+    ``anchors``: checkpoints exported when they were made (``--against``), trusted over
+    the database's own. ``max_gap`` with ``now``: also report events that waited longer
+    than that for a trusted checkpoint (the exported ones when given, else the stored),
+    leaving out those that ended before ``gaps_since``.
+    """
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
-    return _walk(conn, after=0, prev_hash=GENESIS_HASH, verifier=verifier, batch_size=batch_size)
+    if max_gap is not None and now is None:
+        raise ValueError("checking the cadence needs 'now'")
+    walk = _Walk(
+        conn, 0, GENESIS_HASH, verifier, batch_size, anchors,
+        None if max_gap is None else Cadence(max_gap=max_gap, since=gaps_since),
+    )  # fmt: skip
+    return walk.run(now)
 
 
 def verify_from(
@@ -220,11 +358,5 @@ def verify_from(
         problem = f"event {event.seq} was modified (its hash does not match its content)"
     if problem is not None:
         return ChainReport(False, 0, checkpoint.seq, problem, 0, verifier is not None)
-    report = _walk(
-        conn,
-        after=checkpoint.seq,
-        prev_hash=checkpoint.hash,
-        verifier=verifier,
-        batch_size=batch_size,
-    )
+    report = _Walk(conn, checkpoint.seq, checkpoint.hash, verifier, batch_size).run(None)
     return replace(report, checkpoints_checked=report.checkpoints_checked + 1)
