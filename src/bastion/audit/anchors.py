@@ -5,11 +5,12 @@ write the data folder: they can rewrite the chain and sign the forged head with 
 key beside it. A copy sent out of the folder when it was made (``audit.sink``) is the
 anchor: ``bastion audit verify --against FILE`` trusts those copies, not the database's.
 
-One record per line (JSON Lines), canonical JSON::
+One record per line (JSON Lines), compact, ``type`` first (so even a line cut short
+is recognised as a damaged record)::
 
-    {"at":"2026-12-01T10:05:00.000000Z","chain":"<hash of event 1>","hash":"<hash of
-     event seq>","kid":"<signing key>","seq":42,"signature":"<base64url Ed25519>",
-     "type":"bastion.audit.checkpoint","v":1}
+    {"type":"bastion.audit.checkpoint","v":1,"chain":"<hash of event 1>","seq":42,
+     "hash":"<hash of event 42>","at":"2026-12-01T10:05:00.000000Z","kid":"<signing key>",
+     "signature":"<base64url Ed25519 over bastion-audit-checkpoint:42:<hash>>"}
 
 ``chain`` names the chain (the hash of its first event), so the checkpoints of two
 installations sharing a syslog are told apart, and a chain rewritten from its first
@@ -24,13 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bastion.audit.chain import (
-    Checkpoint,
-    canonical_json,
-    decode_signature,
-    encode_signature,
-    format_timestamp,
-)
+from bastion.audit.chain import Checkpoint, decode_signature, encode_signature, format_timestamp
 from bastion.errors import ValidationError
 
 RECORD_TYPE = "bastion.audit.checkpoint"
@@ -81,7 +76,7 @@ def export_record(checkpoint: Checkpoint, *, chain: str) -> str:
         "kid": checkpoint.kid,
         "signature": encode_signature(checkpoint.signature),
     }
-    return canonical_json(record).decode("utf-8")
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_record(value: Any, *, line: int = 0) -> ExportedCheckpoint:
@@ -150,7 +145,7 @@ def read_anchors(text: str, *, source: str = "the export") -> Anchors:
     Raises ``InvalidCheckpointExport`` when there is none, or when they belong to
     different chains (split such a file by its ``chain`` first).
     """
-    by_key: dict[tuple[int, str], ExportedCheckpoint] = {}
+    by_key: dict[tuple[str, int, str], ExportedCheckpoint] = {}
     notes: list[str] = []
     unreadable = 0
     for line, value in _records(text):
@@ -163,7 +158,7 @@ def read_anchors(text: str, *, source: str = "the export") -> Anchors:
             if len(notes) < MAX_NOTES:
                 notes.append(f"line {line}: not a checkpoint record ({exc})")
             continue
-        by_key.setdefault((exported.seq, exported.checkpoint.hash), exported)
+        by_key.setdefault((exported.chain, exported.seq, exported.checkpoint.hash), exported)
     if not by_key:
         raise InvalidCheckpointExport(
             f"{source} holds no checkpoint records ({RECORD_TYPE} lines)"

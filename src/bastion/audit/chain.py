@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -98,6 +99,7 @@ def link_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
 # -- signed checkpoints ---------------------------------------------------------------
 
 CHECKPOINT_CONTEXT = b"bastion-audit-checkpoint:"
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,8 @@ def encode_signature(signature: bytes) -> str:
 
 def decode_signature(text: str) -> bytes:
     """The inverse of ``encode_signature``; ``ValueError`` when it is not base64url."""
+    if not _BASE64URL.fullmatch(text):
+        raise ValueError("malformed checkpoint signature")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
