@@ -3,6 +3,7 @@ a local datagram socket), an HTTP server; delivery failures logged, counted, ret
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import socket
@@ -25,6 +26,7 @@ from bastion.audit import (
     latest_checkpoint,
     read_anchors,
 )
+from bastion.audit import sink as sink_module
 from bastion.audit.sink import FileSink, HttpSink, SinkFailure, SyslogSink, build_sinks
 from bastion.clock import ManualClock
 from bastion.config import load_settings, parse_checkpoint_sink
@@ -125,6 +127,21 @@ def test_file_sink_that_cannot_be_written_raises(tmp_path: Path) -> None:
     (tmp_path / "checkpoints.jsonl").mkdir()
     with pytest.raises(IsADirectoryError):
         FileSink(tmp_path / "checkpoints.jsonl").deliver(record(1))
+
+
+def test_file_sink_locked_by_someone_else_fails_instead_of_waiting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sink_module, "SINK_TIMEOUT_SECONDS", 0.2)
+    path = tmp_path / "checkpoints.jsonl"
+    with path.open("a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # e.g. another user who can read the file
+        exporter = CheckpointExporter([FileSink(path)])
+        exporter.export(1, record(1))
+    [status] = exporter.status()
+    assert (status.waiting, status.last_error) == (1, "the file stayed locked by another process")
+    exporter.export(None, None)  # the lock is gone: delivered at the next run
+    assert path.read_text() == record(1) + "\n"
 
 
 # -- syslog ------------------------------------------------------------------------------

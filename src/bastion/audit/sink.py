@@ -15,7 +15,8 @@
 A sink that fails never blocks serving and never loses a checkpoint silently: the
 failure is logged as an error (logger ``bastion.audit``), counted, and the checkpoint
 waits (up to ``MAX_PENDING``, oldest dropped with an error) to be sent again, in order,
-at the next checkpoint run. Every attempt is bounded by ``SINK_TIMEOUT_SECONDS``.
+at the next checkpoint run. Every attempt is bounded by ``SINK_TIMEOUT_SECONDS`` (the HTTP
+timeout, the syslog socket's, the wait for the file's lock).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import deque
@@ -66,7 +68,7 @@ class FileSink:
         data = (line + "\n").encode("utf-8")
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # worker processes append one whole line at a time
+            _lock(fd)  # worker processes append one whole line at a time
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data  # an earlier write was cut short (disk full): new line
@@ -75,6 +77,20 @@ class FileSink:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _lock(fd: int) -> None:
+    """An exclusive ``flock``, waiting at most ``SINK_TIMEOUT_SECONDS`` (whoever else holds
+    it must not stall the server's housekeeping)."""
+    deadline = time.monotonic() + SINK_TIMEOUT_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise TimeoutError("the file stayed locked by another process") from None
+            time.sleep(0.05)
 
 
 class _RaisingSysLogHandler(SysLogHandler):
@@ -97,6 +113,9 @@ class SyslogSink:
         socktype = None if isinstance(self.address, str) else socket.SOCK_DGRAM
         handler = _RaisingSysLogHandler(self.address, self.facility, socktype)
         try:
+            sock = getattr(handler, "socket", None)  # not in typeshed's SysLogHandler
+            if isinstance(sock, socket.socket) and sock.fileno() != -1:
+                sock.settimeout(SINK_TIMEOUT_SECONDS)  # a stuck daemon is a failure
             handler.ident = SYSLOG_IDENT
             record = logging.LogRecord(
                 "bastion.audit.checkpoint", logging.INFO, __file__, 0, line, None, None
@@ -186,7 +205,9 @@ def _reason(exc: BaseException) -> str:
         return "cannot reach it: " + (
             _reason(inner) if isinstance(inner, BaseException) else str(inner)
         )
-    if isinstance(exc, TimeoutError | socket.timeout):
+    if isinstance(exc, TimeoutError) and exc.args and isinstance(exc.args[0], str):
+        return exc.args[0]
+    if isinstance(exc, TimeoutError):
         return f"no answer within {SINK_TIMEOUT_SECONDS:g} s"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
