@@ -10,25 +10,32 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import insert
+from sqlalchemy import insert, select, text, update
 
 from bastion.audit import (
+    AuditChainBroken,
     AuditEvent,
     Checkpoint,
+    Checkpointer,
+    CheckpointExporter,
     ExportedCheckpoint,
     InvalidCheckpointExport,
+    StoredEvent,
     chain_id,
     checkpoint_message,
     emit,
     export_record,
+    link_hash,
     read_anchors,
     verify_chain,
     write_checkpoint,
 )
 from bastion.audit.anchors import Anchors
 from bastion.audit.cadence import MAX_GAPS, Cadence
+from bastion.audit.chain import encode_signature
+from bastion.clock import ManualClock
 from bastion.storage import Database
-from bastion.storage.schema import tenants
+from bastion.storage.schema import audit_checkpoints, audit_events, tenants
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 KEY = Ed25519PrivateKey.generate()
@@ -223,3 +230,42 @@ def test_without_an_export_the_cadence_of_stored_checkpoints_is_checked(db: Data
     assert [(g.first_seq, g.last_seq) for g in report.gaps] == [(1, 2)]
     with pytest.raises(ValueError, match="needs 'now'"), db.read() as conn:
         verify_chain(conn, max_gap=timedelta(minutes=10))
+
+
+# -- the checkpointer: one per worker process ------------------------------------------------
+
+
+def test_each_worker_verifies_from_the_checkpoint_it_trusts(db: Database) -> None:
+    clock = ManualClock(T0)
+    first = Checkpointer(db, clock=clock, exporter=CheckpointExporter([]))
+    second = Checkpointer(db, clock=clock, exporter=CheckpointExporter([]))
+    append(db, 5, start=T0, every=timedelta(seconds=1))
+    made = first.run(signer=sign)
+    assert made is not None
+    assert first.trusted == made
+    append(db, 5, start=T0 + timedelta(minutes=1), every=timedelta(seconds=1))
+    by_second = second.run(signer=sign)
+    assert by_second is not None
+    assert by_second.seq == 10
+    assert first.run(signer=sign) is None  # nothing new: the other worker signed it
+    assert first.trusted == by_second  # verified from seq 5 to 10, so trusted from now on
+
+    # Event 10 rewritten, its hash recomputed and the stored checkpoint re-signed.
+    with db.begin() as conn:
+        for statement in ("DROP TRIGGER audit_events_no_update",
+                          "DROP TRIGGER audit_checkpoints_no_update"):  # fmt: skip
+            conn.execute(text(statement))
+        event = StoredEvent.from_row(
+            conn.execute(select(audit_events).where(audit_events.c.seq == 10)).one()
+        )
+        record = {**event.record(), "details": {"name": "forged"}}
+        digest = link_hash(event.prev_hash, record)
+        conn.execute(
+            update(audit_events).where(audit_events.c.seq == 10)
+            .values(details=record["details"], hash=digest)
+        )  # fmt: skip
+        signature = encode_signature(sign(checkpoint_message(10, digest))[1])
+        conn.execute(update(audit_checkpoints).values(hash=digest, signature=signature))
+    for worker in (first, second):
+        with pytest.raises(AuditChainBroken, match="rewritten"):
+            worker.run(signer=sign)

@@ -140,6 +140,11 @@ class Checkpointer:
         self._last: Checkpoint | None = None
         self._lock = threading.Lock()
 
+    @property
+    def trusted(self) -> Checkpoint | None:
+        """The checkpoint the next run verifies from (None until this process made one)."""
+        return self._last
+
     def run(self, *, signer: Signer, verifier: Verifier | None = None) -> Checkpoint | None:
         """Sign the head if something was appended, then deliver what waits for the sinks.
 
@@ -154,6 +159,13 @@ class Checkpointer:
                         trusted=self._last,
                     )  # fmt: skip
                     chain = chain_id(conn)
+                    if checkpoint is None and self._last is not None:
+                        # Nothing new, and the chain verified from our last checkpoint up to
+                        # the head, which another worker may have signed since: start from
+                        # there next time, so the walk stays short.
+                        latest = latest_checkpoint(conn)
+                        if latest is not None and latest.seq > self._last.seq:
+                            self._last = latest
             except AuditChainBroken:
                 self.exporter.export(None, None)
                 raise
