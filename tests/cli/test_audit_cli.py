@@ -5,10 +5,7 @@ others in-process (the same command tree, faster)."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -16,25 +13,9 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from bastion.cli.main import app
+from tests.support.cli import bastion
 
 PASSWORD = "tangerine submarine orchestra 9"
-
-
-def bastion(
-    data_dir: Path, *args: str, stdin: str = "", sink: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BASTION_ARGON2_PROFILE": "test", "COLUMNS": "200"}
-    if sink is not None:
-        env["BASTION_AUDIT_CHECKPOINT_SINK"] = sink
-    return subprocess.run(
-        [sys.executable, "-m", "bastion", *args, "--data-dir", str(data_dir)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
 
 
 def in_process(data_dir: Path, *args: str, sink: str | None = None) -> Result:
@@ -47,11 +28,11 @@ def in_process(data_dir: Path, *args: str, sink: str | None = None) -> Result:
 def test_checkpoint_export_and_verify_against_it(tmp_path: Path) -> None:
     data, export = tmp_path / "data", tmp_path / "log" / "checkpoints.jsonl"
     export.parent.mkdir()
-    sink = f"file://{export}"
+    sink = {"BASTION_AUDIT_CHECKPOINT_SINK": f"file://{export}"}
     bastion(data, "user", "create", "dora", "--role", "viewer", "--password-stdin",
             stdin=PASSWORD + "\n")  # fmt: skip
     bastion(data, "user", "suspend", "dora")
-    signed = bastion(data, "audit", "checkpoint", sink=sink)
+    signed = bastion(data, "audit", "checkpoint", env=sink)
     assert signed.returncode == 0, signed.stderr
     assert f"Sent to file://{export}." in signed.stdout
 

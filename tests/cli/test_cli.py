@@ -11,21 +11,9 @@ from pathlib import Path
 import pytest
 
 from bastion import __version__
+from tests.support.cli import bastion
 
 PASSWORD = "tangerine submarine orchestra 9"
-
-
-def bastion(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BASTION_ARGON2_PROFILE": "test", "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "bastion", *args, "--data-dir", str(data_dir)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_version_and_help() -> None:

@@ -127,27 +127,31 @@ def verify_against(installation: Installation) -> tuple[int, dict[str, Any]]:
 # -- what an attacker with the data folder does ------------------------------------------
 
 
-def drop_triggers(db: sqlite3.Connection) -> None:
-    for table in ("audit_events", "audit_checkpoints"):
-        for verb in ("update", "delete"):
-            db.execute(f"DROP TRIGGER IF EXISTS {table}_no_{verb}")
+def tamper(installation: Installation, *statements: str, keep: int = 0) -> None:
+    """Drop the append-only triggers, then run ``statements`` (``:keep`` bound)."""
+    with closing(sqlite3.connect(installation.data_dir / "bastion.db")) as db:
+        for table in ("audit_events", "audit_checkpoints"):
+            for verb in ("update", "delete"):
+                db.execute(f"DROP TRIGGER IF EXISTS {table}_no_{verb}")
+        for statement in statements:
+            db.execute(statement, {"keep": keep})
+        db.commit()
 
 
 def truncate(installation: Installation, *, keep: int) -> None:
     """Delete every event after ``keep`` and every checkpoint that named one of them."""
-    with closing(sqlite3.connect(installation.data_dir / "bastion.db")) as db:
-        drop_triggers(db)
-        db.execute("DELETE FROM audit_events WHERE seq > ?", (keep,))
-        db.execute("DELETE FROM audit_checkpoints WHERE seq > ?", (keep,))
-        db.commit()
+    tamper(
+        installation,
+        "DELETE FROM audit_events WHERE seq > :keep",
+        "DELETE FROM audit_checkpoints WHERE seq > :keep",
+        keep=keep,
+    )
 
 
 def rewrite_from(installation: Installation, start: int) -> None:
     """Change event ``start``, recompute every hash after it, and sign every stored
     checkpoint again with the key in the data folder: a consistent forgery."""
-    with closing(sqlite3.connect(installation.data_dir / "bastion.db")) as db:
-        drop_triggers(db)
-        db.commit()
+    tamper(installation)
     ring = KeyRing.load_or_create(installation.data_dir / "keys", now=datetime.now(UTC))
     with installation.rt.db.begin() as conn:
         rows = conn.execute(select(audit_events).order_by(audit_events.c.seq)).all()
@@ -225,10 +229,7 @@ def test_audit_rewrite_with_recomputed_hashes_detected(installation: Installatio
 def test_audit_forged_resigned_head_detected(installation: Installation) -> None:
     """The attacker deletes the database's checkpoints, rewrites, and has Bastion itself
     sign the forged head (``bastion audit checkpoint``), even into the sink."""
-    truncate(installation, keep=40)
-    with closing(sqlite3.connect(installation.data_dir / "bastion.db")) as db:
-        db.execute("DELETE FROM audit_checkpoints")
-        db.commit()
+    tamper(installation, "DELETE FROM audit_checkpoints")
     rewrite_from(installation, 15)
     sink = {"BASTION_AUDIT_CHECKPOINT_SINK": f"file://{installation.sink}"}
     signed = bastion("audit", "checkpoint", "--data-dir", str(installation.data_dir), env=sink)

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, delete, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
+from tests.support.audit import audit_database, sign, verifier
 
 from bastion.audit import (
     AuditChainBroken,
@@ -32,28 +32,15 @@ from bastion.audit import (
 )
 from bastion.audit.chain import encode_signature
 from bastion.storage import Database
-from bastion.storage.schema import audit_checkpoints, audit_events, tenants
+from bastion.storage.schema import audit_checkpoints, audit_events
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-KEY = Ed25519PrivateKey.generate()
-
-
-def sign(data: bytes) -> tuple[str, bytes]:
-    return "kid-1", KEY.sign(data)
-
-
-def verifier(kid: str, data: bytes, signature: bytes) -> None:
-    if kid != "kid-1":
-        raise LookupError("unknown kid")
-    KEY.public_key().verify(signature, data)
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database("sqlite:///" + str(tmp_path / "t.db"))
-    database.migrate()
+    database = audit_database(tmp_path / "t.db", created_at=T0)
     with database.begin() as conn:
-        conn.execute(insert(tenants).values(id="tnt_a", name="default", created_at=T0))
         for n in range(1, 11):
             details = {"collection": "docs", "count": n}
             event = AuditEvent(

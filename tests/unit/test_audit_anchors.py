@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import select, text, update
+from tests.support.audit import audit_database, sign, verifier
 
 from bastion.audit import (
     AuditChainBroken,
@@ -35,28 +35,14 @@ from bastion.audit.cadence import MAX_GAPS, Cadence
 from bastion.audit.chain import encode_signature
 from bastion.clock import ManualClock
 from bastion.storage import Database
-from bastion.storage.schema import audit_checkpoints, audit_events, tenants
+from bastion.storage.schema import audit_checkpoints, audit_events
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-KEY = Ed25519PrivateKey.generate()
-
-
-def sign(data: bytes) -> tuple[str, bytes]:
-    return "kid-1", KEY.sign(data)
-
-
-def verifier(kid: str, data: bytes, signature: bytes) -> None:
-    if kid != "kid-1":
-        raise LookupError("unknown kid")
-    KEY.public_key().verify(signature, data)
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database("sqlite:///" + str(tmp_path / "t.db"))
-    database.migrate()
-    with database.begin() as conn:
-        conn.execute(insert(tenants).values(id="tnt_a", name="default", created_at=T0))
+    database = audit_database(tmp_path / "t.db", created_at=T0)
     yield database
     database.dispose()
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
+from tests.support.audit import audit_database
 
 from bastion.audit import (
     EVENTS,
@@ -37,17 +38,14 @@ from bastion.authn.principal import Grant, Principal
 from bastion.authz import DEFAULT_POLICY, Resource, decide
 from bastion.errors import ValidationError
 from bastion.storage import Database
-from bastion.storage.schema import audit_checkpoints, audit_events, tenants
+from bastion.storage.schema import audit_checkpoints, audit_events
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database("sqlite:///" + str(tmp_path / "t.db"))
-    database.migrate()
-    with database.begin() as conn:
-        conn.execute(insert(tenants).values(id="tnt_a", name="default", created_at=T0))
+    database = audit_database(tmp_path / "t.db", created_at=T0)
     yield database
     database.dispose()
 
