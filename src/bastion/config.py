@@ -133,6 +133,18 @@ class Settings(BaseSettings):
                 _outside_data(sink.path, data_dir, info.data.get("database_url"))
         return value
 
+    @model_validator(mode="after")
+    def _sink_credentials_over_tls(self) -> Settings:
+        if self.audit_checkpoint_http_authorization is None:
+            return self
+        for sink in self.checkpoint_sinks:
+            if sink.scheme == "http" and sink.host not in ("127.0.0.1", "::1", "localhost"):
+                raise ValueError(
+                    f"BASTION_AUDIT_CHECKPOINT_HTTP_AUTHORIZATION would cross the network in "
+                    f"clear text to {sink.display}: use https://"
+                )
+        return self
+
     @property
     def checkpoint_sinks(self) -> tuple[CheckpointSink, ...]:
         return tuple(parse_checkpoint_sink(url) for url in self.audit_checkpoint_sink)

@@ -335,6 +335,21 @@ def test_sink_beside_the_sqlite_database_is_refused(tmp_path: Path) -> None:
         )
 
 
+def test_sink_credentials_never_travel_in_clear_text(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="clear text"):
+        load_settings(
+            data_dir=tmp_path,
+            audit_checkpoint_sink="http://collector.example/x",
+            audit_checkpoint_http_authorization=TOKEN,
+        )
+    local = load_settings(  # loopback (a local forwarder) is fine
+        data_dir=tmp_path,
+        audit_checkpoint_sink="http://127.0.0.1:8088/x",
+        audit_checkpoint_http_authorization=TOKEN,
+    )
+    assert [s.scheme for s in local.checkpoint_sinks] == ["http"]
+
+
 def test_a_query_token_is_never_echoed_in_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as refused:
         load_settings(data_dir=tmp_path, audit_checkpoint_sink="gopher://x/?token=s3cret")

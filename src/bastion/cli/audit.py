@@ -110,9 +110,8 @@ def _render(report: ChainReport, anchors: Anchors | None, against: Path | None) 
     grid.show_header = False
     grid.add_row("events verified", str(report.events))
     if report.head_seq is not None and report.head_at is not None:
-        grid.add_row(
-            "head", f"seq {report.head_seq} at {_time(report.head_at)} ({report.head_hash})"
-        )
+        digest = (report.head_hash or "")[:16]
+        grid.add_row("head", f"seq {report.head_seq} at {_time(report.head_at)} (hash {digest}…)")
     grid.add_row("checkpoints in the data folder", f"{report.checkpoints_checked} verified")
     if anchors is not None:
         grid.add_row(
@@ -120,7 +119,8 @@ def _render(report: ChainReport, anchors: Anchors | None, against: Path | None) 
             f"{report.exported_checked} of {len(anchors.checkpoints)} matched",
         )
     if report.last_checkpoint is not None:
-        grid.add_row("last trusted checkpoint", _checkpoint(report.last_checkpoint))
+        label = "last exported checkpoint" if anchors is not None else "last checkpoint"
+        grid.add_row(label, _checkpoint(report.last_checkpoint))
     out.print(grid)
     if report.gaps:
         gaps = table(
