@@ -3,7 +3,8 @@
 A hash chain alone shows that rows were changed, unless the attacker recomputes
 every hash from the change onwards. A checkpoint signs ``(seq, hash)`` of the head
 with the token key ring's Ed25519 key (``KeyRing.sign``), which an attacker with
-database access only does not hold, so a rewritten chain no longer matches a checkpoint.
+access to the database alone does not hold, so a rewritten chain no longer matches a
+checkpoint.
 An attacker who can read the data folder holds the key too; against them each
 checkpoint is also exported (``Checkpointer`` → ``audit.sink``) when it is made.
 

@@ -63,7 +63,6 @@ class ChainReport:
     head_hash: str | None = None
     head_at: datetime | None = None
     exported_checked: int = 0  # exported checkpoints the chain matched
-    against_export: bool = False
     last_checkpoint: Checkpoint | None = None  # the last trusted one the walk passed
     gaps: tuple[CheckpointGap, ...] = ()  # the first MAX_GAPS of ``gap_count``
     gap_count: int = 0
@@ -300,7 +299,6 @@ class _Walk:
             head_hash=self.prev_hash if head > 0 else None,
             head_at=self.head_at,
             exported_checked=self.exported,
-            against_export=self.anchors is not None,
             last_checkpoint=self.last_trusted,
             gaps=() if self.cadence is None else tuple(self.cadence.gaps),
             gap_count=0 if self.cadence is None else self.cadence.count,
