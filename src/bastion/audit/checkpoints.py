@@ -4,9 +4,8 @@ A hash chain alone shows that rows were changed, unless the attacker recomputes
 every hash from the change onwards. A checkpoint signs ``(seq, hash)`` of the head
 with the token key ring's Ed25519 key (``KeyRing.sign``), which an attacker with
 access to the database alone does not hold, so a rewritten chain no longer matches a
-checkpoint.
-An attacker who can read the data folder holds the key too; against them each
-checkpoint is also exported (``Checkpointer`` → ``audit.sink``) when it is made.
+checkpoint. An attacker who can read the data folder holds the key too; against them
+each checkpoint is also exported (``Checkpointer`` → ``audit.sink``) when it is made.
 
 Written periodically by the server and by ``bastion audit checkpoint``. A checkpoint is
 only written after the events since the previous checkpoint verify (since the last one
