@@ -26,13 +26,14 @@ __all__ = [
     "parse_secret",
 ]
 
-SecretKind = Literal["api_key", "refresh", "setup", "enroll"]
+SecretKind = Literal["api_key", "refresh", "setup", "enroll", "device"]
 
 PREFIXES: Final[dict[str, str]] = {
     "api_key": "bst_sk_",  # service (account) key
     "refresh": "bst_rt_",
     "setup": "bst_setup_",
     "enroll": "bst_enroll_",
+    "device": "bst_dev_",  # remembered-device credential (bastion.risk.devices)
 }
 
 _RANDOM_BYTES: Final = 32  # 256 bits

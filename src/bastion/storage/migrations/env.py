@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import bastion.risk.schema  # registers the risk engine's tables
 import bastion.vectors.schema  # noqa: F401  (registers the vector tables)
 from bastion.storage.schema import metadata
 
