@@ -8,8 +8,9 @@ session row, re-read with the liveness state) and the tenant's risk policy.
 The cost on a request that changes nothing is one dictionary lookup and two identity
 comparisons (same address, same policy object): nanoseconds, nothing measurable next
 to a cached request. Only a *new address* for a session (or a new policy) runs the
-signals: network lists, the country lists, a country change since sign-in, and travel
-since the session's previous use (or its sign-in) faster than the policy allows. The
+signals: network lists, the country lists, travel since the session's previous use (or
+its sign-in) faster than the policy allows, or else a country change since sign-in (an
+impossible journey already says the country changed: it is not counted twice). The
 verdict is remembered for that (session, address), so a challenged token is challenged
 again on every request from there until the user steps up, which starts a new session
 whose origin is the new address.
@@ -139,16 +140,8 @@ class SessionWatch:
         here, there = parse_address(ip), parse_address(origin_ip)
         if here is not None and there is not None and network_key(here) != network_key(there):
             reasons.append(contribution(policy, "session_address_changed"))
-        if origin.country and location.country and origin.country != location.country:
-            reasons.append(
-                contribution(
-                    policy,
-                    "session_country_changed",
-                    from_country=origin.country,
-                    to_country=location.country,
-                )
-            )
         previous, previous_at = (seen.location, seen.at) if seen else (origin, origin_at)
+        travel = None
         if previous_at is not None:
             travel = implied_travel(
                 origin=previous,
@@ -157,8 +150,18 @@ class SessionWatch:
                 destination_at=now,
                 tolerance_km=policy.tolerance_km,
             )
-            if travel is not None and travel.speed_kmh > policy.max_speed_kmh:
-                reasons.append(travel_contribution(policy, previous, location, travel))
+        if travel is not None and travel.speed_kmh > policy.max_speed_kmh:
+            # the token moved too fast: that says more than (and includes) a new country
+            reasons.append(travel_contribution(policy, previous, location, travel))
+        elif origin.country and location.country and origin.country != location.country:
+            reasons.append(
+                contribution(
+                    policy,
+                    "session_country_changed",
+                    from_country=origin.country,
+                    to_country=location.country,
+                )
+            )
         decision = decide(reasons, policy.thresholds, context="session", location=location)
         challenge = None
         if decision.outcome is not Outcome.ALLOW:
