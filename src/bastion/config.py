@@ -277,6 +277,18 @@ class Settings(BaseSettings):
         parts = urlsplit(self.resolved_public_url)
         return (f"{parts.scheme}://{parts.netloc}".lower(),)
 
+    # -- risk engine (bastion.risk; docs/risk.md) -----------------------------------------
+    risk_geoip_database: Path | None = Field(
+        None,
+        description="A MaxMind .mmdb (GeoLite2/GeoIP2 City or Country) the risk engine "
+        "locates addresses with; default: the GeoLite2 Country data bundled in geoip2fast.",
+    )
+    risk_anonymiser_networks: Path | None = Field(
+        None,
+        description="A file of anonymiser / hosting-provider networks (one address or CIDR "
+        "a line, # comments) that the risk engine weighs; read at start.",
+    )
+
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
