@@ -155,6 +155,10 @@ def _write_mmdb(path: Path, *, with_city: bool) -> None:
         london["location"] = {"latitude": 51.5142, "longitude": -0.0931, "accuracy_radius": 20}
     writer.insert_network(IPSet(["81.2.69.0/24"]), london)
     writer.insert_network(IPSet(["2a02:1000::/48"]), {"registered_country": {"iso_code": "SE"}})
+    nonsense = {"latitude": 123.0, "longitude": float("nan"), "accuracy_radius": -5}
+    writer.insert_network(
+        IPSet(["81.2.70.0/24"]), {"country": {"iso_code": "GB"}, "location": nonsense}
+    )
     writer.to_db_file(str(path))
 
 
@@ -172,6 +176,7 @@ def test_an_mmdb_city_database_gives_coordinates_and_its_accuracy_radius(tmp_pat
     )
     assert geo.locate(LAN) == LOCAL
     assert geo.locate(TOKYO) == UNKNOWN  # not in this small database
+    assert geo.locate("81.2.70.1") == country_location("GB")  # coordinates off the map
     geo.close()
 
 

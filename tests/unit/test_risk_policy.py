@@ -104,6 +104,8 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         (_with("hours.roles.admin", {"from": "07:00", "to": "09:00", "time_zone": "Nowhere"}),
          "risk.hours.roles.admin.time_zone"),
         (_with("hours.roles", {"": {"from": "07:00", "to": "09:00"}}), "role names"),
+        (_with("hours.roles", {"Admin\n": {"from": "07:00", "to": "09:00"}}), "role names"),
+        (_with("hours.roles", {"a" * 65: {"from": "07:00", "to": "09:00"}}), "role names"),
         (_with("volume.floors.download", 5), "Unknown keys in risk.volume.floors: download"),
         (_with("volume.floors.scroll", 0), "risk.volume.floors.scroll"),
         (_with("volume.burst_multiplier", 1), "risk.volume.burst_multiplier"),

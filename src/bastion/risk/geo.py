@@ -189,21 +189,28 @@ class MmdbGeolocator(_CachedLocator):
             return UNKNOWN
         country = _iso_code(record.get("country")) or _iso_code(record.get("registered_country"))
         fallback = country_location(country)
-        where = record.get("location")
-        if isinstance(where, Mapping):
-            latitude, longitude = where.get("latitude"), where.get("longitude")
-            if isinstance(latitude, int | float) and isinstance(longitude, int | float):
-                radius = where.get("accuracy_radius")
-                return Location(
-                    fallback.country,
-                    float(latitude),
-                    float(longitude),
-                    float(radius) if isinstance(radius, int | float) else 0.0,
-                )
-        return fallback
+        point = _point(record.get("location"))
+        if point is None:
+            return fallback
+        return Location(fallback.country, *point)
 
     def close(self) -> None:
         self._reader.close()
+
+
+def _point(where: object) -> tuple[float, float, float] | None:
+    """(latitude, longitude, accuracy radius) of an mmdb ``location``, if it is one."""
+    if not isinstance(where, Mapping):
+        return None
+    latitude, longitude = where.get("latitude"), where.get("longitude")
+    radius = where.get("accuracy_radius")
+    if not isinstance(latitude, int | float) or not isinstance(longitude, int | float):
+        return None
+    if not (-90.0 <= latitude <= 90.0 and -180.0 <= longitude <= 180.0):  # NaN fails too
+        return None
+    if not isinstance(radius, int | float) or not 0.0 <= radius <= 20_000.0:
+        radius = 0.0  # absent or nonsense: no uncertainty known
+    return float(latitude), float(longitude), float(radius)
 
 
 def _iso_code(part: object) -> str | None:

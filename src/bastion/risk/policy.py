@@ -8,6 +8,7 @@ take the documented defaults (docs/risk.md, generated from ``DEFAULT_RISK_POLICY
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,7 +26,8 @@ __all__ = ["DEFAULT_RISK_POLICY", "VOLUME_KINDS", "RiskPolicy", "Thresholds"]
 VOLUME_KINDS: tuple[str, ...] = ("query", "scroll", "export")
 MAX_LIST = 1000
 MAX_WEIGHT = 1000
-MAX_ROLE_NAME = 64
+# A role name as authz.roles.ROLE_NAME defines it, or "*" (every user of the tenant).
+_ROLE = re.compile(r"^(\*|[a-z][a-z0-9_.-]{0,63})$")
 
 _KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -333,8 +335,11 @@ def _zone(value: object, where: str) -> str:
 def _role_hours(section: _Section, default_zone: str) -> Mapping[str, HoursWindow]:
     windows = {}
     for role in section.values:
-        if not isinstance(role, str) or not 0 < len(role) <= MAX_ROLE_NAME:
-            raise ValidationError(f"{section.path}: role names are 1 to 64 characters.")
+        if not isinstance(role, str) or not _ROLE.match(role):
+            raise ValidationError(
+                f"{section.path}: role names are lower-case letters, digits, '_', '.', '-' "
+                "(up to 64, as in authz.roles), or '*' for every user."
+            )
         entry = section.section(role, ("days", "from", "to", "time_zone"))
         days = entry.strings("days") if "days" in entry.values else list(DAYS)
         if not days or any(day not in DAYS for day in days):
