@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bastion.errors import ValidationError
-from bastion.risk import DEFAULT_RISK_POLICY, REASONS, Outcome, RiskPolicy
+from bastion.risk import DEFAULT_RISK_POLICY, REASONS, Outcome, RiskPolicy, load_risk_policy
 
 
 def test_an_empty_document_is_the_default_policy() -> None:
@@ -144,3 +144,15 @@ def test_thresholds_map_scores_to_outcomes() -> None:
         Outcome.DENY,
         Outcome.DENY,
     ]
+
+
+def test_load_risk_policy_gives_the_same_object_for_the_same_document() -> None:
+    first = load_risk_policy({"travel": {"max_speed_kmh": 900}, "countries": {"blocked": ["KP"]}})
+    again = load_risk_policy({"countries": {"blocked": ["KP"]}, "travel": {"max_speed_kmh": 900}})
+    assert again is first
+    assert load_risk_policy({"travel": {"max_speed_kmh": 901}}) is not first
+    assert first.max_speed_kmh == 900
+    with pytest.raises(ValidationError, match=r"risk\.travel\.max_speed_kmh"):
+        load_risk_policy({"travel": {"max_speed_kmh": "fast"}})
+    with pytest.raises(ValidationError, match="must be a number"):
+        load_risk_policy({"travel": {"max_speed_kmh": float("nan")}})

@@ -17,7 +17,7 @@ from bastion.risk.decision import (
 from bastion.risk.devices import DeviceRecord, DeviceState, device_state
 from bastion.risk.engine import RiskEngine
 from bastion.risk.geo import BundledGeolocator, Geolocator, Location, MmdbGeolocator
-from bastion.risk.policy import DEFAULT_RISK_POLICY, RiskPolicy, Thresholds
+from bastion.risk.policy import DEFAULT_RISK_POLICY, RiskPolicy, Thresholds, load_risk_policy
 from bastion.risk.reasons import REASONS, Contribution, Level, Outcome, ReasonSpec
 from bastion.risk.service import LoginRisk, assess_login, record_login_attempt
 from bastion.risk.signals import LoginAttempt, LoginHistory, PastLogin
@@ -53,6 +53,7 @@ __all__ = [
     "assess_login",
     "decide",
     "device_state",
+    "load_risk_policy",
     "login_requirement",
     "record_login_attempt",
 ]

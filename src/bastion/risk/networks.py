@@ -16,6 +16,7 @@ import bisect
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from bastion.errors import ConfigurationError
@@ -40,6 +41,11 @@ def parse_address(text: str | None) -> Address | None:
     """The address in ``text`` (surrounding blanks and an IPv6 zone dropped), or None."""
     if not text or len(text) > MAX_ADDRESS_TEXT:
         return None
+    return _parse(text)
+
+
+@lru_cache(maxsize=65_536)  # addresses are immutable; parsing costs ~20 µs in pure Python
+def _parse(text: str) -> Address | None:
     try:
         address = ipaddress.ip_address(text.strip().split("%", 1)[0])
     except ValueError:

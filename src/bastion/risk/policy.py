@@ -8,10 +8,11 @@ take the documented defaults (docs/risk.md, generated from ``DEFAULT_RISK_POLICY
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -21,7 +22,13 @@ from bastion.risk.hours import DAYS, HoursWindow, parse_clock, zone
 from bastion.risk.networks import NetworkSet, parse_networks
 from bastion.risk.reasons import REASONS, Outcome
 
-__all__ = ["DEFAULT_RISK_POLICY", "VOLUME_KINDS", "RiskPolicy", "Thresholds"]
+__all__ = [
+    "DEFAULT_RISK_POLICY",
+    "VOLUME_KINDS",
+    "RiskPolicy",
+    "Thresholds",
+    "load_risk_policy",
+]
 
 VOLUME_KINDS: tuple[str, ...] = ("query", "scroll", "export")
 MAX_LIST = 1000
@@ -215,6 +222,23 @@ class RiskPolicy:
 
 
 DEFAULT_RISK_POLICY = RiskPolicy()
+
+
+def load_risk_policy(document: object) -> RiskPolicy:
+    """``RiskPolicy.from_document``, remembered per document: an unchanged document gives
+    the very same object, so callers that re-read the policy often (the guard, every
+    0.5 s) neither validate it again nor make ``SessionWatch`` re-evaluate its sessions
+    (it compares policies by identity). Invalid documents are not remembered."""
+    try:
+        text = json.dumps(document, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):
+        return RiskPolicy.from_document(document)  # raises the ValidationError it deserves
+    return _load(text)
+
+
+@lru_cache(maxsize=256)
+def _load(text: str) -> RiskPolicy:
+    return RiskPolicy.from_document(json.loads(text))
 
 
 # -- validators: each names the key it refuses ------------------------------------------
