@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -25,7 +26,13 @@ from tests.support.risk import (
 
 import bastion.risk.schema
 import bastion.vectors.schema
-from bastion.risk import DEFAULT_RISK_POLICY, RiskPolicy
+from bastion.risk import (
+    DEFAULT_RISK_POLICY,
+    Outcome,
+    RiskDecision,
+    RiskPolicy,
+    record_login_outcome,
+)
 from bastion.risk.devices import DeviceState, device_credential_hash, device_state
 from bastion.risk.geo import LOCAL, country_location
 from bastion.risk.schema import risk_address_reputation, risk_devices, risk_events, risk_usage
@@ -309,3 +316,61 @@ def test_prune_forgets_what_is_older_than_the_retention(db: Database) -> None:
         assert conn.execute(select(func.count()).select_from(risk_events)).scalar() == 1
         for table in (risk_address_reputation, risk_devices, risk_usage):
             assert conn.execute(select(func.count()).select_from(table)).scalar() == 0
+
+
+def test_a_login_finished_by_another_request_records_from_the_saved_context(
+    db: Database,
+) -> None:
+    harness = Harness(db)
+    alice = make_user(db, "alice")
+    laptop = harness.remember(alice, at=T0 - timedelta(days=1))
+    harness.settle(alice, days=3)
+    risk = harness.assess(username="alice", user_id=alice, ip=SYDNEY, at=T0, device=laptop)
+    context = json.loads(json.dumps(risk.as_context()))  # as a transaction's JSON keeps it
+    assert RiskDecision.from_record(context["decision"]) == risk.decision
+    later = T0 + timedelta(minutes=2)
+    with db.begin() as conn:
+        record_login_outcome(
+            conn, context, outcome="success", tenant_id="tnt_test", policy=harness.policy,
+            now=later,
+        )  # fmt: skip
+    with db.read() as conn:
+        row = conn.execute(select(risk_events).where(risk_events.c.at == later)).one()
+        device = find_device(conn, device_credential_hash(laptop) or "")
+    assert (row.outcome, row.principal_id, row.ip, row.country) == ("success", alice, SYDNEY, "AU")
+    assert row.device_id == risk.decision.device_id
+    assert row.reasons == risk.decision.audit_details()["risk_reasons"]
+    assert device is not None
+    assert device.last_used_at == later
+    assert device.last_ip == SYDNEY
+
+
+VALID_RECORD = RiskDecision("login", 0, Outcome.ALLOW, (), LOCAL).as_record()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"context": "other"},
+        {"outcome": "maybe"},
+        {"reasons": [{"reason": "country_new", "weight": 25}]},  # no floor
+        {"location": ["FR", 1.0]},
+        {"score": None},
+    ],
+)
+def test_a_record_that_is_not_a_decision_is_refused(changes: dict[str, Any]) -> None:
+    assert RiskDecision.from_record(VALID_RECORD).outcome is Outcome.ALLOW
+    with pytest.raises((KeyError, ValueError, TypeError)):
+        RiskDecision.from_record({**VALID_RECORD, **changes})
+
+
+def test_a_spraying_address_is_told_to_wait_except_a_trusted_network(db: Database) -> None:
+    policy = RiskPolicy.from_document({"networks": {"trusted": ["200.160.0.0/24"]}})
+    for harness, expected in ((Harness(db), 3600), (Harness(db, policy), None)):
+        for n in range(10):
+            harness.attempt(username=f"u{n}", user_id=None, ip=SAO_PAULO, at=T0, outcome="failure")
+        risk = harness.assess(username="next", user_id=None, ip=SAO_PAULO, at=T0)
+        assert risk.decision.has("address_spraying")
+        assert risk.spraying_retry_after == expected
+    calm = Harness(db).assess(username="next", user_id=None, ip=PARIS, at=T0)
+    assert calm.spraying_retry_after is None

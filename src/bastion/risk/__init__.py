@@ -19,7 +19,12 @@ from bastion.risk.engine import RiskEngine
 from bastion.risk.geo import BundledGeolocator, Geolocator, Location, MmdbGeolocator
 from bastion.risk.policy import DEFAULT_RISK_POLICY, RiskPolicy, Thresholds, load_risk_policy
 from bastion.risk.reasons import REASONS, Contribution, Level, Outcome, ReasonSpec
-from bastion.risk.service import LoginRisk, assess_login, record_login_attempt
+from bastion.risk.service import (
+    LoginRisk,
+    assess_login,
+    record_login_attempt,
+    record_login_outcome,
+)
 from bastion.risk.signals import LoginAttempt, LoginHistory, PastLogin
 from bastion.risk.volume import Burst, VolumeMeter
 
@@ -56,4 +61,5 @@ __all__ = [
     "load_risk_policy",
     "login_requirement",
     "record_login_attempt",
+    "record_login_outcome",
 ]

@@ -10,7 +10,7 @@ in tests/unit/test_risk_invariant.py checks).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -63,6 +63,46 @@ class RiskDecision:
 
     def has(self, code: str) -> bool:
         return any(reason.code == code for reason in self.reasons)
+
+    def as_record(self) -> dict[str, Any]:
+        """A JSON-ready copy (for a login transaction's ``context``; ``from_record``)."""
+        where = self.location
+        return {
+            "context": self.context,
+            "score": self.score,
+            "outcome": self.outcome.label,
+            "reasons": [{**r.as_audit(), "floor": r.floor.label} for r in self.reasons],
+            "location": [where.country, where.latitude, where.longitude, where.radius_km,
+                         where.local],
+            "device_id": self.device_id,
+        }  # fmt: skip
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> RiskDecision:
+        """The decision ``as_record`` wrote (a ``KeyError``/``ValueError`` if it is not one)."""
+        reasons = []
+        for item in record["reasons"]:
+            detail = {k: v for k, v in item.items() if k not in ("reason", "weight", "floor")}
+            reasons.append(
+                Contribution(
+                    str(item["reason"]),
+                    int(item["weight"]),
+                    Outcome.from_label(item["floor"]),
+                    detail,
+                )
+            )
+        country, latitude, longitude, radius, local = record["location"]
+        context = record["context"]
+        if context not in ("login", "session"):
+            raise ValueError("not a risk decision record")
+        return cls(
+            context,
+            int(record["score"]),
+            Outcome.from_label(record["outcome"]),
+            tuple(reasons),
+            Location(country, latitude, longitude, float(radius), bool(local)),
+            record["device_id"],
+        )
 
     def audit_details(self) -> dict[str, Any]:
         """``risk_level``, ``risk_score``, ``risk_reasons`` for the attempt's audit event
