@@ -117,3 +117,19 @@ def test_the_registry_is_complete_and_documented() -> None:
     assert [o.step_up_acr for o in Outcome] == [None, "aal2", "aal3", None]
     with pytest.raises(KeyError):
         Outcome.from_label("ALLOW")
+
+
+def test_password_and_a_remembered_device_compute_to_aal2_without_a_prompt() -> None:
+    """What the login integration relies on (authn.assurance is not changed for it): the
+    remembered device is a possession factor, so with the password it is two categories."""
+    from bastion.authn.assurance import VerifiedFactor, compute_assurance
+    from bastion.factors.catalog import CATALOG, Method
+
+    assurance = compute_assurance(
+        [
+            VerifiedFactor(Method.PASSWORD, CATALOG[Method.PASSWORD].amr),
+            VerifiedFactor(Method.REMEMBERED_DEVICE, CATALOG[Method.REMEMBERED_DEVICE].amr),
+        ]
+    )
+    assert assurance.acr == "aal2"
+    assert "mfa" in assurance.amr

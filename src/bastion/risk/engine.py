@@ -50,15 +50,11 @@ class RiskEngine:
         facts = LoginFacts(attempt, history, self.anonymisers)
         reasons = [reason for signal in LOGIN_SIGNALS for reason in signal(facts, policy)]
         device = history.device
-        recognised = (
-            device.id
-            if device is not None and "device_recognised" in {reason.code for reason in reasons}
-            else None
-        )
+        recognised = any(reason.code == "device_recognised" for reason in reasons)
         return decide(
             reasons,
             policy.thresholds,
             context="login",
             location=attempt.location,
-            device_id=recognised,
+            device_id=device.id if device is not None and recognised else None,
         )
