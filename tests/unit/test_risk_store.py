@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -374,3 +375,30 @@ def test_a_spraying_address_is_told_to_wait_except_a_trusted_network(db: Databas
         assert risk.spraying_retry_after == expected
     calm = Harness(db).assess(username="next", user_id=None, ip=PARIS, at=T0)
     assert calm.spraying_retry_after is None
+
+
+def test_migration_0007_is_additive_and_downgrades_cleanly(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    from bastion.storage.db import MIGRATIONS
+
+    database = Database(f"sqlite:///{tmp_path / 'bastion.db'}")
+
+    def alembic(action: str, revision: str) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            getattr(command, action)(config, revision)
+
+    risk_tables = {"risk_events", "risk_devices", "risk_address_reputation", "risk_usage"}
+    alembic("upgrade", "0006")
+    before = set(inspect(database.engine).get_table_names())
+    assert not before & risk_tables
+    alembic("upgrade", "head")
+    assert set(inspect(database.engine).get_table_names()) == before | risk_tables
+    alembic("downgrade", "0006")
+    assert set(inspect(database.engine).get_table_names()) == before
+    database.dispose()

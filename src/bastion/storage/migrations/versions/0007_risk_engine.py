@@ -1,11 +1,10 @@
 """risk engine: sign-in history and decisions, remembered devices, address reputation, usage
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-04 18:00:00
 
-Additive only (four new tables, bastion.risk.schema). The number leaves 0006 to the
-WebAuthn migration: whichever lands second points its down_revision at the other.
+Additive only: four new tables (bastion.risk.schema), nothing existing is touched.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from alembic import op
 import bastion.storage.types
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
