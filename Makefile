@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-DATA   ?= ./data
 
 .PHONY: serve test lint bench format clean system-deps
 
@@ -19,8 +18,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-serve: $(STAMP)  ## start Bastion on embedded storage in ./data
-	$(BIN)/bastion serve --data-dir $(DATA)
+# Settings come from the environment as for `bastion serve` (BASTION_DATA_DIR, default ./data).
+serve: $(STAMP)  ## start Bastion on embedded storage in $BASTION_DATA_DIR (./data)
+	$(BIN)/bastion serve
 
 lint: $(STAMP)   ## format check, lint, strict typing
 	$(BIN)/ruff format --check src tests bench

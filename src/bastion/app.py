@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 from bastion import __version__
 from bastion.api import admin, auth, dataplane, me, setup, wellknown
 from bastion.api.guard import AuditBuffer, LivenessCache
+from bastion.api.headers import install as install_security_headers
 from bastion.api.limits import BodySizeLimit
 from bastion.api.problems import install as install_error_handlers
 from bastion.audit import CHECKPOINT_INTERVAL
@@ -124,4 +125,5 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_security_headers(app)  # outermost: on every response, the 413 too
     return app

@@ -2,11 +2,13 @@
 
 Precedence: explicit arguments > environment > TOML file (``BASTION_CONFIG``) > defaults.
 Every value is validated at start; a bad value stops the server with a message that
-names the setting and says what is accepted.
+names the setting and says what is accepted. An unknown ``BASTION_*`` variable is an
+error too (a typo such as ``BASTION_PROT`` must not be ignored), as an unknown TOML key is.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -37,6 +39,8 @@ from pydantic_settings import (
 from bastion.errors import ConfigurationError
 
 MAX_ACCESS_TOKEN_TTL = 15 * 60
+# ``BASTION_*`` variables that are read but are not settings.
+NOT_SETTINGS = frozenset({"BASTION_CONFIG", "BASTION_I_UNDERSTAND_THIS_IS_INSECURE"})
 
 
 class Settings(BaseSettings):
@@ -60,7 +64,10 @@ class Settings(BaseSettings):
         "its own copy of the collections in memory; SQLite database only.",
     )
     public_url: str | None = Field(
-        None, description="External base URL (used in setup links, token `iss`, WebAuthn origin)."
+        None,
+        description="External base URL, absolute http(s) (setup links, token `iss`, WebAuthn "
+        "origin); default `http://localhost:PORT` when the host is a loopback address, else "
+        "`http://HOST:PORT` (`https` with TLS).",
     )
     issuer: str | None = Field(None, description="Token `iss`; defaults to the public URL.")
     audience: str = Field("bastion", description="Token `aud` expected on every access token.")
@@ -176,6 +183,20 @@ class Settings(BaseSettings):
     webauthn_attestation_roots: FilePath | None = Field(
         None, description="PEM file of the attestation root certificates `direct` trusts."
     )
+    # -- deployment: TLS and reverse proxies ----------------------------------------------
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Reverse proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` headers "
+        "are believed: addresses or CIDR networks, comma-separated (e.g. "
+        "`127.0.0.1,10.0.0.0/8`). Empty (the default): those headers are ignored and the "
+        "client address is the TCP peer's.",
+    )
+    tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate (chain) `bastion serve` answers TLS with; "
+        "with `BASTION_TLS_KEY`.",
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of `BASTION_TLS_CERT`.")
 
     @field_validator("data_dir")
     @classmethod
@@ -222,6 +243,40 @@ class Settings(BaseSettings):
                     raise ValueError(f"webauthn origin {origin!r}: {problem}")
         return self
 
+    @field_validator("tls_cert", "tls_key")
+    @classmethod
+    def _expand_optional(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL, e.g. https://vectors.example.com")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("must be a base URL: no user, query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: comma-separated
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)):
+            return value
+        networks = []
+        for item in value:
+            try:
+                networks.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)"
+                ) from None
+        return tuple(networks)
+
     @model_validator(mode="after")
     def _guard_insecure(self) -> Settings:
         if self.auth_disabled_for_benchmarks and (
@@ -232,6 +287,8 @@ class Settings(BaseSettings):
             )
         if self.workers != 1 and not self.resolved_database_url.startswith("sqlite"):
             raise ValueError("several workers keep in step through SQLite: set workers = 1")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both BASTION_TLS_CERT and BASTION_TLS_KEY")
         return self
 
     @classmethod
@@ -255,7 +312,12 @@ class Settings(BaseSettings):
 
     @property
     def resolved_public_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        """The configured public URL, else where ``bastion serve`` listens. A loopback
+        address is named ``localhost``: browsers refuse WebAuthn on an IP-address origin."""
+        if self.public_url:
+            return self.public_url
+        scheme = "https" if self.tls_cert is not None else "http"
+        return f"{scheme}://{_url_host(self.host)}:{self.port}"
 
     @property
     def resolved_issuer(self) -> str:
@@ -431,8 +493,37 @@ class _TomlSource(PydanticBaseSettingsSource):
         return section
 
 
+def _url_host(host: str) -> str:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # a name
+    if address.is_loopback:
+        return "localhost"
+    return f"[{host}]" if address.version == 6 else host
+
+
+def _unknown_variables(environ: dict[str, str]) -> list[str]:
+    """``BASTION_*`` variables that name no setting, each with the nearest setting."""
+    known = {f"BASTION_{name.upper()}" for name in Settings.model_fields} | NOT_SETTINGS
+    lines = []
+    for name in sorted(key for key in environ if key.upper().startswith("BASTION_")):
+        if name.upper() in known:
+            continue
+        near = difflib.get_close_matches(name.upper(), sorted(known), n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        lines.append(f"  {name}: not a Bastion setting{hint}")
+    return lines
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning validation failures into one readable ConfigurationError."""
+    unknown = _unknown_variables(dict(os.environ))
+    if unknown:
+        raise ConfigurationError(
+            "unknown environment variables (the settings are listed in "
+            "docs/configuration.md):\n" + "\n".join(unknown)
+        )
     try:
         return Settings(**overrides)
     except PydanticValidationError as exc:

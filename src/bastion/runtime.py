@@ -6,7 +6,6 @@ server too, against the same data directory.
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from argon2 import PasswordHasher
 from bastion.audit import Checkpointer, CheckpointExporter, build_sinks
 from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
+from bastion.datadir import prepare as prepare_data_dir
 from bastion.errors import UnknownSigningKey
 from bastion.factors.password import make_hasher
 from bastion.identity.tenants import ensure_default_tenant
@@ -43,8 +43,7 @@ class Runtime:
     def open(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
         clock = clock or SystemClock()
         data_dir = settings.data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(data_dir, 0o700)
+        prepare_data_dir(data_dir)
         db = Database(settings.resolved_database_url)
         db.migrate()
         with db.begin() as conn:

@@ -16,6 +16,15 @@ from tests.support.cli import bastion
 PASSWORD = "tangerine submarine orchestra 9"
 
 
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """A data folder with an installation (``bastion init``)."""
+    folder = tmp_path / "data"
+    created = bastion(folder, "init")
+    assert created.returncode == 0, created.stderr
+    return folder
+
+
 def test_version_and_help() -> None:
     version = subprocess.run(
         [sys.executable, "-m", "bastion", "--version"], capture_output=True, text=True, check=True
@@ -24,12 +33,11 @@ def test_version_and_help() -> None:
     helped = subprocess.run(
         [sys.executable, "-m", "bastion", "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("serve", "user", "key", "keys", "audit"):
+    for command in ("serve", "init", "user", "key", "keys", "audit"):
         assert command in helped.stdout
 
 
-def test_user_lifecycle(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def test_user_lifecycle(data: Path) -> None:
     created = bastion(
         data,
         "user",
@@ -67,16 +75,15 @@ def test_user_lifecycle(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_says_what_to_do(
-    tmp_path: Path, args: tuple[str, ...], stdin: str, expected: str
+    data: Path, args: tuple[str, ...], stdin: str, expected: str
 ) -> None:
-    result = bastion(tmp_path / "data", *args, stdin=stdin + "\n")
+    result = bastion(data, *args, stdin=stdin + "\n")
     assert result.returncode != 0
     assert expected in (result.stderr + result.stdout).lower() or expected in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_key_create_prints_the_key_once_and_stores_only_a_hash(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def test_key_create_prints_the_key_once_and_stores_only_a_hash(data: Path) -> None:
     result = bastion(
         data,
         "key",
@@ -100,9 +107,7 @@ def test_key_create_prints_the_key_once_and_stores_only_a_hash(tmp_path: Path) -
     )
 
 
-def test_keys_rotate_adds_a_key(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    assert bastion(data, "user", "list").returncode == 0  # creates the first key
+def test_keys_rotate_adds_a_key(data: Path) -> None:
     before = set((data / "keys").glob("*.pem"))
     rotated = bastion(data, "keys", "rotate")
     assert rotated.returncode == 0, rotated.stderr
@@ -111,8 +116,7 @@ def test_keys_rotate_adds_a_key(tmp_path: Path) -> None:
     assert all(oct(path.stat().st_mode & 0o777) == "0o600" for path in after)
 
 
-def test_audit_verify_passes_then_fails_after_tampering(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def test_audit_verify_passes_then_fails_after_tampering(data: Path) -> None:
     bastion(
         data,
         "user",

@@ -147,7 +147,7 @@ class ServerProcess:
 def start_server(
     data_dir: Path, port: int | None = None, env: dict[str, str] | None = None
 ) -> ServerProcess:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     port = port or free_port()
     # The issuer of every token is the public URL: the server's and the minted ones agree.
     base = {**TEST_ENV, "BASTION_PUBLIC_URL": f"http://127.0.0.1:{port}"}

@@ -8,7 +8,8 @@ request that matches exactly is dispatched by one dictionary lookup, and an exce
 its endpoint raises is rendered by the same handler the app registered for it (the
 lookup Starlette's ``ExceptionMiddleware`` does). Anything else under ``/collections``
 (an unknown path, another method, ``HEAD``, a trailing slash) goes to a Starlette
-``Router`` over the same routes, so 404, 405 and redirects behave as everywhere else.
+``Router`` over the same routes, so 404, 405 and trailing slashes behave as everywhere
+else.
 
 Both paths run inside the app's own user middleware (the body limit) and its
 ``ServerErrorMiddleware``, in the order Starlette builds them. FastAPI lists the routes
@@ -123,9 +124,8 @@ class RouteTable:
                 error_handler = value
             else:
                 handlers[key] = value
-        fallback = ExceptionMiddleware(
-            Router(routes=self.routes), handlers=handlers, debug=app.debug
-        )
+        router = Router(routes=self.routes, redirect_slashes=app.router.redirect_slashes)
+        fallback = ExceptionMiddleware(router, handlers=handlers, debug=app.debug)
         inner: ASGIApp = _Dispatch(self, handlers, fallback)
         for cls, args, kwargs in reversed(app.user_middleware):
             inner = cls(inner, *args, **kwargs)

@@ -1,7 +1,9 @@
 """The ``bastion`` command tree, its consoles and the helpers every command uses.
 
-Every command takes ``--data-dir`` (env ``BASTION_DATA_DIR``) and works on a stopped
-server too: it opens the same database and key files.
+Every command takes ``--data-dir`` (env ``BASTION_DATA_DIR``) and works on a running or
+a stopped server: it opens the same database and key files. Only ``serve`` and ``init``
+create an installation; every other command refuses a folder without one
+(``bastion.datadir``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bastion import __version__
 from bastion.config import Settings, load_settings
+from bastion.datadir import lock_for_command, require_installation
 from bastion.errors import BastionError
 from bastion.runtime import Runtime
 
@@ -36,7 +40,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
 
 DataDir = Annotated[
     Path | None,
@@ -48,9 +52,9 @@ ROLES = ("viewer", "developer", "admin")
 
 
 def fail(message: str, hint: str | None = None, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")  # a path may hold "[…]"
     if hint:
-        err.print(f"[dim]→ {hint}[/]")
+        err.print(f"[dim]→ {escape(hint)}[/]")
     raise typer.Exit(code)
 
 
@@ -92,12 +96,19 @@ def parse_duration(text: str) -> int:
 
 @contextmanager
 def opened(data_dir: Path | None, **overrides: object) -> Iterator[Runtime]:
-    """The runtime of a (possibly stopped) server's data folder."""
-    rt = Runtime.open(settings_for(data_dir, **overrides))
+    """The runtime of an installation's data folder (its server running or stopped);
+    a folder without an installation is an error."""
+    settings = settings_for(data_dir, **overrides)
     try:
-        yield rt
-    finally:
-        rt.close()
+        require_installation(settings.data_dir)
+    except BastionError as exc:
+        fail(exc.detail)
+    with lock_for_command(settings.data_dir):
+        rt = Runtime.open(settings)
+        try:
+            yield rt
+        finally:
+            rt.close()
 
 
 def table(title: str, *columns: str) -> Table:

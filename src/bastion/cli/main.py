@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
-from bastion.cli import audit, serve, users  # noqa: F401  (each registers its commands)
+from rich.markup import escape
+
+from bastion.cli import audit, init, serve, users  # noqa: F401  (each registers its commands)
 from bastion.cli.common import app, err
+from bastion.datadir import PRIVATE_UMASK
 from bastion.errors import BastionError
 
 
 def main() -> None:
+    os.umask(PRIVATE_UMASK)  # what Bastion creates (database, indexes, keys) is its own
     try:
         app()
     except BastionError as exc:
-        err.print(f"[bold red]error:[/] {exc.detail}")
+        err.print(f"[bold red]error:[/] {escape(exc.detail)}")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

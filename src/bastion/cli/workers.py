@@ -11,6 +11,10 @@ in step). The parent only watches: when a worker exits on its own the parent sto
 others and exits non-zero (a supervisor such as systemd starts the service again); on
 SIGTERM or SIGINT it passes the signal on and waits for every worker's clean shutdown
 (which saves the ANN indexes). A worker whose parent vanished (``kill -9``) stops itself.
+
+Anything passed as ``inherit`` (the data folder's lock, ``bastion.datadir.FolderLock``)
+is handed to every worker, so the lock stays held until the last worker has exited. Once
+every worker accepts connections the parent calls ``on_ready`` (it prints "listening").
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -27,19 +30,29 @@ from typing import Any
 
 import uvicorn
 
+from bastion.cli.listen import ReadyServer, bind
+
 log = logging.getLogger("bastion")
 PARENT_CHECK_SECONDS = 1.0
 
 
 def run_workers(
-    count: int, host: str, port: int, make_app: Callable[[], Any], **options: Any
+    count: int,
+    host: str,
+    port: int,
+    make_app: Callable[[], Any],
+    *,
+    inherit: object = None,
+    on_ready: Callable[[], object] | None = None,
+    **options: Any,
 ) -> int:
     """Run ``count`` workers until a signal or a worker's own exit; the exit code."""
     context = multiprocessing.get_context("spawn")
+    started = context.Semaphore(0)  # one release per worker that accepts connections
     workers = [
         context.Process(
             target=_serve,
-            args=(os.getpid(), host, port, make_app, options),
+            args=(os.getpid(), host, port, make_app, options, started, inherit),
             name=f"bastion-worker-{number}",
         )
         for number in range(count)
@@ -54,6 +67,7 @@ def run_workers(
                 os.kill(worker.pid, signum)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    waiting = count
     try:
         for worker in workers:
             worker.start()
@@ -68,7 +82,12 @@ def run_workers(
                 )
                 stop(signal.SIGTERM, None)
                 break
-            time.sleep(0.2)
+            if waiting and started.acquire(timeout=0.2):
+                waiting -= 1
+                if not waiting and on_ready is not None:
+                    on_ready()
+            elif not waiting:
+                time.sleep(0.2)
         for worker in workers:
             worker.join()
     finally:
@@ -78,25 +97,21 @@ def run_workers(
 
 
 def _serve(
-    parent: int, host: str, port: int, make_app: Callable[[], Any], options: dict[str, Any]
+    parent: int,
+    host: str,
+    port: int,
+    make_app: Callable[[], Any],
+    options: dict[str, Any],
+    started: Any,
+    inherited: object,
 ) -> None:
     _stop_with_parent(parent)
-    listener = _listen(host, port)
-    config = uvicorn.Config(make_app(), host=host, port=port, **options)
-    uvicorn.Server(config).run(sockets=[listener])
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    family, kind, protocol, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    listener = socket.socket(family, kind, protocol)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    listener.bind(address)
-    # No listen() here: uvicorn listens once the app has started, so until a worker has
+    # Not listening yet: uvicorn listens once the app has started, so until a worker has
     # loaded its collections the kernel sends it no connections.
-    return listener
+    listener = bind(host, port, reuse_port=True)
+    config = uvicorn.Config(make_app(), host=host, port=port, **options)
+    ReadyServer(config, on_ready=started.release).run(sockets=[listener])
+    del inherited  # held (the data folder's lock) until the server has stopped
 
 
 def _stop_with_parent(parent: int) -> None:
