@@ -36,7 +36,13 @@ HEADERS = [
     (b"content-type", b"application/json"),
     (b"content-length", str(len(ANSWER)).encode()),
 ]
-OPTIONS: dict[str, Any] = {"log_level": "warning", "access_log": False, "server_header": False}
+# As ``bastion serve`` without trusted proxies (bastion.cli.serve.uvicorn_options).
+OPTIONS: dict[str, Any] = {
+    "log_level": "warning",
+    "access_log": False,
+    "server_header": False,
+    "proxy_headers": False,
+}
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

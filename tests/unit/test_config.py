@@ -56,3 +56,73 @@ def test_benchmark_auth_switch_needs_the_explicit_acknowledgement(
     monkeypatch.delenv("BASTION_I_UNDERSTAND_THIS_IS_INSECURE", raising=False)
     with pytest.raises(ConfigurationError, match="INSECURE"):
         load_settings(auth_disabled_for_benchmarks=True)
+
+
+def test_unknown_bastion_variable_is_an_error_naming_the_nearest_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BASTION_PROT", "8080")
+    with pytest.raises(ConfigurationError, match=r"BASTION_PROT: .*did you mean BASTION_PORT"):
+        load_settings()
+
+
+def test_variables_that_are_not_settings_but_are_read_are_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BASTION_I_UNDERSTAND_THIS_IS_INSECURE", "1")
+    monkeypatch.setenv("BASTION_CONFIG", "")
+    assert load_settings(auth_disabled_for_benchmarks=True).auth_disabled_for_benchmarks
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["vectors.example.com", "ftp://vectors.example.com", "/bastion", "https://", "http://h/?q=1"],
+)
+def test_public_url_must_be_an_absolute_http_url(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("BASTION_PUBLIC_URL", url)
+    with pytest.raises(ConfigurationError, match="BASTION_PUBLIC_URL"):
+        load_settings()
+
+
+def test_public_url_loses_its_trailing_slash_and_names_the_issuer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BASTION_PUBLIC_URL", "https://vectors.example.com/")
+    settings = load_settings()
+    assert settings.resolved_public_url == "https://vectors.example.com"
+    assert settings.resolved_issuer == "https://vectors.example.com"
+
+
+@pytest.mark.parametrize(
+    ("host", "tls", "expected"),
+    [
+        ("127.0.0.1", False, "http://localhost:6333"),
+        ("127.0.0.2", False, "http://localhost:6333"),
+        ("::1", False, "http://localhost:6333"),
+        ("127.0.0.1", True, "https://localhost:6333"),
+        ("10.1.2.3", False, "http://10.1.2.3:6333"),
+        ("::", False, "http://[::]:6333"),
+        ("vectors.internal", False, "http://vectors.internal:6333"),
+    ],
+)
+def test_default_public_url_names_a_loopback_host_localhost(
+    tmp_path: Path, host: str, tls: bool, expected: str
+) -> None:
+    files = {"tls_cert": tmp_path / "c.pem", "tls_key": tmp_path / "k.pem"} if tls else {}
+    settings = load_settings(host=host, **files)
+    assert settings.resolved_public_url == expected
+    assert settings.resolved_issuer == expected  # tokens name the same origin
+
+
+def test_trusted_proxies_are_addresses_or_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().trusted_proxies == ()
+    monkeypatch.setenv("BASTION_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8,::1")
+    assert load_settings().trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8", "::1/128")
+    monkeypatch.setenv("BASTION_TRUSTED_PROXIES", "127.0.0.1,*")
+    with pytest.raises(ConfigurationError, match=r"BASTION_TRUSTED_PROXIES.*'\*'"):
+        load_settings()
+
+
+def test_tls_needs_both_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="BASTION_TLS_KEY"):
+        load_settings(tls_cert=tmp_path / "cert.pem")
