@@ -13,7 +13,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from bastion.cli.main import app
-from tests.support.cli import bastion
+from tests.support.cli import bastion, installed
 
 PASSWORD = "tangerine submarine orchestra 9"
 
@@ -26,7 +26,7 @@ def in_process(data_dir: Path, *args: str, sink: str | None = None) -> Result:
 
 
 def test_checkpoint_export_and_verify_against_it(tmp_path: Path) -> None:
-    data, export = tmp_path / "data", tmp_path / "log" / "checkpoints.jsonl"
+    data, export = installed(tmp_path / "data"), tmp_path / "log" / "checkpoints.jsonl"
     export.parent.mkdir()
     sink = {"BASTION_AUDIT_CHECKPOINT_SINK": f"file://{export}"}
     bastion(data, "user", "create", "dora", "--role", "viewer", "--password-stdin",
@@ -62,7 +62,7 @@ def test_checkpoint_export_and_verify_against_it(tmp_path: Path) -> None:
 
 
 def test_checkpoint_that_reached_no_sink_says_so(tmp_path: Path) -> None:
-    data, down = tmp_path / "data", tmp_path / "down"
+    data, down = installed(tmp_path / "data"), tmp_path / "down"
     down.mkdir()
     made = in_process(data, "key", "create", "--service-account", "ingest", "--role", "viewer")
     assert made.exit_code == 0, made.output  # audited: something to sign
@@ -75,7 +75,7 @@ def test_checkpoint_that_reached_no_sink_says_so(tmp_path: Path) -> None:
 
 
 def test_unusable_against_files_exit_2_with_a_reason(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+    data = installed(tmp_path / "data")
     missing = in_process(data, "audit", "verify", "--against", str(tmp_path / "nope.jsonl"))
     assert missing.exit_code == 2
     assert "cannot read" in missing.stderr

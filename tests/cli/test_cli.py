@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bastion import __version__
-from tests.support.cli import bastion
+from tests.support.cli import bastion, installed
 
 PASSWORD = "tangerine submarine orchestra 9"
 
@@ -19,10 +19,7 @@ PASSWORD = "tangerine submarine orchestra 9"
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
     """A data folder with an installation (``bastion init``)."""
-    folder = tmp_path / "data"
-    created = bastion(folder, "init")
-    assert created.returncode == 0, created.stderr
-    return folder
+    return installed(tmp_path / "data")
 
 
 def test_version_and_help() -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import PASSWORD, bastion
+from tests.cli.test_cli import PASSWORD
+from tests.support.cli import bastion
 from tests.support.server import free_port
 
 NOBODY = 65534

@@ -22,3 +22,11 @@ def bastion(
         timeout=60,
         check=False,
     )
+
+
+def installed(data_dir: Path) -> Path:
+    """``data_dir`` with an installation (``bastion init``): every command but ``serve`` and
+    ``init`` refuses a folder without one."""
+    created = bastion(data_dir, "init")
+    assert created.returncode == 0, created.stderr
+    return data_dir
