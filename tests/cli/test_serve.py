@@ -47,6 +47,18 @@ def run_env(**extra: str) -> dict[str, str]:
     return {**os.environ, **TEST_ENV, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **extra}
 
 
+def serve_once(data: Path, port: int, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``bastion serve`` expected to stop by itself (refused); what it printed."""
+    return subprocess.run(
+        serve_command(data, port, *extra),
+        env=run_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @contextmanager
 def serving(
     command: list[str], env: dict[str, str], cwd: Path | None = None
@@ -89,14 +101,7 @@ def test_second_server_on_a_live_data_folder_is_refused(tmp_path: Path) -> None:
     first = start_server(data)
     try:
         assert first.process is not None
-        second = subprocess.run(
-            serve_command(data, free_port()),
-            env=run_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        second = serve_once(data, free_port())
         line = single_error_line(second)
         assert f"in use by another Bastion server (pid {first.process.pid})" in line
         assert "listening" not in second.stdout
@@ -160,14 +165,7 @@ def test_port_in_use_fails_before_anything_is_created(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         for workers in ("1", "2"):
-            result = subprocess.run(
-                serve_command(data, port, "--workers", workers),
-                env=run_env(),
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+            result = serve_once(data, port, "--workers", workers)
             line = single_error_line(result)
             assert f"cannot listen on 127.0.0.1:{port}: the port is already in use" in line
             assert "setup" not in result.stdout
@@ -266,14 +264,7 @@ def test_bad_tls_files_fail_before_anything_is_created(tmp_path: Path) -> None:
         (["--tls-cert", str(cert), "--tls-key", str(other_key)], "do not load"),
     ]
     for extra, expected in cases:
-        result = subprocess.run(
-            serve_command(data, free_port(), *extra),
-            env=run_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = serve_once(data, free_port(), *extra)
         assert result.returncode == 1, result.stderr
         assert expected in result.stderr
         assert "Traceback" not in result.stderr
@@ -282,14 +273,7 @@ def test_bad_tls_files_fail_before_anything_is_created(tmp_path: Path) -> None:
 
 def test_unknown_bastion_variable_stops_serve(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    result = subprocess.run(
-        serve_command(data, free_port()),
-        env=run_env(BASTION_PROT="8080"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = serve_once(data, free_port(), BASTION_PROT="8080")
     assert result.returncode == 1
     assert "BASTION_PROT: not a Bastion setting (did you mean BASTION_PORT?)" in result.stderr
     assert "Traceback" not in result.stderr

@@ -37,13 +37,19 @@ def test_relying_party_defaults_come_from_the_public_url(
     assert (rp.id, rp.origins, rp.name) == (rp_id, (origin,), "Bastion")
 
 
-@pytest.mark.parametrize("public_url", ["http://127.0.0.1:6333", "http://[::1]:6333", None])
-def test_an_ip_address_public_url_leaves_webauthn_off(public_url: str | None) -> None:
-    # Browsers refuse WebAuthn on IP-address origins; the default public URL is one today.
+@pytest.mark.parametrize("public_url", ["http://127.0.0.1:6333", "http://[::1]:6333"])
+def test_an_ip_address_public_url_leaves_webauthn_off(public_url: str) -> None:
+    # Browsers refuse WebAuthn on IP-address origins.
     settings = load_settings(public_url=public_url, host="127.0.0.1")
     assert settings.resolved_webauthn_rp_id is None
     with pytest.raises(ConfigurationError, match="localhost"):
         relying_party_from_settings(settings)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_the_default_public_url_on_loopback_is_a_webauthn_origin(host: str) -> None:
+    rp = relying_party_from_settings(load_settings(host=host, port=6333))
+    assert (rp.id, rp.origins) == ("localhost", ("http://localhost:6333",))
 
 
 def test_several_origins_behind_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,7 +77,10 @@ def test_several_origins_behind_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None
             {"webauthn_rp_id": "example.com", "webauthn_origins": "https://evilexample.com"},
             "subdomain",
         ),
-        ({"webauthn_origins": "https://example.com"}, "webauthn_rp_id"),
+        (
+            {"public_url": "http://127.0.0.1:6333", "webauthn_origins": "https://example.com"},
+            "webauthn_rp_id",
+        ),
         ({"webauthn_attestation": "direct"}, "webauthn_attestation_roots"),
         ({"webauthn_allowed_aaguids": MODEL}, "direct"),
         ({"webauthn_allowed_aaguids": "not-a-uuid"}, "WEBAUTHN_ALLOWED_AAGUIDS"),
