@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from bastion import __version__
+from bastion import __version__, console
 from bastion.api import admin, auth, dataplane, me, setup, wellknown
 from bastion.api.guard import AuditBuffer, LivenessCache
 from bastion.api.headers import install as install_security_headers
@@ -97,7 +97,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
         description="A vector database behind a zero-trust front door. Data plane: Qdrant REST "
         "subset. Errors: RFC 9457 problem+json on /auth, /me, /admin.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # the console and /openapi.json; no CDN-loaded Swagger UI
         redoc_url=None,
         # FastAPI's OpenTelemetry hooks ask the providers on every request (≈ 15 µs);
         # Bastion's record of who did what is its audit log.
@@ -122,6 +122,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
         me.router,
         admin.router,
         setup.router,
+        console.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

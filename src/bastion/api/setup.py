@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import RedirectResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
@@ -19,33 +19,12 @@ from bastion.identity.users import set_password_hash, spend_enrollment_link
 
 router = APIRouter(tags=["setup"])
 
-# The token travels in the URL fragment, which browsers never send to the server,
-# so it cannot land in an access log; the page posts it in the body.
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Bastion setup</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}
-label{display:block;margin-top:1rem}input{width:100%;padding:.5rem;font-size:1rem}
-button{margin-top:1.5rem;padding:.6rem 1.2rem;font-size:1rem}</style></head>
-<body><h1>__TITLE__</h1>
-<p>Choose a long passphrase (at least 8 characters; common passwords are refused).
-You will enrol an authenticator app at your first sign-in.</p>
-<form id="f">__USERNAME__<label>Password <input name="password" type="password"
-autocomplete="new-password" required minlength="8"></label>
-<button type="submit">__BUTTON__</button></form><p id="out" role="status"></p>
-<script>
-document.getElementById('f').addEventListener('submit', async (e) => {
-  e.preventDefault();
-  const data = new FormData(e.target);
-  const fields = {token: location.hash.slice(1), password: data.get('password')};
-  if (data.get('username')) fields.username = data.get('username');
-  const r = await fetch('__ACTION__', {method: 'POST',
-    headers: {'content-type': 'application/json'}, body: JSON.stringify(fields)});
-  const body = await r.json();
-  document.getElementById('out').textContent = r.ok
-    ? 'Done for ' + body.username + '. Sign in with POST /auth/login.' : body.detail;
-});
-</script></body></html>"""
+
+# The token travels in the URL fragment, which browsers never send to the server, so it
+# cannot land in an access log. The link's page is the console's: a redirect keeps the
+# fragment (RFC 9110 §10.2.2), and the console's form posts the token in its body.
+def _to_console(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303, headers={"Cache-Control": "no-store"})
 
 
 class SetupBody(StrictBody):
@@ -54,45 +33,14 @@ class SetupBody(StrictBody):
     password: str = Field(min_length=1, max_length=1024)
 
 
-_USERNAME_FIELD = (
-    '<label>Username <input name="username" value="admin" autocomplete="username" required></label>'
-)
-_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
-    "style-src 'unsafe-inline'",
-    "Referrer-Policy": "no-referrer",
-}
+@router.get("/setup", include_in_schema=False)
+def setup_page() -> RedirectResponse:
+    return _to_console("/console/setup")
 
 
-def _page(*, title: str, button: str, action: str, ask_username: bool) -> HTMLResponse:
-    html = (
-        _PAGE.replace("__TITLE__", title)
-        .replace("__BUTTON__", button)
-        .replace("__ACTION__", action)
-        .replace("__USERNAME__", _USERNAME_FIELD if ask_username else "")
-    )
-    return HTMLResponse(html, headers=_PAGE_HEADERS)
-
-
-@router.get("/setup", response_class=HTMLResponse, include_in_schema=False)
-def setup_page() -> HTMLResponse:
-    return _page(
-        title="Create the first administrator",
-        button="Create administrator",
-        action="/setup",
-        ask_username=True,
-    )
-
-
-@router.get("/setup/enroll", response_class=HTMLResponse, include_in_schema=False)
-def enroll_page() -> HTMLResponse:
-    return _page(
-        title="Choose your password",
-        button="Set password",
-        action="/setup/enroll",
-        ask_username=False,
-    )
+@router.get("/setup/enroll", include_in_schema=False)
+def enroll_page() -> RedirectResponse:
+    return _to_console("/console/enroll")
 
 
 @router.post("/setup", status_code=201, summary="Create the first admin with the setup link")

@@ -252,3 +252,22 @@ audit_checkpoints = Table(
     Column("kid", String(64), nullable=False),
     Column("signature", Text, nullable=False),  # base64url Ed25519 over "seq:hash"
 )
+
+# A web console session (bastion.console): keyed by the SHA-256 of the opaque cookie value,
+# it holds the Bastion session's tokens and the console's own state sealed with the master
+# key (AES-GCM), so neither the browser nor a copy of the database holds a usable token.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 hex of the cookie value
+    Column("user_id", String(40), index=True),  # None while a sign-in is in progress
+    Column("stage", String(16), nullable=False),  # signin | enrolment | active
+    Column("acr", String(8)),
+    Column("tokens", LargeBinary, nullable=False),  # sealed JSON: access + refresh token
+    Column("state", LargeBinary, nullable=False),  # sealed JSON: CSRF secret, pending action…
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),  # absolute lifetime
+    Column("idle_seconds", Integer, nullable=False),
+    Column("refresh_lease_until", UTCDateTime()),  # one request at a time rotates the tokens
+)

@@ -1,0 +1,5 @@
+"""The console's pages; importing this package registers their routes on the router."""
+
+from bastion.console.pages import account, admin, assets, audit, collections, signin
+
+__all__ = ["account", "admin", "assets", "audit", "collections", "signin"]

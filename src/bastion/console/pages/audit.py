@@ -1,0 +1,96 @@
+"""The audit log (filters, chain verification) and the assurance policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bastion.console.actions import action, router
+from bastion.console.session import Console, Refused
+from bastion.console.web import PREFIX, Form, see_other
+
+AUDIT_FILTERS = ("actor", "action", "outcome", "resource")
+OUTCOMES = ("", "success", "failure", "denied", "challenge")
+ACRS = ("aal1", "aal2", "aal3")
+PAGE = 50
+
+
+def _moment(value: str) -> str | None:
+    """A ``datetime-local`` value (read as UTC) as the ISO 8601 the API takes."""
+    value = value.strip()
+    if not value:
+        return None
+    return value + ("" if value.endswith("Z") or "+" in value else "+00:00")
+
+
+@router.get("/admin/audit")
+async def audit_page(request: Request) -> Response:
+    console = await Console.load(request)
+    params = request.query_params
+    chosen = {
+        name: params.get(name, "").strip()[:256] for name in (*AUDIT_FILTERS, "since", "until")
+    }
+    query: dict[str, str | int] = {"limit": PAGE}
+    query.update({name: chosen[name] for name in AUDIT_FILTERS if chosen[name]})
+    for name in ("since", "until"):
+        moment = _moment(chosen[name])
+        if moment:
+            query[name] = moment
+    after = params.get("after", "")
+    if after.isdigit():
+        query["after"] = int(after)
+    error = None
+    try:
+        found = await console.api("GET", "/admin/audit", query=query)
+    except Refused as refused:
+        found, error = {"events": [], "next": None}, refused.message
+    chain = await console.api("GET", "/admin/audit/verify")
+    next_query = {**{k: v for k, v in chosen.items() if v}, "after": found.get("next")}
+    return await console.page(
+        "audit.html",
+        events=found["events"],
+        next_query=next_query if found.get("next") is not None else None,
+        chosen=chosen,
+        outcomes=OUTCOMES,
+        chain=chain,
+        error=error,
+    )
+
+
+@router.get("/admin/policy")
+async def policy_page(request: Request) -> Response:
+    console = await Console.load(request)
+    policy = await console.api("GET", "/admin/policy")
+    return await console.page("policy.html", policy=policy, acrs=ACRS)
+
+
+def policy_document(form: Form, current: dict[str, Any]) -> dict[str, Any]:
+    """The policy document the form describes (actions it does not name keep their value)."""
+    actions: dict[str, Any] = {}
+    for name, requirement in current["actions"].items():
+        acr = form.get(f"acr:{name}", requirement["acr"])
+        max_age = form.text(f"max_age:{name}")
+        actions[name] = {
+            "acr": acr,
+            "max_age": int(max_age) if max_age.isdigit() else None,
+        }
+    minimum = form.text("password_min_length")
+    return {
+        "mfa_required": form.get("mfa_required") == "on",
+        "admin_requires_aal3": form.get("admin_requires_aal3") == "on",
+        "password_min_length": int(minimum)
+        if minimum.isdigit()
+        else current["password_min_length"],
+        "service_account_actions": current["service_account_actions"],
+        "actions": actions,
+    }
+
+
+@action(router, "/admin/policy", label="Change the assurance policy", back="/admin/policy")
+async def save_policy(console: Console, form: Form, params: dict[str, str]) -> Response:
+    current = await console.api("GET", "/admin/policy")
+    await console.api("PUT", "/admin/policy", body=policy_document(form, current))
+    await console.flash(notice="Policy saved.")
+    return see_other(PREFIX + "/admin/policy")

@@ -1,0 +1,1 @@
+// WebAuthn ceremonies of the console: see webauthn.js history; filled in below.

@@ -1,0 +1,244 @@
+"""What every console request shares: host check, security headers, templates, forms, CSRF.
+
+Every console response carries the same headers (``SECURITY_HEADERS``): a strict
+Content-Security-Policy with no inline script or style, no framing, no referrer, no
+caching. A request under another host name than the configured public URL's is sent to
+the public URL, built from the configuration only (never from the ``Host`` header).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from bastion.config import Settings
+from bastion.errors import BastionError
+
+log = logging.getLogger("bastion.console")
+
+PREFIX = "/console"
+MAX_FORM_BYTES = 256 * 1024
+MAX_FORM_FIELDS = 200
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; connect-src 'self'"
+)
+SECURITY_HEADERS: Mapping[str, str] = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+TEMPLATES = Environment(
+    loader=PackageLoader("bastion.console", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class ConsoleError(Exception):
+    """A console request that ends in a page of its own (not an API refusal)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class SignInRequired(Exception):
+    """No live console session (none, over, or its Bastion session ended): sign in."""
+
+    def __init__(self, notice: str | None = None) -> None:
+        super().__init__(notice or "sign in")
+        self.notice = notice
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def public_parts(settings: Settings) -> tuple[str, str]:
+    """(scheme, netloc) of the configured public URL, lower case."""
+    parts = urlsplit(settings.resolved_public_url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def public_origin(settings: Settings) -> str:
+    scheme, netloc = public_parts(settings)
+    return f"{scheme}://{netloc}"
+
+
+def over_tls(settings: Settings) -> bool:
+    return public_parts(settings)[0] == "https"
+
+
+def cookie_name(settings: Settings, base: str = "bastion_console") -> str:
+    """``__Host-`` names (Secure, Path=/, no Domain: RFC 6265bis §4.1.3.2) under TLS."""
+    return f"__Host-{base}" if over_tls(settings) else base
+
+
+def set_cookie(response: Response, settings: Settings, name: str, value: str) -> None:
+    response.set_cookie(
+        cookie_name(settings, name),
+        value,
+        httponly=True,
+        samesite="strict",
+        secure=over_tls(settings),
+        path="/",
+    )
+
+
+def clear_cookie(response: Response, settings: Settings, name: str) -> None:
+    response.delete_cookie(
+        cookie_name(settings, name),
+        httponly=True,
+        samesite="strict",
+        secure=over_tls(settings),
+        path="/",
+    )
+
+
+def read_cookie(request: Request, name: str) -> str | None:
+    return request.cookies.get(cookie_name(settings_of(request), name))
+
+
+def _foreign_host(request: Request) -> Response | None:
+    """A redirect to the public URL when the request came under another host name."""
+    settings = settings_of(request)
+    _, netloc = public_parts(settings)
+    if request.headers.get("host", "").lower() == netloc:
+        return None
+    target = settings.resolved_public_url + quote(request.url.path)
+    if request.url.query and request.method in ("GET", "HEAD"):
+        target += "?" + request.url.query
+    return RedirectResponse(target, status_code=308 if request.method != "GET" else 302)
+
+
+def secured(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    return response
+
+
+def error_page(status: int, message: str) -> Response:
+    html = TEMPLATES.get_template("error.html").render(status=status, message=message)
+    return HTMLResponse(html, status_code=status)
+
+
+def sign_in_redirect(notice: str | None = None) -> Response:
+    response = see_other(f"{PREFIX}/sign-in" + (f"?notice={quote(notice)}" if notice else ""))
+    return response
+
+
+def see_other(location: str) -> Response:
+    """POST-redirect-GET (RFC 9110 §15.4.4); only console paths are ever targets."""
+    if not location.startswith(PREFIX):
+        raise ValueError(f"redirect outside the console: {location!r}")
+    return RedirectResponse(location, status_code=303)
+
+
+class ConsoleRoute(APIRoute):
+    """Every console route: the host check first, the security headers on every answer,
+    and an HTML page (never problem+json or a stack trace) when something is refused."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            moved = _foreign_host(request)
+            if moved is not None:
+                return secured(moved)
+            try:
+                response = await original(request)
+            except SignInRequired as needed:
+                response = sign_in_redirect(needed.notice)
+                clear_cookie(response, settings_of(request), "bastion_console")
+            except ConsoleError as refused:
+                response = error_page(refused.status, refused.message)
+            except RequestValidationError:
+                response = error_page(400, "The request is not valid.")
+            except BastionError as refused:
+                response = error_page(refused.status, refused.title)
+            return secured(response)
+
+        return handler
+
+
+class Form:
+    """An ``application/x-www-form-urlencoded`` body (the console's forms send nothing else)."""
+
+    def __init__(self, fields: Mapping[str, list[str]]) -> None:
+        self.fields = {name: list(values) for name, values in fields.items()}
+
+    def get(self, name: str, default: str = "") -> str:
+        values = self.fields.get(name)
+        return values[0] if values else default
+
+    def text(self, name: str) -> str:
+        return self.get(name).strip()
+
+    def getlist(self, name: str) -> list[str]:
+        return list(self.fields.get(name, []))
+
+    def without(self, *names: str) -> dict[str, list[str]]:
+        return {key: value for key, value in self.fields.items() if key not in names}
+
+
+async def read_form(request: Request) -> Form:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise ConsoleError(415, "The console accepts only its own forms.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise ConsoleError(413, "The form is too large.")
+    try:
+        fields = parse_qs(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise ConsoleError(400, "The form could not be read.") from None
+    return Form(fields)
+
+
+def same_origin(request: Request) -> bool:
+    """The request was sent by a page of the console itself: its ``Origin`` is the public
+    URL's origin or, when a browser sends no ``Origin``, ``Sec-Fetch-Site`` says
+    same-origin. Neither header: refused (every browser that runs the console sends one)."""
+    origin = request.headers.get("origin")
+    if origin is not None:
+        return origin.lower() == public_origin(settings_of(request))
+    return request.headers.get("sec-fetch-site") == "same-origin"
+
+
+def check_token(presented: str, expected: str) -> bool:
+    return bool(presented) and hmac.compare_digest(presented.encode(), expected.encode())
+
+
+def new_csrf_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def render(template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
+    html = TEMPLATES.get_template(template).render(**context)
+    return HTMLResponse(html, status_code=status)
