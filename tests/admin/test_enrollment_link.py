@@ -16,7 +16,8 @@ def test_enrollment_link_sets_the_password_once(env: Env) -> None:
     assert created.status_code == 201, created.text
     link = created.json()["enrollment"]
     assert link["url"].endswith("#" + link["token"])  # never in a query string (access logs)
-    assert env.client.get("/setup/enroll").status_code == 200
+    page = env.client.get("/setup/enroll", follow_redirects=False)  # into the console
+    assert (page.status_code, page.headers["location"]) == (303, "/console/enroll")
 
     weak = env.client.post("/setup/enroll", json={"token": link["token"], "password": "password"})
     assert weak.status_code == 422

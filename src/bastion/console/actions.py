@@ -45,6 +45,18 @@ def fill(template: str, params: dict[str, str]) -> str:
     return template.format(**{key: quote(value, safe="") for key, value in params.items()})
 
 
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "…"
+
+
+def describe(label: str, form: Form, params: dict[str, str]) -> str:
+    """The action in words, with the names the person typed or clicked (not secrets)."""
+    values = _Blank({name: values[0] for name, values in sticky(form).items() if values})
+    values.update(params)
+    return label.format_map(values)
+
+
 def sticky(form: Form) -> dict[str, list[str]]:
     return {
         name: values
@@ -113,7 +125,7 @@ async def _begin_step_up(
             "action": act.path,
             "params": params,
             "form": form.without("csrf"),
-            "label": act.label.format(**params),
+            "label": describe(act.label, form, params),
         }
     )
     return see_other(PREFIX + "/step-up")

@@ -45,6 +45,8 @@ from bastion.runtime import Runtime
 
 COOKIE = "bastion_console"
 REFRESH_BEFORE = timedelta(seconds=120)  # rotate tokens this long before the access token ends
+# 401 codes about what the person typed (a wrong TOTP code), not about the session's token.
+PROOF_REFUSED = frozenset({"invalid_code", "invalid_credentials"})
 _CHALLENGE = re.compile(r'(\w+)="?([^",]*)"?')
 
 
@@ -142,7 +144,7 @@ class Console:
 
         session = await run_in_threadpool(load) if cookie else None
         if session is None:
-            raise SignInRequired("Your session has ended. Sign in again." if cookie else None)
+            raise SignInRequired("ended" if cookie else None)
         console = cls(request, session)
         if session.stage not in stages:
             raise ConsoleError(409, console.wrong_stage_message())
@@ -185,13 +187,14 @@ class Console:
     async def result(self, response: ApiResponse) -> Any:
         if response.status < 400:
             return response.json()
+        message, code = api_message(response)
         if response.status == 401:
             challenge = step_up_challenge(response)
             if challenge is not None:
                 raise challenge
-            await self.end()
-            raise SignInRequired("Your session has ended. Sign in again.")
-        message, code = api_message(response)
+            if code not in PROOF_REFUSED:  # the token itself is refused: revoked, suspended…
+                await self.end()
+                raise SignInRequired("ended")
         raise Refused(response.status, message, code)
 
     async def access_token(self) -> str:
@@ -219,7 +222,7 @@ class Console:
         )
         if response.status != 200:
             await self.end()
-            raise SignInRequired("Your session has ended. Sign in again.")
+            raise SignInRequired("ended")
         await self.replace_tokens(response.json())
 
     async def replace_tokens(self, response: dict[str, Any], *, acr: str | None = None) -> None:

@@ -62,7 +62,8 @@ class ConsoleError(Exception):
 
 
 class SignInRequired(Exception):
-    """No live console session (none, over, or its Bastion session ended): sign in."""
+    """No live console session (none, over, or its Bastion session ended): sign in.
+    ``notice`` names one of the sign-in page's fixed messages (never free text)."""
 
     def __init__(self, notice: str | None = None) -> None:
         super().__init__(notice or "sign in")

@@ -2,4 +2,6 @@
 
 from bastion.console.pages import account, admin, assets, audit, collections, signin
 
+assets.add_fallback()
+
 __all__ = ["account", "admin", "assets", "audit", "collections", "signin"]

@@ -8,7 +8,7 @@ from importlib.resources import files
 from starlette.responses import Response
 
 from bastion.console.actions import router
-from bastion.console.web import ConsoleError
+from bastion.console.web import PREFIX, ConsoleError, see_other
 
 ASSETS = {
     "console.css": "text/css; charset=utf-8",
@@ -28,3 +28,14 @@ async def asset(name: str) -> Response:
     if kind is None:
         raise ConsoleError(404, "No such file.")
     return Response(_asset(name), media_type=kind)
+
+
+async def not_found(path: str) -> Response:
+    if not path:  # /console/
+        return see_other(PREFIX)
+    raise ConsoleError(404, "There is no such page in the console.")
+
+
+def add_fallback() -> None:
+    """Every other path under /console: the console's own 404 page (registered last)."""
+    router.add_api_route("/{path:path}", not_found, methods=["GET", "POST"])

@@ -52,6 +52,7 @@ NOTICES = {
     "admin_created": "The administrator account is created. Sign in to set up its second factor.",
     "password_set": "Your password is set. Sign in to set up your second factor.",
     "expired": "The sign-in took too long. Start again.",
+    "no_factor": "This account has no second factor the console can use yet.",
 }
 SECOND_FACTORS = ("totp", "recovery_code")
 
@@ -185,7 +186,7 @@ async def signed_in_step(request: Request, body: dict[str, Any], *, username: st
 async def _whoami(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     response = await call_api(request, "GET", "/me", token=body["access_token"])
     if response.status != 200:
-        raise SignInRequired("Your session has ended. Sign in again.")
+        raise SignInRequired("ended")
     me: dict[str, Any] = response.json()
     return me
 
@@ -214,7 +215,7 @@ async def _verify_form(
     usable = [m for m in console.state["methods"] if m in SECOND_FACTORS]
     if not usable:
         await console.end()
-        raise SignInRequired("This account has no second factor this console can use yet.")
+        raise SignInRequired("no_factor")
     chosen = method if method in usable else usable[0]
     return await console.page(
         "verify.html",
