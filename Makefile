@@ -32,6 +32,11 @@ system-deps:
 	@if [ "$$(id -u)" = 0 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; fi
 
+# The console's browser tests drive Debian's Chromium (never a downloaded browser);
+# as root (CI) install it if missing.
+	@if [ "$$(id -u)" = 0 ] && [ ! -x /usr/bin/chromium ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+
 test: lint system-deps  ## lint, then every test
 	$(BIN)/python -m pytest
 

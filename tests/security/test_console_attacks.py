@@ -44,7 +44,24 @@ def test_console_csrf_cross_origin_form_post_refused(console: Console) -> None:
             headers={"Origin": origin},
         )
         assert refused.status_code == 403
+    # A sandboxed frame or a data: URL posts with Origin: null; fetch metadata tells.
+    for site in ("cross-site", "same-site", "none"):
+        refused = browser.request(
+            "POST",
+            "/console/collections",
+            data={"csrf": token, "name": "pwned", "size": "4"},
+            headers={"Origin": "null", "Sec-Fetch-Site": site},
+        )
+        assert refused.status_code == 403
     assert "collection.created" not in _audited(console)
+    # The console's own pages (Referrer-Policy: no-referrer) post with Origin: null too.
+    own = browser.request(
+        "POST",
+        "/console/collections",
+        data={"csrf": token, "name": "mine", "size": "4"},
+        headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"},
+    )
+    assert own.url.path == "/console/collections/mine"
 
 
 def test_console_csrf_without_the_synchronizer_token_refused(console: Console) -> None:

@@ -131,7 +131,8 @@ def _announce(settings: Settings, started: Bootstrap, count: int) -> None:
         f"[bold green]Bastion[/] listening on [bold]{base}[/]  "
         f"(data: {escape(str(settings.data_dir.resolve()))})"
     )
-    say(f'  API docs: {base}/docs    Qdrant clients: QdrantClient(url="{base}", api_key=…)')
+    say(f"  Console: {base}/console    API description: {base}/openapi.json")
+    say(f'  Qdrant clients: QdrantClient(url="{base}", api_key=…)')
     if count > 1:
         say(f"  {count} worker processes, each with its own copy of the collections in memory")
     if started.kind == "link":
@@ -148,8 +149,8 @@ def _announce(settings: Settings, started: Bootstrap, count: int) -> None:
         )
     if started.kind != "existing":
         say(
-            "  Sign in with POST /auth/login; the first sign-in enrols an authenticator app "
-            "(POST /me/factors/totp)."
+            f"  Sign in at {base}/console (or POST /auth/login); the first sign-in enrols "
+            "an authenticator app."
         )
 
 

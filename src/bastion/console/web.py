@@ -12,6 +12,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable, Coroutine, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -50,6 +51,20 @@ TEMPLATES = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def when(value: str | None) -> str:
+    """An ISO 8601 moment from the API as "2026-11-30 12:00 UTC" (to the minute)."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value).astimezone(UTC)
+    except ValueError:
+        return value
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+TEMPLATES.filters["when"] = when
 
 
 class ConsoleError(Exception):
@@ -223,11 +238,15 @@ async def read_form(request: Request) -> Form:
 
 
 def same_origin(request: Request) -> bool:
-    """The request was sent by a page of the console itself: its ``Origin`` is the public
-    URL's origin or, when a browser sends no ``Origin``, ``Sec-Fetch-Site`` says
-    same-origin. Neither header: refused (every browser that runs the console sends one)."""
+    """The request was sent by a page of the console itself.
+
+    Its ``Origin`` is the public URL's origin; or it is ``null`` / absent (a page served
+    with ``Referrer-Policy: no-referrer`` sends ``Origin: null`` on a form post: Fetch
+    §3.1 "serializing a request origin") and ``Sec-Fetch-Site``, which no script can
+    set, says ``same-origin``. Anything else is refused: another origin, or no proof.
+    """
     origin = request.headers.get("origin")
-    if origin is not None:
+    if origin is not None and origin != "null":
         return origin.lower() == public_origin(settings_of(request))
     return request.headers.get("sec-fetch-site") == "same-origin"
 
