@@ -88,3 +88,14 @@ def test_ending_another_session_from_the_account_page(console: Console) -> None:
     laptop.post("/console/account/sessions/revoke-others")
     assert phone.get("/console/account").url.path == "/console/sign-in"
     assert laptop.get("/console/account").url.path == "/console/account"
+
+
+def test_the_lifetimes_table_in_the_docs_is_the_code_s() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "console.md").read_text()
+
+    def shown(seconds: int) -> str:
+        return f"{seconds // 3600} h" if seconds % 3600 == 0 else f"{seconds // 60} min"
+
+    for stage, lifetime in LIFETIMES.items():
+        row = next(line for line in text.splitlines() if f"`{stage}`" in line)
+        assert f"| {shown(lifetime.idle)} | {shown(lifetime.absolute)} |" in row, stage

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from bastion.console.dispatch import call_api
 from bastion.console.session import Console, Refused, StepUpNeeded, api_message
 from bastion.console.web import PREFIX, ConsoleRoute, Form, read_form, see_other
+from bastion.console.webauthn import factor_proof, usable_methods
 
 Run = Callable[[Console, Form, dict[str, str]], Awaitable[Response]]
 SECRET_FIELDS = ("csrf", "password", "code")  # never put back into a form after a refusal
@@ -131,16 +132,13 @@ async def _begin_step_up(
     return see_other(PREFIX + "/step-up")
 
 
-STEP_UP_METHODS = ("totp", "recovery_code")  # "webauthn" joins when its routes exist
-
-
 @router.get("/step-up")
 async def step_up_page(request: Request, method: str = "") -> Response:
     console = await Console.load(request)
     pending = console.state.get("step_up")
     if pending is None:
         return see_other(PREFIX)
-    usable = [m for m in pending["methods"] if m in STEP_UP_METHODS]
+    usable = usable_methods(request, pending["methods"])
     chosen = method if method in usable else (usable[0] if usable else "")
     return await console.page(
         "step_up.html", pending=pending, methods=usable, method=chosen, error=None
@@ -160,7 +158,7 @@ async def step_up_verify(request: Request) -> Response:
         request,
         "POST",
         f"/auth/login/{quote(pending['transaction_id'], safe='')}/verify",
-        body={"method": method, "code": form.text("code")},
+        body=factor_proof(form),
     )
     body: dict[str, Any] = response.json() if response.status == 200 else {}
     if body.get("status") == "mfa_required":
@@ -168,13 +166,13 @@ async def step_up_verify(request: Request) -> Response:
         return see_other(PREFIX + "/step-up")
     if response.status != 200:
         message, _ = api_message(response)
-        usable = [m for m in pending["methods"] if m in STEP_UP_METHODS]
+        usable = usable_methods(request, pending["methods"])
         return await console.page(
             "step_up.html",
             status=response.status,
             pending=pending,
             methods=usable,
-            method=method if method in usable else usable[0],
+            method=method if method in usable else (usable[0] if usable else ""),
             error=message,
         )
     old_refresh = console.session.tokens.get("refresh")

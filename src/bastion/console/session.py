@@ -41,6 +41,7 @@ from bastion.console.web import (
     set_cookie,
     settings_of,
 )
+from bastion.console.webauthn import webauthn_available
 from bastion.runtime import Runtime
 
 COOKIE = "bastion_console"
@@ -324,6 +325,7 @@ class Console:
             stage=self.session.stage,
             flash=flash,
             sticky=flash.get("form") or {},
+            webauthn=webauthn_available(self.request),
             **context,
         )
         return self.send_cookie(response)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+import orjson
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -235,6 +236,39 @@ async def read_form(request: Request) -> Form:
     except (UnicodeDecodeError, ValueError):
         raise ConsoleError(400, "The form could not be read.") from None
     return Form(fields)
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The small JSON body of a console script's request (WebAuthn options)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise ConsoleError(415, "Send JSON.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise ConsoleError(413, "The request is too large.")
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ConsoleError(400, "The request is not valid JSON.") from None
+    if not isinstance(parsed, dict):
+        raise ConsoleError(400, "The request must be a JSON object.")
+    return parsed
+
+
+def credential_field(form: Form) -> dict[str, Any] | None:
+    """The WebAuthn credential a script put into a form (``credential``: JSON), or None."""
+    text = form.get("credential")
+    if not text:
+        return None
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise ConsoleError(400, "The security key's answer could not be read.") from None
+    if not isinstance(parsed, dict):
+        raise ConsoleError(400, "The security key's answer could not be read.")
+    return parsed
 
 
 def same_origin(request: Request) -> bool:

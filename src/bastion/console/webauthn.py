@@ -1,13 +1,21 @@
 """WebAuthn in the console: offered only once the API's WebAuthn routes exist.
 
 The ceremonies run in the browser (``static/webauthn.js``, against the routes API.md
-fixes); until this server has them, no button that cannot work is shown.
+fixes): the console fetches the options from the API for the page's script, the browser
+asks the authenticator, and the script puts the answer (JSON) into the page's form, which
+is posted like any other. Until this server serves those routes, no button that cannot
+work is shown and ``webauthn`` is never offered as a method.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from starlette.requests import Request
 from starlette.routing import BaseRoute
+
+from bastion.console.web import Form, credential_field
 
 WEBAUTHN_ROUTES = (
     "/auth/passkey/options",
@@ -15,6 +23,7 @@ WEBAUTHN_ROUTES = (
     "/me/factors/webauthn/options",
     "/me/factors/webauthn",
 )
+CODE_METHODS = ("totp", "recovery_code")
 
 
 def webauthn_available(request: Request) -> bool:
@@ -26,3 +35,17 @@ def webauthn_available(request: Request) -> bool:
         known = all(path in paths for path in WEBAUTHN_ROUTES)
         request.app.state.console_webauthn = known
     return bool(known)
+
+
+def usable_methods(request: Request, offered: Iterable[str]) -> list[str]:
+    """The offered methods the console can run, in the API's order."""
+    runnable = CODE_METHODS + (("webauthn",) if webauthn_available(request) else ())
+    return [method for method in offered if method in runnable]
+
+
+def factor_proof(form: Form) -> dict[str, Any]:
+    """The body of ``/auth/login/{tx}/verify`` for what the form carries."""
+    method = form.get("method")
+    if method == "webauthn":
+        return {"method": "webauthn", "credential": credential_field(form)}
+    return {"method": method, "code": form.text("code")}

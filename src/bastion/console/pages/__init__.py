@@ -1,7 +1,7 @@
 """The console's pages; importing this package registers their routes on the router."""
 
-from bastion.console.pages import account, admin, assets, audit, collections, signin
+from bastion.console.pages import account, admin, assets, audit, collections, keys, signin
 
 assets.add_fallback()
 
-__all__ = ["account", "admin", "assets", "audit", "collections", "signin"]
+__all__ = ["account", "admin", "assets", "audit", "collections", "keys", "signin"]

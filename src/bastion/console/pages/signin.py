@@ -40,7 +40,7 @@ from bastion.console.web import (
     set_cookie,
     settings_of,
 )
-from bastion.console.webauthn import webauthn_available
+from bastion.console.webauthn import factor_proof, usable_methods, webauthn_available
 
 PRE_COOKIE = "bastion_pre"
 FAILED = "Sign-in failed. Check your username and password and try again."
@@ -54,7 +54,6 @@ NOTICES = {
     "expired": "The sign-in took too long. Start again.",
     "no_factor": "This account has no second factor the console can use yet.",
 }
-SECOND_FACTORS = ("totp", "recovery_code")
 
 
 def pre_token(request: Request, value: str) -> str:
@@ -212,7 +211,7 @@ async def verify_page(request: Request, method: str = "") -> Response:
 async def _verify_form(
     console: Console, method: str, *, error: str | None, status: int = 200
 ) -> Response:
-    usable = [m for m in console.state["methods"] if m in SECOND_FACTORS]
+    usable = usable_methods(console.request, console.state["methods"])
     if not usable:
         await console.end()
         raise SignInRequired("no_factor")
@@ -238,7 +237,7 @@ async def verify(request: Request) -> Response:
         request,
         "POST",
         f"/auth/login/{transaction}/verify",
-        body={"method": method, "code": form.text("code")},
+        body=factor_proof(form),
     )
     if response.status == 200:
         body = response.json()
