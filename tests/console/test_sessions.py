@@ -99,3 +99,15 @@ def test_the_lifetimes_table_in_the_docs_is_the_code_s() -> None:
     for stage, lifetime in LIFETIMES.items():
         row = next(line for line in text.splitlines() if f"`{stage}`" in line)
         assert f"| {shown(lifetime.idle)} | {shown(lifetime.absolute)} |" in row, stage
+
+
+def test_abandoned_sessions_are_purged_after_their_lifetime(console: Console) -> None:
+    console.user("gone-gus")
+    console.browser().sign_in("gone-gus")  # an enrolment session, never used again
+    with console.runtime.db.read() as conn:
+        assert len(list(conn.execute(select(console_sessions)))) == 1
+    console.clock.advance(LIFETIMES["enrolment"].absolute)
+    console.user("new-nia")
+    console.browser().sign_in("new-nia")
+    with console.runtime.db.read() as conn:
+        assert len(list(conn.execute(select(console_sessions)))) == 1  # only the new one

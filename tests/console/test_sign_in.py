@@ -150,3 +150,27 @@ def test_an_enrolment_link_from_the_console_lets_the_new_user_in(console: Consol
     secret, _ = nina.enrol("nina")
     page = nina.sign_in_totp("nina", secret)
     assert "viewer" in page.text
+
+
+def test_a_sign_in_in_progress_is_sent_to_its_own_page(console: Console) -> None:
+    console.user("half-way")
+    browser = console.browser()
+    assert browser.sign_in("half-way").url.path == "/console/enrol"
+    assert browser.get("/console/account").url.path == "/console/enrol"  # enrolment only
+    assert browser.get("/console/admin/users").url.path == "/console/enrol"
+
+
+def test_no_security_key_button_while_the_server_has_no_webauthn_routes(console: Console) -> None:
+    browser, _ = console.signed_in("no-keys")
+    for path in ("/console/account", "/console/sign-in"):
+        page = browser.get(path)
+        assert "webauthn.js" not in page.text
+        assert "security key or passkey" not in page.text.lower()
+        assert 'autocomplete="username"' in page.text or path != "/console/sign-in"
+    options = browser.request(
+        "POST",
+        "/console/webauthn/options",
+        json={"csrf": "x", "purpose": "register"},
+        headers={"Origin": "http://localhost:6333"},
+    )
+    assert options.status_code == 404

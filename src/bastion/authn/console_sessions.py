@@ -34,6 +34,7 @@ __all__ = [
     "delete_user_console_sessions",
     "lifetime_for",
     "load_console_session",
+    "purge_expired",
     "rotate_console_session",
     "save_state",
     "save_tokens",
@@ -115,7 +116,9 @@ def create_console_session(
     state: dict[str, Any],
     now: datetime,
 ) -> tuple[str, ConsoleSession]:
-    """A new session; returns the cookie value (shown to the browser only) and the row."""
+    """A new session; returns the cookie value (shown to the browser only) and the row.
+    Sessions past their absolute lifetime that were never loaded again go now."""
+    purge_expired(conn, now=now)
     cookie = secrets.token_urlsafe(COOKIE_BYTES)
     key = session_key(cookie)
     lifetime = lifetime_for(stage, acr)

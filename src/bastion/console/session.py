@@ -31,11 +31,12 @@ from bastion.authn.console_sessions import (
 )
 from bastion.console.dispatch import ApiResponse, call_api
 from bastion.console.web import (
-    ConsoleError,
+    GoTo,
     SignInRequired,
     check_token,
     new_csrf_secret,
     read_cookie,
+    refuse_cross_site,
     render,
     same_origin,
     set_cookie,
@@ -45,6 +46,12 @@ from bastion.console.webauthn import webauthn_available
 from bastion.runtime import Runtime
 
 COOKIE = "bastion_console"
+# Where a session at each stage belongs (a page of another stage sends it there).
+STAGE_PAGES = {
+    "signin": "/console/sign-in/verify",
+    "enrolment": "/console/enrol",
+    "active": "/console",
+}
 REFRESH_BEFORE = timedelta(seconds=120)  # rotate tokens this long before the access token ends
 # 401 codes about what the person typed (a wrong TOTP code), not about the session's token.
 PROOF_REFUSED = frozenset({"invalid_code", "invalid_credentials"})
@@ -148,16 +155,10 @@ class Console:
             raise SignInRequired("ended" if cookie else None)
         console = cls(request, session)
         if session.stage not in stages:
-            raise ConsoleError(409, console.wrong_stage_message())
+            raise GoTo(STAGE_PAGES[session.stage])
         if session.stage != "signin":
             console.me = await console.api("GET", "/me")
         return console
-
-    def wrong_stage_message(self) -> str:
-        return {
-            "signin": "Finish signing in first.",
-            "enrolment": "Finish setting up your second factor first.",
-        }.get(self.session.stage, "You are already signed in.")
 
     # -- the API in this person's name ---------------------------------------------------
 
@@ -278,7 +279,7 @@ class Console:
 
     def check_csrf(self, presented: str) -> None:
         if not same_origin(self.request) or not check_token(presented, self.state["csrf"]):
-            raise ConsoleError(403, "This form was not sent by this console. Reload the page.")
+            refuse_cross_site(self.request)
 
     async def rotate(
         self, *, stage: str, acr: str | None, user_id: str | None, tokens: dict[str, Any]

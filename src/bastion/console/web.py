@@ -13,7 +13,7 @@ import logging
 import secrets
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qs, quote, urlsplit
 
 import orjson
@@ -75,6 +75,14 @@ class ConsoleError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class GoTo(Exception):
+    """This request belongs on another console page (e.g. a sign-in still in progress)."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
 
 
 class SignInRequired(Exception):
@@ -187,6 +195,8 @@ class ConsoleRoute(APIRoute):
             except SignInRequired as needed:
                 response = sign_in_redirect(needed.notice)
                 clear_cookie(response, settings_of(request), "bastion_console")
+            except GoTo as elsewhere:
+                response = see_other(elsewhere.location)
             except ConsoleError as refused:
                 response = error_page(refused.status, refused.message)
             except RequestValidationError:
@@ -283,6 +293,18 @@ def same_origin(request: Request) -> bool:
     if origin is not None and origin != "null":
         return origin.lower() == public_origin(settings_of(request))
     return request.headers.get("sec-fetch-site") == "same-origin"
+
+
+def refuse_cross_site(request: Request) -> NoReturn:
+    """A state-changing request this console's pages did not send (CSRF): refused, logged."""
+    client = request.client.host if request.client else "-"
+    log.warning(
+        "console: refused a form from another origin or without its token (%s %s from %s)",
+        request.method,
+        request.url.path,
+        client,
+    )
+    raise ConsoleError(403, "This form was not sent by this console. Reload the page.")
 
 
 def check_token(presented: str, expected: str) -> bool:

@@ -28,12 +28,12 @@ from bastion.console.session import (
 )
 from bastion.console.web import (
     PREFIX,
-    ConsoleError,
     SignInRequired,
     check_token,
     clear_cookie,
     read_cookie,
     read_form,
+    refuse_cross_site,
     render,
     same_origin,
     see_other,
@@ -78,7 +78,7 @@ def check_pre(request: Request, presented: str) -> None:
         or len(value) > 128
         or not check_token(presented, pre_token(request, value))
     ):
-        raise ConsoleError(403, "This form was not sent by this console. Reload the page.")
+        refuse_cross_site(request)
 
 
 def anonymous_page(
