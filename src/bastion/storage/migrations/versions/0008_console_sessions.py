@@ -4,8 +4,8 @@ One row per browser session of the console (bastion.console), keyed by the SHA-2
 its opaque cookie value; the Bastion tokens and the console's state are sealed with the
 master key. Additive: a new table only.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-04 09:00:00
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 from bastion.storage.types import UTCDateTime
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
