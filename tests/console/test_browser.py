@@ -19,10 +19,8 @@ from tests.support.browser import (
     PASSWORD,
     SCREENSHOTS,
     Totp,
-    chromium_session,
     screenshot,
     setup_link,
-    start_console_server,
 )
 from tests.support.server import ServerProcess
 
@@ -36,20 +34,6 @@ class Person:
     page: Any
     totp: Totp
     codes: list[str]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = start_console_server(tmp_path_factory.mktemp("console") / "data")
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    yield from chromium_session()
 
 
 def base(server: ServerProcess) -> str:

@@ -33,29 +33,13 @@ from bastion.factors.webauthn import (
 from tests.console.test_browser import enrol, new_page, sign_in_password, sign_in_totp
 from tests.support.browser import (
     PASSWORD,
-    chromium_session,
     screenshot,
     setup_link,
-    start_console_server,
 )
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.timeout(180)
 WEBAUTHN_ROUTES = ("/auth/passkey/options", "/me/factors/webauthn/options")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = start_console_server(tmp_path_factory.mktemp("keys") / "data")
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    yield from chromium_session()
 
 
 def virtual_authenticator(context: Any, page: Any, *, synced: bool) -> tuple[Any, str]:

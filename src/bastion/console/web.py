@@ -228,15 +228,21 @@ class Form:
         return {key: value for key, value in self.fields.items() if key not in names}
 
 
-async def read_form(request: Request) -> Form:
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "application/x-www-form-urlencoded":
+async def _read_body(request: Request, kind: str) -> bytes:
+    """The body of a request of content type ``kind``, at most ``MAX_FORM_BYTES``."""
+    sent = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if sent != kind:
         raise ConsoleError(415, "The console accepts only its own forms.")
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             raise ConsoleError(413, "The form is too large.")
+    return body
+
+
+async def read_form(request: Request) -> Form:
+    body = await _read_body(request, "application/x-www-form-urlencoded")
     try:
         fields = parse_qs(
             body.decode("utf-8"),
@@ -248,23 +254,20 @@ async def read_form(request: Request) -> Form:
     return Form(fields)
 
 
-async def read_json(request: Request) -> dict[str, Any]:
-    """The small JSON body of a console script's request (WebAuthn options)."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "application/json":
-        raise ConsoleError(415, "Send JSON.")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise ConsoleError(413, "The request is too large.")
+def _json_object(text: str | bytes, problem: str) -> dict[str, Any]:
     try:
-        parsed = orjson.loads(body)
+        parsed = orjson.loads(text)
     except orjson.JSONDecodeError:
-        raise ConsoleError(400, "The request is not valid JSON.") from None
+        raise ConsoleError(400, problem) from None
     if not isinstance(parsed, dict):
-        raise ConsoleError(400, "The request must be a JSON object.")
+        raise ConsoleError(400, problem)
     return parsed
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The small JSON object a console script sends (WebAuthn options)."""
+    body = await _read_body(request, "application/json")
+    return _json_object(body, "The request must be a JSON object.")
 
 
 def credential_field(form: Form) -> dict[str, Any] | None:
@@ -272,13 +275,7 @@ def credential_field(form: Form) -> dict[str, Any] | None:
     text = form.get("credential")
     if not text:
         return None
-    try:
-        parsed = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise ConsoleError(400, "The security key's answer could not be read.") from None
-    if not isinstance(parsed, dict):
-        raise ConsoleError(400, "The security key's answer could not be read.")
-    return parsed
+    return _json_object(text, "The security key's answer could not be read.")
 
 
 def same_origin(request: Request) -> bool:

@@ -59,29 +59,41 @@ async def create_tenant(console: Console, form: Form, params: dict[str, str]) ->
 # -- users ----------------------------------------------------------------------------------
 
 
-@router.get("/admin/users")
-async def users_page(request: Request) -> Response:
+async def _principals_page(request: Request, kind: str, template: str) -> Response:
+    """A list of users or service accounts, with the roles and tenants its form offers."""
     console = await Console.load(request)
-    users = await console.api("GET", "/admin/users")
+    found = await console.api("GET", f"/admin/{kind}")
     tenants = await _optional(console, "/admin/tenants")
     return await console.page(
-        "users.html",
-        users=users["users"],
+        template,
+        listed=found[kind.replace("-", "_")],
         roles=await _roles(console),
         tenants=tenants["tenants"] if tenants else None,
     )
 
 
-@action(router, "/admin/users", label="Create the user {username}", back="/admin/users")
-async def create_user(console: Console, form: Form, params: dict[str, str]) -> Response:
+def _grants(form: Form, **fields: str) -> dict[str, Any]:
+    """The body creating a user or service account: its fields, roles, collections, tenant."""
     body: dict[str, Any] = {
-        "username": form.text("username"),
+        **fields,
         "roles": form.getlist("roles"),
         "collections": collections_field(form),
     }
     if form.text("tenant"):
         body["tenant"] = form.text("tenant")
-    made = await console.api("POST", "/admin/users", body=body)
+    return body
+
+
+@router.get("/admin/users")
+async def users_page(request: Request) -> Response:
+    return await _principals_page(request, "users", "users.html")
+
+
+@action(router, "/admin/users", label="Create the user {username}", back="/admin/users")
+async def create_user(console: Console, form: Form, params: dict[str, str]) -> Response:
+    made = await console.api(
+        "POST", "/admin/users", body=_grants(form, username=form.text("username"))
+    )
     if made.get("enrollment"):
         await console.save(revealed={"kind": "enrolment", "for": made["id"], **made["enrollment"]})
     await console.flash(notice=f"User {made['username']} created.")
@@ -161,15 +173,7 @@ async def user_delete(console: Console, form: Form, params: dict[str, str]) -> R
 
 @router.get("/admin/service-accounts")
 async def accounts_page(request: Request) -> Response:
-    console = await Console.load(request)
-    found = await console.api("GET", "/admin/service-accounts")
-    tenants = await _optional(console, "/admin/tenants")
-    return await console.page(
-        "service_accounts.html",
-        accounts=found["service_accounts"],
-        roles=await _roles(console),
-        tenants=tenants["tenants"] if tenants else None,
-    )
+    return await _principals_page(request, "service-accounts", "service_accounts.html")
 
 
 @action(
@@ -179,14 +183,9 @@ async def accounts_page(request: Request) -> Response:
     back="/admin/service-accounts",
 )
 async def create_account(console: Console, form: Form, params: dict[str, str]) -> Response:
-    body: dict[str, Any] = {
-        "name": form.text("name"),
-        "roles": form.getlist("roles"),
-        "collections": collections_field(form),
-    }
-    if form.text("tenant"):
-        body["tenant"] = form.text("tenant")
-    made = await console.api("POST", "/admin/service-accounts", body=body)
+    made = await console.api(
+        "POST", "/admin/service-accounts", body=_grants(form, name=form.text("name"))
+    )
     await console.flash(notice=f"Service account {made['name']} created.")
     return see_other(f"{PREFIX}/admin/service-accounts/{_id(made['id'])}")
 
