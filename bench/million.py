@@ -27,6 +27,8 @@ from bastion.vectors import EmbeddedEngine
 from bastion.vectors import models as body_models
 from bench.data import make_dataset, recall_at_k
 
+ACTOR = "bench"  # who the audit events of the bench writes name
+
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 BATCH = 5_000
 TENANT = "ten_bench"
@@ -47,13 +49,13 @@ def open_engine(folder: Path) -> EmbeddedEngine:
 
 async def ingest(engine: EmbeddedEngine, vectors: np.ndarray) -> float:
     spec = body_models.collection_spec("million", {"vectors": {"size": 384, "distance": "Cosine"}})
-    await engine.create_collection(TENANT, spec)
+    await engine.create_collection(TENANT, spec, actor=ACTOR)
     started = time.perf_counter()
     for start in range(0, len(vectors), BATCH):
         chunk = vectors[start : start + BATCH]
         points = [{"id": start + i, "vector": row} for i, row in enumerate(chunk.tolist())]
         writes, array = body_models.points_of({"points": points}, 65_536)
-        await engine.upsert(TENANT, "million", writes, array)
+        await engine.upsert(TENANT, "million", writes, array, actor=ACTOR)
         if (start // BATCH) % 20 == 0:
             done = start + len(chunk)
             rate = done / (time.perf_counter() - started)

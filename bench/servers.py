@@ -29,7 +29,6 @@ from bastion.runtime import Runtime
 
 __all__ = [
     "ADMIN_PASSWORD",
-    "AUTH_OFF",
     "PRODUCTION",
     "TICKS",
     "Credentials",
@@ -43,18 +42,19 @@ __all__ = [
 ]
 
 PRODUCTION = {"BASTION_ARGON2_PROFILE": "owasp", "BASTION_LOG_LEVEL": "warning"}
-AUTH_OFF = {
-    "BASTION_AUTH_DISABLED_FOR_BENCHMARKS": "true",
-    "BASTION_I_UNDERSTAND_THIS_IS_INSECURE": "1",
-}
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def start(data_dir: Path, *, auth: bool = True, workers: int = 1) -> ServerProcess:
     """A server; with several workers, returned once every one of them listens (the
-    first answers /healthz while the others may still be loading their collections)."""
-    env = dict(PRODUCTION) if auth else {**PRODUCTION, **AUTH_OFF}
-    server = start_server(data_dir, env={**env, "BASTION_WORKERS": str(workers)})
+    first answers /healthz while the others may still be loading their collections).
+    ``auth=False``: the bench's own app (``bench.app``), where requests without a
+    credential skip the door and requests with one go through it."""
+    server = start_server(
+        data_dir,
+        env={**PRODUCTION, "BASTION_WORKERS": str(workers)},
+        module="bastion" if auth else "bench.serve",
+    )
     deadline = time.monotonic() + 300
     while _listeners(server.port) < workers:
         if time.monotonic() > deadline:

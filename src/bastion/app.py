@@ -13,15 +13,18 @@ from starlette.types import ASGIApp
 
 from bastion import __version__, console
 from bastion.api import admin, auth, dataplane, me, setup, wellknown
-from bastion.api.guard import AuditBuffer, LivenessCache
+from bastion.api.guard import Door
 from bastion.api.headers import install as install_security_headers
 from bastion.api.limits import BodySizeLimit
 from bastion.api.problems import install as install_error_handlers
-from bastion.audit import CHECKPOINT_INTERVAL
-from bastion.authn.login import LoginThrottles
+from bastion.audit import CHECKPOINT_INTERVAL, AuditBuffer
+from bastion.authn.liveness import LivenessCache
+from bastion.authn.request import LiveState, RequestAuthenticator
 from bastion.clock import Clock
 from bastion.config import Settings
+from bastion.domain import Grant, Principal
 from bastion.identity.bootstrap import Bootstrap, bootstrap, joined
+from bastion.identity.tenants import Tenant
 from bastion.runtime import Runtime
 from bastion.vectors import EmbeddedEngine
 
@@ -69,7 +72,17 @@ class BastionAPI(FastAPI):
 def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool = False) -> FastAPI:
     """The app; ``worker``: one of several processes whose parent already bootstrapped."""
     rt = Runtime.open(settings, clock=clock)
-    started: Bootstrap = joined(rt) if worker else bootstrap(rt)
+    if worker:
+        started: Bootstrap = joined(rt.db, now=rt.clock.now())
+    else:
+        password = settings.bootstrap_admin_password
+        started = bootstrap(
+            rt.db,
+            hasher=rt.hasher,
+            admin_password=password.get_secret_value() if password is not None else None,
+            public_url=settings.resolved_public_url,
+            now=rt.clock.now(),
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,13 +119,24 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
     app.state.runtime = rt
     app.state.bootstrap = started
     app.state.default_tenant = started.tenant
-    app.state.liveness = LivenessCache()
-    app.state.throttles = LoginThrottles()
-    app.state.audit_buffer = AuditBuffer(rt)
     app.state.settings = settings
     app.state.clock = rt.clock
-
-    app.state.vectors = EmbeddedEngine(rt.db, settings.data_dir, settings)
+    app.state.liveness = LivenessCache()
+    app.state.audit_buffer = buffer = AuditBuffer(rt.db, rt.clock)
+    app.state.door = Door(
+        RequestAuthenticator(
+            db=rt.db,
+            clock=rt.clock,
+            verify_token=rt.verify_access_token,
+            token_cache=rt.token_cache,
+            liveness=app.state.liveness,
+            anonymous=_anonymous(started.tenant) if settings.anonymous_read else None,
+            on_rejected_key=lambda state: _count_rejected(buffer, state),
+        ),
+        rt.db,
+        rt.clock,
+    )
+    app.state.vectors = EmbeddedEngine(rt.db, settings.data_dir, settings, clock=rt.clock)
 
     install_error_handlers(app)
     dataplane.table.document_in(app)  # its routes are served by ``BastionAPI`` (the hot path)
@@ -128,3 +152,25 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_security_headers(app)  # outermost: on every response, the 413 too
     return app
+
+
+def _anonymous(tenant: Tenant) -> Principal:
+    """Who a request without credentials is, when read-only anonymous access is on."""
+    return Principal(
+        kind="anonymous",
+        id="anonymous",
+        name="anonymous",
+        tenant_id=tenant.id,
+        tenant_name=tenant.name,
+        grants=(Grant("viewer", tenant.id),),
+        acr="aal1",
+    )
+
+
+def _count_rejected(buffer: AuditBuffer, state: LiveState) -> None:
+    buffer.count_rejected_key(
+        state.refusal or "unknown",
+        key_id=state.key_id,
+        account_id=state.principal_id or None,
+        tenant_id=state.tenant_id or None,
+    )

@@ -102,12 +102,6 @@ class Settings(BaseSettings):
     anonymous_read: bool = Field(
         False, description="Allow unauthenticated read-only data-plane access (off by default)."
     )
-    auth_disabled_for_benchmarks: bool = Field(
-        False,
-        description="Bench only: requests that carry no credential skip authentication "
-        "(requests with one are checked as always). Refused unless "
-        "BASTION_I_UNDERSTAND_THIS_IS_INSECURE=1.",
-    )
     max_body_bytes: int = Field(
         32 * 1024 * 1024, ge=1024, description="Largest accepted request body, bytes."
     )
@@ -279,12 +273,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _guard_insecure(self) -> Settings:
-        if self.auth_disabled_for_benchmarks and (
-            os.environ.get("BASTION_I_UNDERSTAND_THIS_IS_INSECURE") != "1"
-        ):
-            raise ValueError(
-                "auth_disabled_for_benchmarks needs BASTION_I_UNDERSTAND_THIS_IS_INSECURE=1"
-            )
         if self.workers != 1 and not self.resolved_database_url.startswith("sqlite"):
             raise ValueError("several workers keep in step through SQLite: set workers = 1")
         if (self.tls_cert is None) != (self.tls_key is None):

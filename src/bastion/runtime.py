@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from argon2 import PasswordHasher
 
 from bastion.audit import Checkpointer, CheckpointExporter, build_sinks
+from bastion.authn.login import LoginDeps
+from bastion.authn.sessions import SessionIssuer
 from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
 from bastion.datadir import prepare as prepare_data_dir
@@ -66,6 +69,31 @@ class Runtime:
                 db, clock=clock, exporter=CheckpointExporter(build_sinks(settings))
             ),
             _keys_seen=keys_seen,
+        )
+
+    @cached_property
+    def sessions(self) -> SessionIssuer:
+        """What issuing tokens needs (the key ring as it is at each use)."""
+        settings = self.settings
+        return SessionIssuer(
+            keys=lambda: self.keyring,
+            issuer=settings.resolved_issuer,
+            audience=settings.audience,
+            access_ttl=settings.access_token_ttl,
+            refresh_ttl=settings.refresh_token_ttl,
+        )
+
+    @cached_property
+    def login(self) -> LoginDeps:
+        """What the sign-in ceremonies use."""
+        return LoginDeps(
+            db=self.db,
+            clock=self.clock,
+            hasher=self.hasher,
+            sealer=self.sealer,
+            sessions=self.sessions,
+            transaction_ttl=self.settings.login_transaction_ttl,
+            max_attempts=self.settings.login_max_attempts,
         )
 
     def verify_access_token(self, token: str) -> VerifiedAccessToken:

@@ -66,10 +66,16 @@ def mint(
             collections=collections,
             now=now,
         )
-        response = start_session(
-            rt, conn, user, acr=acr, amr=AMR[acr], auth_time=now - timedelta(seconds=age)
+        issued = start_session(
+            conn,
+            rt.sessions,
+            user,
+            acr=acr,
+            amr=AMR[acr],
+            auth_time=now - timedelta(seconds=age),
+            now=now,
         )
-    return Minted(response["access_token"], user.id, user.username)
+    return Minted(issued.access_token, user.id, user.username)
 
 
 def events(env: Env, admin: Minted, **filters: Any) -> list[dict[str, Any]]:

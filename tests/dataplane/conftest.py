@@ -17,6 +17,7 @@ from bastion.vectors import EmbeddedEngine
 
 T = TypeVar("T")
 TENANTS = ("ten_a", "ten_b")
+ACTOR = "usr_engine_test"  # who the audit events of the engine tests name
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

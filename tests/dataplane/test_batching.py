@@ -8,7 +8,7 @@ import asyncio
 import numpy as np
 
 from bastion.vectors import EmbeddedEngine, PointWrite, SearchQuery, key_to_id, parse_point_id
-from tests.dataplane.conftest import run
+from tests.dataplane.conftest import ACTOR, run
 from tests.dataplane.test_engine import DIM, A, ingest
 
 N = 3_000
@@ -53,7 +53,9 @@ def test_a_delete_shows_in_batched_searches_as_soon_as_it_returns(
     async def scenario() -> list[list[tuple[object, float]]]:
         first = await _answers(engine, queries, together=True)
         assert all(found[0][0] == i for found, i in zip(first, range(0, 400, 10), strict=True))
-        await engine.delete_points(A, "docs", keys=[parse_point_id(i) for i in range(0, 400, 10)])
+        await engine.delete_points(
+            A, "docs", keys=[parse_point_id(i) for i in range(0, 400, 10)], actor=ACTOR
+        )
         return await _answers(engine, queries, together=True)
 
     after = run(scenario())
@@ -72,9 +74,11 @@ def test_searches_racing_writes_never_see_a_reused_slot_under_another_id(
             asyncio.ensure_future(_answers(engine, [data[i]], together=True)) for i in targets
         ]
         # Meanwhile: delete points and write new ones that take their slots.
-        await engine.delete_points(A, "docs", keys=[parse_point_id(i) for i in range(50, 100)])
+        await engine.delete_points(
+            A, "docs", keys=[parse_point_id(i) for i in range(50, 100)], actor=ACTOR
+        )
         moved = [PointWrite(parse_point_id(N + i), None) for i in range(50)]
-        await engine.upsert(A, "docs", moved, np.asarray(data[50:100]))
+        await engine.upsert(A, "docs", moved, np.asarray(data[50:100]), actor=ACTOR)
         return [found[0] for found in await asyncio.gather(*searches)]
 
     unit = data / np.linalg.norm(data, axis=1, keepdims=True)

@@ -22,7 +22,7 @@ from bastion.vectors import (
     parse_filter,
     parse_point_id,
 )
-from tests.dataplane.conftest import open_engine, run
+from tests.dataplane.conftest import ACTOR, open_engine, run
 
 DIM = 16
 A, B = "ten_a", "ten_b"
@@ -48,7 +48,7 @@ def vectors(n: int, seed: int = 0) -> np.ndarray:
 
 
 def ingest(engine: EmbeddedEngine, n: int, *, name: str = "docs", **kwargs: Any) -> np.ndarray:
-    run(engine.create_collection(A, spec(name, **kwargs)))
+    run(engine.create_collection(A, spec(name, **kwargs), actor=ACTOR))
     data = vectors(n)
     for start in range(0, n, 1000):
         end = min(start + 1000, n)
@@ -58,6 +58,7 @@ def ingest(engine: EmbeddedEngine, n: int, *, name: str = "docs", **kwargs: Any)
                 name,
                 writes(range(start, end), lambda i: {"n": i, "even": i % 2 == 0}),
                 data[start:end],
+                actor=ACTOR,
             )
         )
     return data
@@ -72,15 +73,15 @@ def ids_of(results: list[Any]) -> list[Any]:
 
 
 def test_collections_are_per_tenant(engine: EmbeddedEngine) -> None:
-    run(engine.create_collection(A, spec()))
-    run(engine.create_collection(B, spec()))  # same name, other tenant: allowed
+    run(engine.create_collection(A, spec(), actor=ACTOR))
+    run(engine.create_collection(B, spec(), actor=ACTOR))  # same name, other tenant: allowed
     with pytest.raises(CollectionExists):
-        run(engine.create_collection(A, spec()))
-    run(engine.upsert(A, "docs", writes([1]), vectors(1)))
+        run(engine.create_collection(A, spec(), actor=ACTOR))
+    run(engine.upsert(A, "docs", writes([1]), vectors(1), actor=ACTOR))
     assert run(engine.count(A, "docs", filter=None)) == 1
     assert run(engine.count(B, "docs", filter=None)) == 0
     assert run(engine.list_collections(A)) == ["docs"]
-    assert run(engine.delete_collection(B, "docs")) is True
+    assert run(engine.delete_collection(B, "docs", actor=ACTOR)) is True
     assert run(engine.collection_exists(B, "docs")) is False
     assert run(engine.collection_exists(A, "docs")) is True
     with pytest.raises(CollectionNotFound):
@@ -131,16 +132,16 @@ def test_ann_recall_and_filtered_search_returns_limit(engine: EmbeddedEngine) ->
 def test_updates_and_deletes_visible_immediately(engine: EmbeddedEngine) -> None:
     ingest(engine, 3000, exact_below_kib=1)
     target = vectors(1, seed=42)[0]
-    run(engine.upsert(A, "docs", writes([7], {"moved": True}), target[None, :]))
+    run(engine.upsert(A, "docs", writes([7], {"moved": True}), target[None, :], actor=ACTOR))
     top = search(engine, target, limit=1, with_payload=PayloadSelector())
     assert ids_of(top) == [7]
     assert top[0].payload == {"moved": True}
     assert top[0].score == pytest.approx(1.0, abs=1e-5)
-    assert run(engine.delete_points(A, "docs", keys=[parse_point_id(7)])) == 1
+    assert run(engine.delete_points(A, "docs", keys=[parse_point_id(7)], actor=ACTOR)) == 1
     assert 7 not in ids_of(search(engine, target, limit=10))
     assert run(engine.count(A, "docs", filter=None)) == 2999
     # the freed slot is reused by a new point, which is found
-    run(engine.upsert(A, "docs", writes([90_000]), target[None, :]))
+    run(engine.upsert(A, "docs", writes([90_000]), target[None, :], actor=ACTOR))
     assert ids_of(search(engine, target, limit=1)) == [90_000]
 
 
@@ -156,9 +157,9 @@ def test_updates_and_deletes_visible_immediately(engine: EmbeddedEngine) -> None
 def test_bad_batch_is_refused_whole(
     engine: EmbeddedEngine, ids: list[int], data: np.ndarray, message: str
 ) -> None:
-    run(engine.create_collection(A, spec()))
+    run(engine.create_collection(A, spec(), actor=ACTOR))
     with pytest.raises(BadRequest, match=message):
-        run(engine.upsert(A, "docs", writes(ids), data))
+        run(engine.upsert(A, "docs", writes(ids), data, actor=ACTOR))
     assert run(engine.count(A, "docs", filter=None)) == 0
 
 
@@ -178,16 +179,16 @@ def test_ids_round_trip_and_sort_like_qdrant() -> None:
 
 def test_unknown_collection(engine: EmbeddedEngine) -> None:
     with pytest.raises(CollectionNotFound):
-        run(engine.upsert(A, "nope", writes([1]), vectors(1)))
+        run(engine.upsert(A, "nope", writes([1]), vectors(1), actor=ACTOR))
     with pytest.raises(CollectionNotFound):
         search(engine, vectors(1)[0], name="nope")
 
 
 def test_scroll_pages_through_everything_in_id_order(engine: EmbeddedEngine) -> None:
-    run(engine.create_collection(A, spec()))
+    run(engine.create_collection(A, spec(), actor=ACTOR))
     uuids = ["00000000-0000-0000-0000-000000000001", "ffffffff-0000-0000-0000-000000000000"]
     ids: list[Any] = [*uuids, *range(250, 0, -1)]
-    run(engine.upsert(A, "docs", writes(ids, {"k": "v"}), vectors(len(ids))))
+    run(engine.upsert(A, "docs", writes(ids, {"k": "v"}), vectors(len(ids)), actor=ACTOR))
     seen: list[Any] = []
     offset = None
     while True:
@@ -229,7 +230,7 @@ def test_delete_and_count_by_filter(engine: EmbeddedEngine) -> None:
     ingest(engine, 100)
     even = parse_filter({"must": [{"key": "even", "match": {"value": True}}]})
     assert run(engine.count(A, "docs", filter=even)) == 50
-    assert run(engine.delete_points(A, "docs", filter=even)) == 50
+    assert run(engine.delete_points(A, "docs", filter=even, actor=ACTOR)) == 50
     assert run(engine.count(A, "docs", filter=None)) == 50
     assert run(engine.count(A, "docs", filter=even)) == 0
 
@@ -238,9 +239,9 @@ def test_payload_index_gives_the_same_answers(engine: EmbeddedEngine) -> None:
     ingest(engine, 500)
     flt = parse_filter({"must": [{"key": "n", "match": {"any": [3, 4, 400]}}]})
     before = run(engine.count(A, "docs", filter=flt))
-    run(engine.create_payload_index(A, "docs", "n", "integer"))
+    run(engine.create_payload_index(A, "docs", "n", "integer", actor=ACTOR))
     assert run(engine.count(A, "docs", filter=flt)) == before == 3
-    run(engine.upsert(A, "docs", writes([3], {"n": 999}), vectors(1)))
+    run(engine.upsert(A, "docs", writes([3], {"n": 999}), vectors(1), actor=ACTOR))
     assert run(engine.count(A, "docs", filter=flt)) == 2
     info = run(engine.get_collection(A, "docs"))
     assert info.payload_schema == {"n": ("integer", 500)}
@@ -266,8 +267,8 @@ def test_restart_without_shutdown_catches_up_from_rows(data_dir: Path) -> None:
     ingest(engine, 3000, exact_below_kib=1)
     engine.close()  # saved index at this version
     target = vectors(1, seed=77)[0]
-    run(engine.upsert(A, "docs", writes([5000], {"late": 1}), target[None, :]))
-    run(engine.delete_points(A, "docs", keys=[parse_point_id(0), parse_point_id(1)]))
+    run(engine.upsert(A, "docs", writes([5000], {"late": 1}), target[None, :], actor=ACTOR))
+    run(engine.delete_points(A, "docs", keys=[parse_point_id(0), parse_point_id(1)], actor=ACTOR))
     # no close(): as if killed. The saved index is stale and must be caught up.
     again = open_engine(data_dir)
     assert run(again.count(A, "docs", filter=None)) == 2999

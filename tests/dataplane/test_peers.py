@@ -29,7 +29,7 @@ from bastion.vectors import (
     peers,
 )
 from bastion.vectors.schema import collections, point_tombstones
-from tests.dataplane.conftest import run
+from tests.dataplane.conftest import ACTOR, run
 
 DIM = 8
 A = "ten_a"
@@ -63,7 +63,7 @@ def upsert(
 ) -> np.ndarray:
     data = np.random.default_rng(seed).normal(size=(len(ids), DIM)).astype(np.float32)
     points = [PointWrite(parse_point_id(i), {"n": i, "seed": seed}) for i in ids]
-    run(engine.upsert(A, name, points, data))
+    run(engine.upsert(A, name, points, data, actor=ACTOR))
     return data
 
 
@@ -88,7 +88,7 @@ def state(engine: EmbeddedEngine) -> dict[Any, tuple[Any, list[float]]]:
 
 def test_a_collection_created_by_one_worker_is_served_by_the_other(pair: Any) -> None:
     one, two = pair
-    run(one.create_collection(A, spec()))
+    run(one.create_collection(A, spec(), actor=ACTOR))
     assert run(two.collection_exists(A, "docs"))
     assert run(two.list_collections(A)) == ["docs"]
     data = upsert(one, range(200), seed=1)
@@ -98,10 +98,12 @@ def test_a_collection_created_by_one_worker_is_served_by_the_other(pair: Any) ->
 
 def test_writes_from_both_workers_interleave_and_both_agree(pair: Any) -> None:
     one, two = pair
-    run(one.create_collection(A, spec()))
+    run(one.create_collection(A, spec(), actor=ACTOR))
     upsert(one, range(0, 300), seed=1)
     upsert(two, range(300, 600), seed=2)  # new slots picked after catching up
-    run(one.delete_points(A, "docs", keys=[parse_point_id(i) for i in range(250, 350)]))
+    run(
+        one.delete_points(A, "docs", keys=[parse_point_id(i) for i in range(250, 350)], actor=ACTOR)
+    )
     moved = upsert(two, range(280, 320), seed=3)  # deleted ones written again: new slots
     run(
         two.delete_points(
@@ -113,6 +115,7 @@ def test_writes_from_both_workers_interleave_and_both_agree(pair: Any) -> None:
                     "must_not": [{"key": "n", "range": {"lt": 500}}],
                 }
             ),
+            actor=ACTOR,
         )
     )
     again = upsert(one, range(590, 610), seed=4)  # some deleted by the filter, some new
@@ -133,7 +136,7 @@ def test_writes_from_both_workers_interleave_and_both_agree(pair: Any) -> None:
 
 def test_keep_up_brings_an_idle_worker_in_step_before_any_call(pair: Any) -> None:
     one, two = pair
-    run(one.create_collection(A, spec()))
+    run(one.create_collection(A, spec(), actor=ACTOR))
     run(two.keep_up())
     upsert(one, range(500), seed=11)
     idle = two._get(A, "docs")
@@ -145,10 +148,10 @@ def test_keep_up_brings_an_idle_worker_in_step_before_any_call(pair: Any) -> Non
 
 def test_a_deleted_point_is_not_found_by_the_other_worker(pair: Any) -> None:
     one, two = pair
-    run(one.create_collection(A, spec()))
+    run(one.create_collection(A, spec(), actor=ACTOR))
     data = upsert(one, range(100), seed=5)
     assert nearest(two, data[42]) == [42]
-    run(one.delete_points(A, "docs", keys=[parse_point_id(42)]))
+    run(one.delete_points(A, "docs", keys=[parse_point_id(42)], actor=ACTOR))
     assert 42 not in nearest(two, data[42], limit=10)
     assert run(two.count(A, "docs", filter=None)) == 99
 
@@ -158,11 +161,15 @@ def test_old_tombstones_are_dropped_and_a_copy_left_far_behind_still_agrees(
 ) -> None:
     monkeypatch.setattr(peers, "KEEP_TOMBSTONE_VERSIONS", 3)
     one, two = pair
-    run(one.create_collection(A, spec()))
+    run(one.create_collection(A, spec(), actor=ACTOR))
     data = upsert(one, range(100), seed=8)
     assert run(two.count(A, "docs", filter=None)) == 100  # two is in step here ...
     for start in range(0, 40, 5):  # ... and then serves nothing for 16 writes
-        run(one.delete_points(A, "docs", keys=[parse_point_id(i) for i in range(start, start + 5)]))
+        run(
+            one.delete_points(
+                A, "docs", keys=[parse_point_id(i) for i in range(start, start + 5)], actor=ACTOR
+            )
+        )
         upsert(one, [start + 1], seed=9)  # deleted and written again: a new row
     with one.db.read() as conn:
         kept = conn.execute(select(point_tombstones.c.version).distinct()).scalars().all()
@@ -180,29 +187,29 @@ def test_old_tombstones_are_dropped_and_a_copy_left_far_behind_still_agrees(
 
 def test_collection_deleted_and_created_again_elsewhere(pair: Any) -> None:
     one, two = pair
-    run(one.create_collection(A, spec()))
+    run(one.create_collection(A, spec(), actor=ACTOR))
     upsert(one, range(50), seed=6)
     assert run(two.count(A, "docs", filter=None)) == 50
-    assert run(one.delete_collection(A, "docs"))
+    assert run(one.delete_collection(A, "docs", actor=ACTOR))
     with pytest.raises(CollectionNotFound):
         run(two.search(A, "docs", SearchQuery(vector=np.ones(DIM, np.float32), limit=3)))
-    run(one.create_collection(A, spec(dim=4)))
+    run(one.create_collection(A, spec(dim=4), actor=ACTOR))
     assert run(two.get_collection(A, "docs")).spec.dim == 4
     assert run(two.count(A, "docs", filter=None)) == 0
 
 
 def test_a_payload_index_made_by_one_worker_shows_on_the_other(pair: Any) -> None:
     one, two = pair
-    run(one.create_collection(A, spec()))
+    run(one.create_collection(A, spec(), actor=ACTOR))
     upsert(one, range(30), seed=7)
-    run(one.create_payload_index(A, "docs", "n", "integer"))
+    run(one.create_payload_index(A, "docs", "n", "integer", actor=ACTOR))
     info = run(two.get_collection(A, "docs"))
     assert info.payload_schema["n"] == ("integer", 30)
 
 
 def test_concurrent_writers_lose_nothing(pair: Any, data_dir: Path) -> None:
     one, two = pair
-    run(one.create_collection(A, spec()))
+    run(one.create_collection(A, spec(), actor=ACTOR))
     vectors: dict[int, np.ndarray] = {}
     failures: list[BaseException] = []
 
@@ -211,7 +218,7 @@ def test_concurrent_writers_lose_nothing(pair: Any, data_dir: Path) -> None:
             for start in range(first, first + 600, 50):
                 data = upsert(engine, range(start, start + 50), seed=seed + start)
                 vectors.update(zip(range(start, start + 50), data, strict=True))
-                run(engine.delete_points(A, "docs", keys=[parse_point_id(start)]))
+                run(engine.delete_points(A, "docs", keys=[parse_point_id(start)], actor=ACTOR))
         except BaseException as exc:  # reported below
             failures.append(exc)
 
@@ -240,14 +247,14 @@ def test_concurrent_writers_lose_nothing(pair: Any, data_dir: Path) -> None:
 def test_tombstones_are_written_only_with_several_workers(
     data_dir: Path, engine: EmbeddedEngine
 ) -> None:
-    run(engine.create_collection(A, spec()))
+    run(engine.create_collection(A, spec(), actor=ACTOR))
     upsert(engine, range(10), seed=8)
-    run(engine.delete_points(A, "docs", keys=[parse_point_id(1)]))
+    run(engine.delete_points(A, "docs", keys=[parse_point_id(1)], actor=ACTOR))
     with engine.db.read() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM point_tombstones").scalar_one() == 0
     shared = worker(data_dir)
     try:
-        run(shared.delete_points(A, "docs", keys=[parse_point_id(2)]))
+        run(shared.delete_points(A, "docs", keys=[parse_point_id(2)], actor=ACTOR))
         with shared.db.read() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM point_tombstones").scalar_one() == 1
         EmbeddedEngine.prepare_for_workers(shared.db, data_dir)
@@ -261,7 +268,7 @@ def test_tombstones_are_written_only_with_several_workers(
 def test_index_files_of_collections_that_are_gone_are_removed_before_workers_start(
     data_dir: Path, engine: EmbeddedEngine
 ) -> None:
-    run(engine.create_collection(A, spec()))
+    run(engine.create_collection(A, spec(), actor=ACTOR))
     upsert(engine, range(10), seed=8)
     engine.close()  # saves the index of "docs"
     kept = sorted(path.name for path in engine.index_dir.glob("col_*"))

@@ -1,5 +1,6 @@
-"""The bench-only switch: no credential → served (bench principal); a credential is
-still checked in full, so a bad or too weak one never gets through."""
+"""The bench's own app (bench/app.py): no credential → served (bench principal); a
+credential is still checked in full, so a bad or too weak one never gets through. And
+nothing in Bastion itself turns authentication off."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from bench.app import create_bench_app
 from fastapi.testclient import TestClient
 from tests.security.test_step_up import bearer, mint
 from tests.support.app import Env
@@ -21,16 +23,13 @@ BODY = {"vectors": {"size": 4, "distance": "Cosine"}}
 
 
 @pytest.fixture
-def bench_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    monkeypatch.setenv("BASTION_I_UNDERSTAND_THIS_IS_INSECURE", "1")
+def bench_env(tmp_path: Path) -> Iterator[Env]:
     clock = ManualClock(datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC))
     settings = load_settings(
-        data_dir=tmp_path / "data",
-        argon2_profile="test",
-        bootstrap_admin_password=ADMIN_PASSWORD,
-        auth_disabled_for_benchmarks=True,
+        data_dir=tmp_path / "data", argon2_profile="test", bootstrap_admin_password=ADMIN_PASSWORD
     )
-    with TestClient(create_app(settings, clock=clock), raise_server_exceptions=False) as client:
+    app = create_bench_app(settings, clock=clock)
+    with TestClient(app, raise_server_exceptions=False) as client:
         yield Env(client=client, clock=clock, data_dir=settings.data_dir)
 
 
@@ -59,3 +58,17 @@ def test_with_the_bench_switch_a_viewer_token_still_cannot_write(bench_env: Env)
 
 def test_without_the_switch_no_credential_means_401(env: Env) -> None:
     assert env.client.get("/collections").status_code == 401
+
+
+def test_the_old_switch_in_the_environment_turns_nothing_off(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server started with the variables that used to disable authentication still
+    refuses a request without credentials: only the bench's own app factory does that."""
+    monkeypatch.setenv("BASTION_AUTH_DISABLED_FOR_BENCHMARKS", "true")
+    monkeypatch.setenv("BASTION_I_UNDERSTAND_THIS_IS_INSECURE", "1")
+    clock = ManualClock(datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC))
+    settings = load_settings(data_dir=env.data_dir.parent / "other", argon2_profile="test")
+    with TestClient(create_app(settings, clock=clock), raise_server_exceptions=False) as client:
+        assert client.get("/collections").status_code == 401
+        assert client.put("/collections/bench", json=BODY).status_code == 401

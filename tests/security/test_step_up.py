@@ -39,9 +39,9 @@ def mint(env: Env, *, role: str, acr: str, amr: list[str]) -> str:
             collections=None,
             now=env.clock.now(),
         )
-        response = start_session(rt, conn, user, acr=acr, amr=amr, auth_time=env.clock.now())
-    token: str = response["access_token"]
-    return token
+        now = env.clock.now()
+        issued = start_session(conn, rt.sessions, user, acr=acr, amr=amr, auth_time=now, now=now)
+    return issued.access_token
 
 
 def challenge_of(response: Any) -> str:

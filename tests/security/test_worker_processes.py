@@ -15,6 +15,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -69,7 +70,12 @@ def workers(settings: Settings) -> Iterator[tuple[Runtime, Runtime]]:
 def sign_in(rt: Runtime, throttles: LoginThrottles, username: str, password: str) -> int:
     """One ``POST /auth/login`` as the route runs it: the status it answers."""
     try:
-        password_login(rt, throttles, username=username, password=password, context=ATTACKER)
+        password_login(
+            replace(rt.login, throttles=throttles),
+            username=username,
+            password=password,
+            context=ATTACKER,
+        )
     except InvalidCredentials:
         return 401
     except RateLimited:
@@ -117,15 +123,14 @@ def test_sign_in_through_one_worker_clears_the_account_count_of_every_other(
 _GUESSER = """
 import json, sys, time
 from pathlib import Path
-from bastion.authn.login import ClientContext, LoginThrottles, password_login
-from bastion.authn.sessions import start_session
+from bastion.authn.login import ClientContext, password_login
 from bastion.config import load_settings
 from bastion.errors import InvalidCredentials, RateLimited
 from bastion.runtime import Runtime
 
 data_dir, go, attempts = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 rt = Runtime.open(load_settings(data_dir=data_dir, argon2_profile="test"))
-throttles = LoginThrottles()
+deps = rt.login
 context = ClientContext(ip="198.51.100.9", user_agent=None)
 print("ready", flush=True)
 while not go.exists():
@@ -133,7 +138,7 @@ while not go.exists():
 statuses = []
 for _ in range(attempts):
     try:
-        password_login(rt, throttles, username="alice", password="guess", context=context)
+        password_login(deps, username="alice", password="guess", context=context)
     except InvalidCredentials:
         statuses.append(401)
     except RateLimited:
@@ -336,10 +341,16 @@ def test_token_from_a_worker_that_rotated_passes_the_guard_of_another(env: Env) 
             admin = find_user(conn, "admin")
             assert admin is not None
             issued = start_session(
-                other, conn, admin, acr="aal2", amr=["pwd", "otp"], auth_time=env.clock.now()
+                conn,
+                other.sessions,
+                admin,
+                acr="aal2",
+                amr=["pwd", "otp"],
+                auth_time=env.clock.now(),
+                now=env.clock.now(),
             )
     finally:
         other.close()
-    response = env.client.get("/me", headers={"Authorization": f"Bearer {issued['access_token']}"})
+    response = env.client.get("/me", headers={"Authorization": f"Bearer {issued.access_token}"})
     assert response.status_code == 200, response.text
     assert env.client.get("/.well-known/jwks.json").json()["keys"][0]["kid"] == new_kid

@@ -67,12 +67,16 @@ def _command(pid: int) -> str:
         return ""
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 @dataclass
 class ServerProcess:
     data_dir: Path
     port: int
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
+    module: str = "bastion"  # ``python -m MODULE serve``; the bench's is ``bench.serve``
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,7 +93,7 @@ class ServerProcess:
                 [
                     sys.executable,
                     "-m",
-                    "bastion",
+                    self.module,
                     "serve",
                     "--data-dir",
                     str(self.data_dir),
@@ -97,6 +101,7 @@ class ServerProcess:
                     str(self.port),
                 ],
                 env=env,
+                cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -145,13 +150,17 @@ class ServerProcess:
 
 
 def start_server(
-    data_dir: Path, port: int | None = None, env: dict[str, str] | None = None
+    data_dir: Path,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    *,
+    module: str = "bastion",
 ) -> ServerProcess:
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     port = port or free_port()
     # The issuer of every token is the public URL: the server's and the minted ones agree.
     base = {**TEST_ENV, "BASTION_PUBLIC_URL": f"http://127.0.0.1:{port}"}
-    return ServerProcess(data_dir, port, {**base, **(env or {})}).start()
+    return ServerProcess(data_dir, port, {**base, **(env or {})}, module=module).start()
 
 
 def open_runtime(data_dir: Path, env: dict[str, str]) -> Runtime:
@@ -251,9 +260,10 @@ class Credentials:
                     collections=collections,
                     now=now,
                 )
-                response = start_session(rt, conn, user, acr=acr, amr=amr, auth_time=now)
-            token: str = response["access_token"]
-            return token
+                issued = start_session(
+                    conn, rt.sessions, user, acr=acr, amr=amr, auth_time=now, now=now
+                )
+            return issued.access_token
         finally:
             rt.close()
 

@@ -1,4 +1,4 @@
-"""The guard's liveness cache: single-flight loads, TTL, and clear() beating stale loads."""
+"""The liveness cache (authn.liveness): single-flight loads, TTL, clear() beats stale loads."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from bastion.api.guard import LivenessCache
+from bastion.authn.liveness import LivenessCache
 
 
 def test_concurrent_misses_share_one_load() -> None:

@@ -1,4 +1,9 @@
-"""``/auth``: login, second factors, refresh, revocation, logout, step-up (API.md "Login")."""
+"""``/auth``: login, second factors, refresh, revocation, logout, step-up (API.md "Login").
+
+The ceremonies (``authn``) return typed results; this module renders them. Only the
+second factors that are built are offered: TOTP and recovery codes (the ``/challenge``
+step of WebAuthn, push and one-time codes by message comes with those factors).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,12 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.bodies import StrictBody, json_or_form, text_field
-from bastion.api.guard import authenticate, runtime
-from bastion.audit import AuditEvent, emit
-from bastion.authn.login import ClientContext, password_login, start_step_up, verify_factor
-from bastion.authn.sessions import (
-    refresh,
-    revoke_session,
-    session_by_id,
-    session_of_refresh_token,
-)
+from bastion.api.guard import authenticate, forget, runtime
+from bastion.authn.login import ClientContext, password_login
+from bastion.authn.results import IssuedTokens, LoginResult, MfaRequired
+from bastion.authn.second_factor import verify_factor
+from bastion.authn.sessions import end_session, refresh, session_of_refresh_token
+from bastion.authn.step_up import start_step_up
 from bastion.errors import BastionError, InvalidGrant, RateLimited, ValidationError
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -30,14 +32,9 @@ class LoginBody(StrictBody):
     device_id: str | None = Field(None, max_length=128)
 
 
-class ChallengeBody(StrictBody):
-    method: Literal["webauthn", "push", "sms", "email"]
-
-
 class VerifyBody(StrictBody):
-    method: Literal["totp", "recovery_code", "webauthn", "sms", "email", "push"]
+    method: Literal["totp", "recovery_code"]
     code: str | None = Field(None, max_length=64)
-    credential: dict[str, Any] | None = None
 
 
 class StepUpBody(StrictBody):
@@ -52,41 +49,60 @@ def client_context(request: Request, device_id: str | None = None) -> ClientCont
     )
 
 
+def render_tokens(tokens: IssuedTokens) -> dict[str, Any]:
+    """RFC 6749 §5.1 (API.md "Token response"); a restricted session: enrollment_required."""
+    if tokens.restricted is not None:
+        return {
+            "status": "enrollment_required",
+            "access_token": tokens.access_token,
+            "token_type": "Bearer",
+            "expires_in": tokens.expires_in,
+        }
+    return {
+        "status": "authenticated",
+        "access_token": tokens.access_token,
+        "token_type": "Bearer",
+        "expires_in": tokens.expires_in,
+        "refresh_token": tokens.refresh_token,
+        "acr": tokens.acr,
+        "amr": list(tokens.amr),
+    }
+
+
+def render(result: LoginResult) -> dict[str, Any]:
+    if isinstance(result, MfaRequired):
+        return {
+            "status": "mfa_required",
+            "transaction_id": result.transaction_id,
+            "expires_in": result.expires_in,
+            "methods": list(result.methods),
+        }
+    return render_tokens(result)
+
+
 @router.post("/login", summary="Start a login with username and password")
 def login(request: Request, body: LoginBody) -> dict[str, Any]:
     context = client_context(request, body.device_id)
     try:
-        return password_login(
-            runtime(request),
-            request.app.state.throttles,
-            username=body.username,
-            password=body.password,
-            context=context,
+        result = password_login(
+            runtime(request).login, username=body.username, password=body.password, context=context
         )
     except RateLimited as refused:
         request.app.state.audit_buffer.count_refused_sign_in(refused.scope, context.ip)
         raise
-
-
-@router.post("/login/{transaction_id}/challenge", summary="Ask for a challenge (WebAuthn, push…)")
-def challenge(transaction_id: str, body: ChallengeBody) -> dict[str, Any]:
-    raise ValidationError(
-        f"The '{body.method}' method is not enabled on this server.", code="method_not_available"
-    )
+    return render(result)
 
 
 @router.post("/login/{transaction_id}/verify", summary="Verify a second factor")
 def verify(request: Request, transaction_id: str, body: VerifyBody) -> dict[str, Any]:
-    rt = runtime(request)
-    with rt.db.begin() as conn:
-        return verify_factor(
-            rt,
-            conn,
-            transaction_id=transaction_id,
-            method=body.method,
-            code=body.code,
-            context=client_context(request),
-        )
+    result = verify_factor(
+        runtime(request).login,
+        transaction_id=transaction_id,
+        method=body.method,
+        code=body.code,
+        context=client_context(request),
+    )
+    return render(result)
 
 
 @router.post("/token", summary="Refresh tokens (grant_type=refresh_token), form or JSON")
@@ -103,11 +119,13 @@ async def token(request: Request) -> dict[str, Any]:
 
     def rotate() -> dict[str, Any]:
         with rt.db.begin() as conn:
-            outcome = refresh(rt, conn, presented)
+            outcome = refresh(conn, rt.sessions, presented, now=rt.clock.now())
+        if outcome.revoked_session is not None:
+            rt.token_cache.discard_session(outcome.revoked_session)
         if outcome.error is not None:
             raise outcome.error
-        assert outcome.response is not None
-        return outcome.response
+        assert outcome.tokens is not None
+        return render_tokens(outcome.tokens)
 
     return await run_in_threadpool(rotate)
 
@@ -141,26 +159,16 @@ async def revoke(request: Request) -> dict[str, Any]:
 
 def _end_session(request: Request, session_id: str, *, reason: str, action: str) -> None:
     rt = runtime(request)
-    now = rt.clock.now()
     with rt.db.begin() as conn:
-        session = session_by_id(conn, session_id)
-        if session is None:
-            return
-        revoke_session(conn, session_id, reason=reason, now=now)
-        emit(
+        ended = end_session(
             conn,
-            AuditEvent(
-                action=action,
-                outcome="success",
-                actor=session.user_id,
-                tenant_id=session.tenant_id,
-                resource=f"session:{session_id}",
-                details={"session_id": session_id},
-            ),
-            now=now,
+            session_id,
+            reason=reason,
+            action="session.logout" if action == "session.logout" else "token.revoked",
+            now=rt.clock.now(),
         )
-    rt.token_cache.discard_session(session_id)
-    request.app.state.liveness.clear()
+    if ended is not None:
+        forget(request, session_id=session_id)
 
 
 @router.post("/logout", summary="End the current session: every token of it dies")
@@ -184,11 +192,10 @@ async def step_up(request: Request) -> dict[str, Any]:
         raise ValidationError(
             'The body must be {} or {"acr_values": "aal2"|"aal3"}.', field="acr_values"
         ) from None
-    rt = runtime(request)
     context = client_context(request)
 
     def begin() -> dict[str, Any]:
-        with rt.db.begin() as conn:
-            return start_step_up(rt, conn, principal, acr_values=body.acr_values, context=context)
+        deps = runtime(request).login
+        return render(start_step_up(deps, principal, acr_values=body.acr_values, context=context))
 
     return await run_in_threadpool(begin)

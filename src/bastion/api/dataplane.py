@@ -14,13 +14,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from bastion.api.guard import AuditBuffer, authorize, record, tenant_rules
+from bastion.api.guard import authorize, runtime, tenant_rules
 from bastion.api.routing import RouteTable
-from bastion.authn.principal import Principal
+from bastion.audit import AuditBuffer
 from bastion.authz import Effect, Resource, decide
+from bastion.domain import Principal
 from bastion.vectors import (
     BadRequest,
     CollectionInfo,
@@ -31,6 +33,7 @@ from bastion.vectors import (
     key_to_id,
 )
 from bastion.vectors import models as body_models
+from bastion.vectors.audit import record_export, resource_of
 
 log = logging.getLogger("bastion.vectors.api")
 table = RouteTable()  # how requests reach these endpoints: ``api.routing``
@@ -56,27 +59,11 @@ async def _body(request: Request) -> dict[str, Any]:
     return body_models.load_json(await request.body())
 
 
-def _resource(name: str) -> str:
-    return f"collection:{name}"
-
-
-async def _audit(
-    request: Request, principal: Principal, action: str, name: str, **details: int | str | bool
-) -> None:
-    """One audit event about collection ``name`` (searches are batched by the guard)."""
-    await record(
-        request,
-        principal,
-        action=action,
-        resource=_resource(name),
-        details={"collection": name, **details},
-    )
-
-
 def _searched(request: Request, principal: Principal, name: str, kind: str, found: int) -> None:
-    """Searches are audited as per-second counts per caller, collection and kind."""
+    """Searches are audited as per-second counts per caller, collection and kind (writes
+    are audited by the engine, in the transaction of the change)."""
     buffer: AuditBuffer = request.app.state.audit_buffer
-    buffer.count_search(principal, _resource(name), kind, found)
+    buffer.count_search(principal, resource_of(name), kind, found)
 
 
 def _record_json(point: PointRecord) -> dict[str, Any]:
@@ -194,10 +181,7 @@ async def create_collection(request: Request, name: str) -> Response:
     spec = body_models.collection_spec(
         body_models.check_collection_name(name), await _body(request)
     )
-    await _engine(request).create_collection(principal.tenant_id, spec)
-    await _audit(
-        request, principal, "collection.created", name, size=spec.dim, distance=spec.distance
-    )
+    await _engine(request).create_collection(principal.tenant_id, spec, actor=principal.id)
     return _ok(True, started)
 
 
@@ -205,9 +189,9 @@ async def create_collection(request: Request, name: str) -> Response:
 async def delete_collection(request: Request, name: str) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "collections.delete", collection=name)
-    deleted = await _engine(request).delete_collection(principal.tenant_id, name)
-    if deleted:
-        await _audit(request, principal, "collection.deleted", name)
+    deleted = await _engine(request).delete_collection(
+        principal.tenant_id, name, actor=principal.id
+    )
     return _ok(deleted, started)
 
 
@@ -216,8 +200,9 @@ async def create_payload_index(request: Request, name: str) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "indexes.write", collection=name)
     field, schema = body_models.index_request(await _body(request))
-    await _engine(request).create_payload_index(principal.tenant_id, name, field, schema)
-    await _audit(request, principal, "index.created", name, field=field, schema=schema)
+    await _engine(request).create_payload_index(
+        principal.tenant_id, name, field, schema, actor=principal.id
+    )
     return _ok(_update_result(), started)
 
 
@@ -230,8 +215,7 @@ async def upsert_points(request: Request, name: str) -> Response:
     principal = await authorize(request, "points.write", collection=name)
     limit = request.app.state.settings.max_payload_bytes
     writes, vectors = body_models.points_of(await _body(request), limit)
-    count = await _engine(request).upsert(principal.tenant_id, name, writes, vectors)
-    await _audit(request, principal, "points.upserted", name, count=count)
+    await _engine(request).upsert(principal.tenant_id, name, writes, vectors, actor=principal.id)
     return _ok(_update_result(), started)
 
 
@@ -244,14 +228,13 @@ async def delete_points(request: Request, name: str) -> Response:
     by_filter = body.get("points") is None
     if not by_filter:
         keys = body_models.ids_of(body, "points")
-        count = await engine.delete_points(principal.tenant_id, name, keys=keys)
+        await engine.delete_points(principal.tenant_id, name, keys=keys, actor=principal.id)
     elif body.get("filter") is not None:
-        count = await engine.delete_points(
-            principal.tenant_id, name, filter=body_models.filter_of(body)
+        await engine.delete_points(
+            principal.tenant_id, name, filter=body_models.filter_of(body), actor=principal.id
         )
     else:
         raise BadRequest("delete needs points (ids) or a filter")
-    await _audit(request, principal, "points.deleted", name, count=count, by_filter=by_filter)
     return _ok(_update_result(), started)
 
 
@@ -371,6 +354,18 @@ async def export_points(request: Request, name: str) -> StreamingResponse:
             outcome = "complete"
         finally:
             log.info("export of %s finished (%s): %d points", name, outcome, exported)
-            await _audit(request, principal, "points.exported", name, count=exported)
+            await run_in_threadpool(_record_export, request, principal, name, exported)
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+def _record_export(request: Request, principal: Principal, name: str, count: int) -> None:
+    rt = runtime(request)
+    record_export(
+        rt.db,
+        tenant_id=principal.tenant_id,
+        collection=name,
+        actor=principal.id,
+        count=count,
+        now=rt.clock.now(),
+    )

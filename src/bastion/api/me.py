@@ -16,9 +16,8 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.bodies import StrictBody
-from bastion.api.guard import authorize, runtime
+from bastion.api.guard import authorize, forget, runtime
 from bastion.audit import AuditEvent, emit
-from bastion.authn.assurance import acr_satisfies
 from bastion.authn.enrollment import (
     activate_totp,
     all_active_enrolled_in,
@@ -28,8 +27,8 @@ from bastion.authn.enrollment import (
     regenerate_recovery_codes,
     remove_factor,
 )
-from bastion.authn.principal import Principal
 from bastion.authn.sessions import list_sessions, revoke_session, session_by_id
+from bastion.domain import Principal, acr_satisfies
 from bastion.errors import AuthorizationError, NotFound, StepUpRequired
 
 router = APIRouter(prefix="/me", tags=["me"])
@@ -247,6 +246,5 @@ async def session_end(request: Request, session_id: str) -> Response:
             _audit(request, conn, principal, "session.revoked", session_id=session_id)
 
     await run_in_threadpool(end)
-    rt.token_cache.discard_session(session_id)
-    request.app.state.liveness.clear()
+    forget(request, session_id=session_id)
     return Response(status_code=204)

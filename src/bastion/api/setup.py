@@ -14,7 +14,7 @@ from bastion.api.guard import runtime
 from bastion.audit import AuditEvent, emit
 from bastion.factors.password import check_new_password, hash_password
 from bastion.identity.bootstrap import claim_setup_link
-from bastion.identity.policies import load_policy
+from bastion.identity.rules import load_policy
 from bastion.identity.users import set_password_hash, spend_enrollment_link
 
 router = APIRouter(tags=["setup"])
@@ -51,7 +51,13 @@ async def setup(request: Request, body: SetupBody) -> dict[str, Any]:
     def claim() -> dict[str, Any]:
         with rt.db.begin() as conn:
             user = claim_setup_link(
-                rt, conn, tenant, token=body.token, username=body.username, password=body.password
+                conn,
+                tenant,
+                hasher=rt.hasher,
+                token=body.token,
+                username=body.username,
+                password=body.password,
+                now=rt.clock.now(),
             )
         return {"status": "created", "username": user.username}
 

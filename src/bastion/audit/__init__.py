@@ -8,6 +8,7 @@ from bastion.audit.anchors import (
     read_anchors,
 )
 from bastion.audit.cadence import CHECKPOINT_INTERVAL, DEFAULT_MAX_GAP, CheckpointGap
+from bastion.audit.buffer import AuditBuffer
 from bastion.audit.chain import (
     GENESIS_HASH,
     Checkpoint,
@@ -32,6 +33,7 @@ from bastion.audit.events import (
     EventSpec,
     InvalidAuditEvent,
     decision_event,
+    redact,
     safe_text,
     secret_looking_key,
     secret_looking_value,
@@ -44,6 +46,7 @@ from bastion.audit.log import (
     export_ndjson,
     head,
     query,
+    record,
 )
 from bastion.audit.sink import CheckpointExporter, SinkStatus, build_sinks
 from bastion.audit.verify import ChainReport, Verifier, read_checkpoints, verify_chain, verify_from
@@ -56,6 +59,7 @@ __all__ = [
     "MAX_LIMIT",
     "OUTCOMES",
     "Anchors",
+    "AuditBuffer",
     "AuditChainBroken",
     "AuditEvent",
     "ChainReport",
@@ -88,6 +92,8 @@ __all__ = [
     "query",
     "read_anchors",
     "read_checkpoints",
+    "record",
+    "redact",
     "safe_text",
     "secret_looking_key",
     "secret_looking_value",

@@ -1,17 +1,24 @@
-"""Typed audit events: the registry of actions, and ``AuditEvent`` which refuses secrets.
+"""Typed audit events: the registry of actions, and ``AuditEvent`` which keeps secrets out.
 
 Every security-relevant act is one event of a registered action, with one of that
-action's outcomes and only its registered detail keys. Validation happens when the
-event is built, so a secret never reaches ``audit.log.emit``:
+action's outcomes and only its registered detail keys. An event is checked when it is
+built, before the change it records is written (the two share one transaction):
 
-- ``reason`` is a machine code (``invalid_code``, ``missing_permission``), not free text;
-- a detail key that names secret material (password, secret, token, code, key, seed …)
-  is refused unless it is an identifier or a count (``key_id``, ``token_id``);
-- a string anywhere in the event that looks like a secret is refused: Bastion's
-  ``bst_`` prefixed secrets, JWTs (``eyJ…``), password hashes, PEM keys, otpauth URIs.
+- what the *code* decides is checked strictly, and a mistake raises
+  ``InvalidAuditEvent``: an unregistered action, outcome or detail key, a detail key that
+  names secret material (password, secret, token, code, key, seed …) unless it is an
+  identifier or a count (``key_id``, ``token_id``), a ``reason`` that is not a machine
+  code, a value that is not JSON;
+- what a *caller* chose (a collection name, a username, an address) never makes an event
+  fail: a string that looks like a secret (Bastion's ``bst_`` prefixed secrets, JWTs
+  ``eyJ…``, password hashes, PEM keys, otpauth URIs) is replaced by
+  ``[redacted sha256:…]`` (a hash prefix, so two such names can still be told apart),
+  text too long for its column is cut and marked with the hash of the whole, invalid
+  Unicode is replaced, and details too large are replaced by ``{"truncated": true}``.
+  So an attacker cannot choose a name that makes an act go unrecorded.
 
-Routes that must record user-typed text (the username of a failed login, which users
-sometimes fill with their password) pass it through ``safe_text`` first.
+Routes that record user-typed text that may be a password (the username of a failed
+login) pass it through ``safe_text`` first, which keeps no hash at all.
 
 Conventions: ``actor`` is the principal id (``usr_…``, ``sa_…``) or ``None`` before
 authentication; ``resource`` is ``kind:id`` (``collection:docs``, ``user:usr_…``,
@@ -20,6 +27,7 @@ authentication; ``resource`` is ``kind:id`` (``collection:docs``, ``user:usr_…
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Mapping
@@ -28,13 +36,13 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from bastion.audit.chain import canonical_json
-from bastion.authn.principal import Principal
 from bastion.authz.decide import Decision, Effect
+from bastion.domain import Principal
 
 Outcome = Literal["success", "failure", "denied", "challenge"]
 OUTCOMES: tuple[str, ...] = ("success", "failure", "denied", "challenge")
 
-COMMON_DETAILS = frozenset({"ip", "user_agent", "request_id"})
+COMMON_DETAILS = frozenset({"ip", "user_agent", "request_id", "truncated"})
 MAX_DETAILS_BYTES = 16_384
 MAX_DEPTH = 4
 _LIMITS = {"action": 64, "actor": 128, "tenant_id": 40, "resource": 256, "reason": 64}
@@ -94,8 +102,9 @@ _SPECS = (
     _spec("step_up.success", "A step-up finished with new tokens.", "success",
           "session_id acr amr"),
     _spec("step_up.failure", "A step-up was refused.", "failure", "method attempts"),
-    _spec("api_key.rejected", "An unknown, expired or revoked API key was presented.",
-          "failure denied", "key_id service_account_id"),
+    _spec("api_key.rejected", "An unknown, expired or revoked API key was presented (one "
+          "event per key, reason and second; attempts = how many).", "denied",
+          "key_id service_account_id attempts"),
     # Authorisation
     _spec("authz.denied", "decide() denied an action.", "denied", "permission"),
     # Administration (before/after hold roles and status, never secrets)
@@ -208,8 +217,44 @@ def _check_registry(specs: tuple[EventSpec, ...]) -> Mapping[str, EventSpec]:
 EVENTS: Mapping[str, EventSpec] = _check_registry(_SPECS)
 
 
+def _digest(value: str) -> str:
+    """A short, domain-separated hash: tells two redacted values apart, reveals neither."""
+    data = b"bastion:audit-redaction:" + value.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+_RESOURCE_KIND = re.compile(r"^[a-z_]{1,32}:")
+
+
+def redact(value: str) -> str:
+    """``value`` with anything that looks like a secret replaced (kept as is otherwise).
+
+    A ``kind:`` prefix (``collection:bst_…``) is kept when only what follows it looks
+    secret, so the event still says what kind of thing was acted on.
+    """
+    if not secret_looking_value(value):
+        return value
+    kind = _RESOURCE_KIND.match(value)
+    if kind is not None and secret_looking_value(value[kind.end() :]):
+        return f"{kind.group()}[redacted sha256:{_digest(value)}]"
+    return f"[redacted sha256:{_digest(value)}]"
+
+
+def _text(value: str, limit: int | None = None) -> str:
+    """Caller-chosen text fit for the log: valid Unicode, secrets redacted, within limit."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    value = redact(value)
+    if limit is not None and len(value) > limit:
+        mark = f"…[sha256:{_digest(value)}]"
+        value = value[: limit - len(mark)] + mark
+    return value
+
+
 def _normalise(value: Any, path: str, depth: int) -> Any:
-    """A JSON-ready deep copy; refuses secrets, odd types, NaN and surrogates."""
+    """A JSON-ready deep copy; redacts secret-looking text; refuses odd types and NaN."""
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
@@ -217,8 +262,7 @@ def _normalise(value: Any, path: str, depth: int) -> Any:
             raise InvalidAuditEvent(f"detail {path} is not a finite number")
         return value
     if isinstance(value, str):
-        _check_text(value, f"detail {path}")
-        return value
+        return _text(value)
     if depth >= MAX_DEPTH:
         raise InvalidAuditEvent(f"detail {path} is nested too deeply")
     if isinstance(value, list | tuple | frozenset | set):
@@ -229,26 +273,17 @@ def _normalise(value: Any, path: str, depth: int) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidAuditEvent(f"detail {path} has a non-string key")
-            _check_text(key, f"a key of detail {path}")
             if secret_looking_key(key):
-                raise InvalidAuditEvent(f"detail key {path}.{key} names secret material")
-            result[key] = _normalise(item, f"{path}.{key}", depth + 1)
+                raise InvalidAuditEvent(f"detail key {path}.{_text(key, 64)} names secret material")
+            result[_text(key, 64)] = _normalise(item, f"{path}.{key}", depth + 1)
         return result
     raise InvalidAuditEvent(f"detail {path} is a {type(value).__name__}, not JSON")
 
 
-def _check_text(value: str, where: str) -> None:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidAuditEvent(f"{where} is not valid Unicode") from None
-    if secret_looking_value(value):
-        raise InvalidAuditEvent(f"{where} looks like a secret")
-
-
 @dataclass(frozen=True)
 class AuditEvent:
-    """One validated event, ready for ``audit.log.emit`` (details are a JSON-ready copy)."""
+    """One checked event, ready for ``audit.log.emit`` (details are a JSON-ready copy;
+    caller-chosen text redacted and cut, see the module docstring)."""
 
     action: str
     outcome: str
@@ -266,15 +301,17 @@ class AuditEvent:
             raise InvalidAuditEvent(
                 f"{self.action}: outcome {self.outcome!r} is not one of {sorted(spec.outcomes)}"
             )
+        if self.reason is not None and (
+            not isinstance(self.reason, str) or not _REASON.fullmatch(self.reason)
+        ):
+            raise InvalidAuditEvent(f"{self.action}: reason must be a snake_case code")
         for name, limit in _LIMITS.items():
             value = getattr(self, name)
             if value is None:
                 continue
-            if not isinstance(value, str) or not value or len(value) > limit:
-                raise InvalidAuditEvent(f"{self.action}: {name} must be 1 to {limit} characters")
-            _check_text(value, f"{self.action}: {name}")
-        if self.reason is not None and not _REASON.fullmatch(self.reason):
-            raise InvalidAuditEvent(f"{self.action}: reason must be a snake_case code")
+            if not isinstance(value, str) or not value:
+                raise InvalidAuditEvent(f"{self.action}: {name} must be a non-empty string")
+            object.__setattr__(self, name, _text(value, limit))
         if not isinstance(self.details, Mapping):
             raise InvalidAuditEvent(f"{self.action}: details must be a mapping")
         unknown = sorted(
@@ -286,7 +323,7 @@ class AuditEvent:
             raise InvalidAuditEvent(f"{self.action}: unregistered detail keys {unknown}")
         normalised = _normalise(dict(self.details), "details", 0)
         if len(canonical_json(normalised)) > MAX_DETAILS_BYTES:
-            raise InvalidAuditEvent(f"{self.action}: details exceed {MAX_DETAILS_BYTES} bytes")
+            normalised = {"truncated": True}
         object.__setattr__(self, "details", MappingProxyType(normalised))
 
 

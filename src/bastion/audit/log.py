@@ -1,4 +1,7 @@
-"""The audit log: ``emit`` (the one way in), ``query`` and ``export_ndjson``.
+"""The audit log: ``record`` (the one way in), ``query`` and ``export_ndjson``.
+
+Domain services call ``record(conn, action, …)`` inside the transaction of the change
+it describes; ``emit`` appends an already built ``AuditEvent`` (batches, checkpoints).
 
 There is no update or delete function, by construction, and the database refuses
 UPDATE/DELETE on ``audit_events`` (migration 0001 installs triggers).
@@ -13,7 +16,7 @@ impossible even if a caller forgets the write transaction (the insert then fails
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, Select, insert, select, text
 
 from bastion.audit.chain import GENESIS_HASH, canonical_json, chain_record, link_hash
-from bastion.audit.events import AuditEvent
+from bastion.audit.events import AuditEvent, Outcome
 from bastion.errors import ValidationError
 from bastion.storage.schema import audit_events
 from bastion.storage.types import new_id
@@ -91,6 +94,37 @@ def emit(conn: Connection, event: AuditEvent, *, now: datetime) -> str:
         },
     )
     return event_id
+
+
+def record(
+    conn: Connection,
+    action: str,
+    *,
+    actor: str | None,
+    tenant_id: str | None,
+    now: datetime,
+    outcome: Outcome = "success",
+    resource: str | None = None,
+    reason: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> str:
+    """Build one event and append it inside the caller's transaction; return its id.
+
+    The event commits or rolls back with the change it records. What a caller chose
+    (names, addresses) is redacted rather than refused (``AuditEvent``), so recording
+    fails only on a programming error or a database fault, and then the change fails
+    with it.
+    """
+    event = AuditEvent(
+        action=action,
+        outcome=outcome,
+        actor=actor,
+        tenant_id=tenant_id,
+        resource=resource,
+        reason=reason,
+        details=dict(details or {}),
+    )
+    return emit(conn, event, now=now)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bastion.domain.assurance import AAL1, AAL2, AAL3, ACR_VALUES, acr_rank, acr_satisfies
 from bastion.factors.catalog import CATALOG, Category, Method
 
 __all__ = [
@@ -36,12 +37,6 @@ __all__ = [
     "acr_satisfies",
     "compute_assurance",
 ]
-
-AAL1 = "aal1"
-AAL2 = "aal2"
-AAL3 = "aal3"
-ACR_VALUES: tuple[str, ...] = (AAL1, AAL2, AAL3)  # weakest first
-_RANK = {acr: rank for rank, acr in enumerate(ACR_VALUES, start=1)}
 
 # RFC 8176 values that name a biometric; any other user verification counts as knowledge
 # (PIN / pattern / device passcode, which is also every platform's biometric fallback).
@@ -148,17 +143,3 @@ def compute_assurance(factors: Sequence[VerifiedFactor]) -> Assurance:
         amr=tuple(sorted(amr)),
         categories=tuple(sorted(categories, key=lambda c: c.value)),
     )
-
-
-def acr_rank(acr: str) -> int:
-    """1 for aal1 … 3 for aal3; 0 for anything unknown (ranks below aal1: fail closed)."""
-    return _RANK.get(acr, 0)
-
-
-def acr_satisfies(have: str, need: str) -> bool:
-    """Whether an ``acr`` of ``have`` meets a requirement of ``need``.
-
-    Unknown values never satisfy, and an unknown requirement is never met (a typo in a
-    policy must not open the door).
-    """
-    return acr_rank(have) > 0 and acr_rank(need) > 0 and acr_rank(have) >= acr_rank(need)

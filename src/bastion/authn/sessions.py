@@ -2,27 +2,26 @@
 
 Access tokens carry ``sid``; revoking the session (logout, refresh-token reuse,
 suspension, deprovisioning) kills every token of the family within the liveness
-window of ``api.guard`` (≤ 1 s).
+window of ``authn.request`` (≤ 1 s).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, insert, select, update
 
-from bastion.audit import AuditEvent, emit
+from bastion.audit import record
 from bastion.errors import InvalidGrant, InvalidToken
 from bastion.identity.grants import grants_of
 from bastion.identity.tenants import tenant_by_id
 from bastion.identity.users import User, user_by_id
-from bastion.runtime import Runtime
 from bastion.storage import new_id
 from bastion.storage.schema import refresh_tokens, sessions
-from bastion.tokens import issue_access_token, new_secret, parse_secret
+from bastion.tokens import KeyRing, issue_access_token, new_secret, parse_secret
 
 RESTRICTED_ENROLLMENT = "enrollment"
 
@@ -74,13 +73,43 @@ def list_sessions(conn: Connection, user_id: str, *, now: datetime) -> list[Sess
     return [s for s in map(_session, rows) if s.live(now)]
 
 
-def _access_token(rt: Runtime, conn: Connection, session: Session, user: User) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SessionIssuer:
+    """What issuing a session's tokens needs: the signing keys and the token settings.
+
+    ``keys`` returns the key ring in use now (a rotation replaces it while serving).
+    """
+
+    keys: Callable[[], KeyRing]
+    issuer: str
+    audience: str
+    access_ttl: int
+    refresh_ttl: int
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    """A session's tokens (RFC 6749 §5.1); ``api`` renders them. A restricted (enrollment)
+    session has no refresh token."""
+
+    session_id: str
+    access_token: str
+    expires_in: int
+    acr: str
+    amr: tuple[str, ...]
+    refresh_token: str | None
+    restricted: str | None = None
+
+
+def _access_token(
+    conn: Connection, issuer: SessionIssuer, session: Session, user: User, *, now: datetime
+) -> str:
     tenant = tenant_by_id(conn, session.tenant_id)
     roles = [grant.role for grant in grants_of(conn, "user", user.id)]
     issued = issue_access_token(
-        keyring=rt.keyring,
-        issuer=rt.settings.resolved_issuer,
-        audience=rt.settings.audience,
+        keyring=issuer.keys(),
+        issuer=issuer.issuer,
+        audience=issuer.audience,
         subject=user.id,
         tenant=tenant.name,
         roles=roles,
@@ -88,15 +117,11 @@ def _access_token(rt: Runtime, conn: Connection, session: Session, user: User) -
         amr=list(session.amr),
         auth_time=session.auth_time,
         session_id=session.id,
-        ttl=rt.settings.access_token_ttl,
-        now=rt.clock.now(),
+        ttl=issuer.access_ttl,
+        now=now,
         extra={"preferred_username": user.username},
     )
-    return {
-        "access_token": issued.token,
-        "token_type": "Bearer",
-        "expires_in": rt.settings.access_token_ttl,
-    }
+    return issued.token
 
 
 def _new_refresh_token(conn: Connection, session_id: str, *, now: datetime) -> str:
@@ -110,20 +135,20 @@ def _new_refresh_token(conn: Connection, session_id: str, *, now: datetime) -> s
 
 
 def start_session(
-    rt: Runtime,
     conn: Connection,
+    issuer: SessionIssuer,
     user: User,
     *,
     acr: str,
     amr: Sequence[str],
     auth_time: datetime,
+    now: datetime,
     restricted: str | None = None,
     ip: str | None = None,
     user_agent: str | None = None,
-) -> dict[str, Any]:
-    """Create a session and return the RFC 6749 §5.1 token response for it."""
-    now = rt.clock.now()
-    lifetime = rt.settings.access_token_ttl if restricted else rt.settings.refresh_token_ttl
+) -> IssuedTokens:
+    """Create a session and its first tokens."""
+    lifetime = issuer.access_ttl if restricted else issuer.refresh_ttl
     session = Session(
         id=new_id("ses"),
         user_id=user.id,
@@ -151,31 +176,35 @@ def start_session(
             user_agent=(user_agent or "")[:256] or None,
         )
     )
-    response = _access_token(rt, conn, session, user)
-    if restricted:
-        return {"status": "enrollment_required", **response}
-    return {
-        "status": "authenticated",
-        **response,
-        "refresh_token": _new_refresh_token(conn, session.id, now=now),
-        "acr": acr,
-        "amr": list(amr),
-    }
+    return IssuedTokens(
+        session_id=session.id,
+        access_token=_access_token(conn, issuer, session, user, now=now),
+        expires_in=issuer.access_ttl,
+        acr=acr,
+        amr=tuple(amr),
+        refresh_token=None if restricted else _new_refresh_token(conn, session.id, now=now),
+        restricted=restricted,
+    )
 
 
 @dataclass(frozen=True)
 class RefreshOutcome:
-    response: dict[str, Any] | None
+    """New tokens, or the error to answer once the transaction (which may have revoked
+    a session: ``revoked_session``) has committed."""
+
+    tokens: IssuedTokens | None
     error: InvalidGrant | None
+    revoked_session: str | None = None
 
 
-def refresh(rt: Runtime, conn: Connection, presented: str) -> RefreshOutcome:
+def refresh(
+    conn: Connection, issuer: SessionIssuer, presented: str, *, now: datetime
+) -> RefreshOutcome:
     """Rotate a refresh token. Reuse of a rotated token revokes the whole family.
 
     Returns the error instead of raising so the caller commits the revocation and
     the audit event before answering ``invalid_grant``.
     """
-    now = rt.clock.now()
     try:
         token_hash = parse_secret(presented, "refresh")
     except InvalidToken:
@@ -190,47 +219,44 @@ def refresh(rt: Runtime, conn: Connection, presented: str) -> RefreshOutcome:
     if row.used_at is not None:
         if session.revoked_at is None:
             revoke_session(conn, session.id, reason="refresh_reuse", now=now)
-        emit(
+        record(
             conn,
-            AuditEvent(
-                action="token.refresh_reuse_detected",
-                outcome="denied",
-                actor=session.user_id,
-                tenant_id=session.tenant_id,
-                resource=f"session:{session.id}",
-                reason="refresh_token_reused",
-                details={"session_id": session.id},
-            ),
+            "token.refresh_reuse_detected",
+            outcome="denied",
+            actor=session.user_id,
+            tenant_id=session.tenant_id,
+            resource=f"session:{session.id}",
+            reason="refresh_token_reused",
+            details={"session_id": session.id},
             now=now,
         )
-        rt.token_cache.discard_session(session.id)
         return RefreshOutcome(
-            None, InvalidGrant("The refresh token was already used; the session has been revoked.")
+            None,
+            InvalidGrant("The refresh token was already used; the session has been revoked."),
+            revoked_session=session.id,
         )
     user = user_by_id(conn, session.user_id)
     if not session.live(now) or not user.active:
         return RefreshOutcome(None, InvalidGrant("The session has ended; sign in again."))
     conn.execute(update(refresh_tokens).where(refresh_tokens.c.id == row.id).values(used_at=now))
-    response = {
-        "status": "authenticated",
-        **_access_token(rt, conn, session, user),
-        "refresh_token": _new_refresh_token(conn, session.id, now=now),
-        "acr": session.acr,
-        "amr": list(session.amr),
-    }
-    emit(
+    tokens = IssuedTokens(
+        session_id=session.id,
+        access_token=_access_token(conn, issuer, session, user, now=now),
+        expires_in=issuer.access_ttl,
+        acr=session.acr,
+        amr=session.amr,
+        refresh_token=_new_refresh_token(conn, session.id, now=now),
+    )
+    record(
         conn,
-        AuditEvent(
-            action="token.refreshed",
-            outcome="success",
-            actor=user.id,
-            tenant_id=user.tenant_id,
-            resource=f"session:{session.id}",
-            details={"session_id": session.id},
-        ),
+        "token.refreshed",
+        actor=user.id,
+        tenant_id=user.tenant_id,
+        resource=f"session:{session.id}",
+        details={"session_id": session.id},
         now=now,
     )
-    return RefreshOutcome(response, None)
+    return RefreshOutcome(tokens, None)
 
 
 def revoke_session(conn: Connection, session_id: str, *, reason: str, now: datetime) -> None:
@@ -239,6 +265,33 @@ def revoke_session(conn: Connection, session_id: str, *, reason: str, now: datet
         .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason)
     )
+
+
+def end_session(
+    conn: Connection,
+    session_id: str,
+    *,
+    reason: str,
+    action: Literal["session.logout", "session.revoked", "token.revoked"],
+    actor: str | None = None,
+    now: datetime,
+) -> Session | None:
+    """Revoke one session and record why (``actor``: who ended it, by default its user).
+    ``None`` when there is no such session."""
+    session = session_by_id(conn, session_id)
+    if session is None:
+        return None
+    revoke_session(conn, session_id, reason=reason, now=now)
+    record(
+        conn,
+        action,
+        actor=actor or session.user_id,
+        tenant_id=session.tenant_id,
+        resource=f"session:{session_id}",
+        details={"session_id": session_id},
+        now=now,
+    )
+    return session
 
 
 def revoke_user_sessions(conn: Connection, user_id: str, *, reason: str, now: datetime) -> None:

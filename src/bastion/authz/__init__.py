@@ -27,7 +27,6 @@ from bastion.authz.policy import (
     DEFAULT_SERVICE_ACCOUNT_ACTIONS,
     DOCUMENT_KEYS,
     Policy,
-    Requirement,
     render_permissions_markdown,
 )
 from bastion.authz.roles import (
@@ -39,6 +38,7 @@ from bastion.authz.roles import (
     role_named,
     validate_custom_role,
 )
+from bastion.domain import Requirement
 
 __all__ = [
     "ADMINISTRATIVE",

@@ -33,11 +33,10 @@ from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
-from bastion.authn.assurance import acr_satisfies
-from bastion.authn.principal import Grant, Principal
 from bastion.authz.permissions import PERMISSIONS, Permission
 from bastion.authz.policy import Policy
 from bastion.authz.roles import Role, role_named
+from bastion.domain import Grant, Principal, acr_satisfies
 from bastion.errors import AuthorizationError, StepUpRequired
 
 DEFAULT_TENANT = "default"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-from bastion.authn.assurance import ACR_VALUES
+from bastion.domain import ACR_VALUES
 
 PermissionKind = Literal["read", "write", "admin"]
 PermissionScope = Literal["collection", "tenant", "installation", "self"]

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from bastion.authn.assurance import ACR_VALUES, acr_rank
 from bastion.authz.permissions import PERMISSIONS, Permission, permission
 from bastion.authz.roles import BUILTIN_ROLES
+from bastion.domain import ACR_VALUES, Requirement, acr_rank
 from bastion.errors import ValidationError
 
 MAX_AGE_LIMIT = 86_400  # a max_age beyond a day is no freshness requirement at all
@@ -48,12 +48,6 @@ REQUIREMENT_KEYS: tuple[str, ...] = ("acr", "max_age")
 DEFAULT_SERVICE_ACCOUNT_ACTIONS = frozenset(
     {"collections.read", "points.read", "points.search", "points.write"}
 )
-
-
-@dataclass(frozen=True)
-class Requirement:
-    acr: str
-    max_age: int | None = None  # seconds since auth_time; None: any age
 
 
 def _default_requirements() -> Mapping[str, Requirement]:

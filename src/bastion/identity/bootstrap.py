@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from argon2 import PasswordHasher
 from sqlalchemy import Connection, func, insert, select, update
 
 from bastion.audit import AuditEvent, emit
@@ -18,8 +19,7 @@ from bastion.errors import InvalidToken
 from bastion.identity.provisioning import provision_user
 from bastion.identity.tenants import Tenant, ensure_default_tenant
 from bastion.identity.users import User
-from bastion.runtime import Runtime
-from bastion.storage import new_id
+from bastion.storage import Database, new_id
 from bastion.storage.schema import setup_tokens, users
 from bastion.tokens import new_secret, parse_secret
 
@@ -35,12 +35,18 @@ class Bootstrap:
 
 
 def create_admin(
-    rt: Runtime, conn: Connection, tenant: Tenant, *, username: str, password: str, actor: str
+    conn: Connection,
+    tenant: Tenant,
+    *,
+    hasher: PasswordHasher,
+    username: str,
+    password: str,
+    actor: str,
+    now: datetime,
 ) -> User:
-    now = rt.clock.now()
     user = provision_user(
         conn,
-        hasher=rt.hasher,
+        hasher=hasher,
         tenant_id=tenant.id,
         username=username,
         password=password,
@@ -62,28 +68,35 @@ def create_admin(
     return user
 
 
-def joined(rt: Runtime) -> Bootstrap:
+def joined(db: Database, *, now: datetime) -> Bootstrap:
     """A worker process of a server its parent already bootstrapped: creates nothing
     (a second setup link would cancel the one the parent printed)."""
-    with rt.db.begin() as conn:
-        return Bootstrap("existing", ensure_default_tenant(conn, now=rt.clock.now()))
+    with db.begin() as conn:
+        return Bootstrap("existing", ensure_default_tenant(conn, now=now))
 
 
-def bootstrap(rt: Runtime) -> Bootstrap:
-    now = rt.clock.now()
-    with rt.db.begin() as conn:
+def bootstrap(
+    db: Database,
+    *,
+    hasher: PasswordHasher,
+    admin_password: str | None,
+    public_url: str,
+    now: datetime,
+) -> Bootstrap:
+    """The default tenant, and the first admin (``admin_password``) or a setup link."""
+    with db.begin() as conn:
         tenant = ensure_default_tenant(conn, now=now)
         if conn.execute(select(func.count()).select_from(users)).scalar_one() > 0:
             return Bootstrap("existing", tenant)
-        password = rt.settings.bootstrap_admin_password
-        if password is not None:
+        if admin_password is not None:
             create_admin(
-                rt,
                 conn,
                 tenant,
+                hasher=hasher,
                 username=BOOTSTRAP_USERNAME,
-                password=password.get_secret_value(),
+                password=admin_password,
                 actor="system:bootstrap",
+                now=now,
             )
             return Bootstrap("password", tenant)
         conn.execute(
@@ -101,14 +114,20 @@ def bootstrap(rt: Runtime) -> Bootstrap:
                 expires_at=now + SETUP_LINK_TTL,
             )
         )
-    return Bootstrap("link", tenant, f"{rt.settings.resolved_public_url}/setup#{secret.value}")
+    return Bootstrap("link", tenant, f"{public_url}/setup#{secret.value}")
 
 
 def claim_setup_link(
-    rt: Runtime, conn: Connection, tenant: Tenant, *, token: str, username: str, password: str
+    conn: Connection,
+    tenant: Tenant,
+    *,
+    hasher: PasswordHasher,
+    token: str,
+    username: str,
+    password: str,
+    now: datetime,
 ) -> User:
     """Spend the one-time link: create the first admin. Refused once any user exists."""
-    now: datetime = rt.clock.now()
     token_hash = parse_secret(token, "setup")
     row = conn.execute(
         select(setup_tokens).where(
@@ -121,5 +140,11 @@ def claim_setup_link(
         raise InvalidToken("This installation already has users; the setup link is spent.")
     conn.execute(update(setup_tokens).where(setup_tokens.c.id == row.id).values(used_at=now))
     return create_admin(
-        rt, conn, tenant, username=username, password=password, actor="system:setup_link"
+        conn,
+        tenant,
+        hasher=hasher,
+        username=username,
+        password=password,
+        actor="system:setup_link",
+        now=now,
     )

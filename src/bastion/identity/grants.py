@@ -8,7 +8,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, delete, func, insert, select
 
-from bastion.authn.principal import Grant
+from bastion.domain import Grant
 from bastion.storage import new_id
 from bastion.storage.schema import role_grants, service_accounts, users
 

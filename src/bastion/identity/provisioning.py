@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 
 from bastion.factors.password import check_new_password, hash_password
 from bastion.identity.grants import replace_grants
-from bastion.identity.policies import load_policy
+from bastion.identity.rules import load_policy
 from bastion.identity.users import User, create_user
 
 

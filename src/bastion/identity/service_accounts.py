@@ -35,6 +35,30 @@ class ApiKeyRecord:
 
 
 @dataclass(frozen=True)
+class ApiKeyState:
+    """What authenticating with a key needs to know about it and its account, now."""
+
+    key_id: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    account_id: str
+    account_name: str
+    account_status: str
+    tenant_id: str
+
+    def refusal(self, now: datetime) -> str | None:
+        """Why the key cannot be used at ``now`` (``revoked``, ``expired``,
+        ``account_inactive``), or ``None`` when it can."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.account_status != "active":
+            return "account_inactive"
+        if self.expires_at is not None and now >= self.expires_at:
+            return "expired"
+        return None
+
+
+@dataclass(frozen=True)
 class NewApiKey:
     record: ApiKeyRecord
     secret: str  # shown once, never stored
@@ -186,3 +210,31 @@ def api_key_by_id(conn: Connection, *, service_account_id: str, key_id: str) -> 
     if row is None:
         raise NotFound("API key not found.", code="api_key_not_found")
     return _key(row)
+
+
+def api_key_state(conn: Connection, key_hash: str) -> ApiKeyState | None:
+    """The key whose SHA-256 is ``key_hash`` with its account, or ``None`` when unknown."""
+    row = conn.execute(
+        select(
+            api_keys.c.id,
+            api_keys.c.expires_at,
+            api_keys.c.revoked_at,
+            service_accounts.c.id.label("account_id"),
+            service_accounts.c.name,
+            service_accounts.c.status,
+            service_accounts.c.tenant_id,
+        )
+        .join(service_accounts, service_accounts.c.id == api_keys.c.service_account_id)
+        .where(api_keys.c.key_hash == key_hash)
+    ).first()
+    if row is None:
+        return None
+    return ApiKeyState(
+        key_id=row.id,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        account_id=row.account_id,
+        account_name=row.name,
+        account_status=row.status,
+        tenant_id=row.tenant_id,
+    )

@@ -1,7 +1,7 @@
 """Tables of the security core (identity, factors, sessions, tokens, policy, audit).
 
 One ``metadata`` for the whole installation; the vector engine adds its tables in
-``bastion.vectors.schema``. Alembic migrations in ``storage/migrations`` create them.
+``bastion.storage.vector_schema``. Alembic migrations in ``storage/migrations`` create them.
 Only portable SQL: the same schema runs on SQLite and PostgreSQL.
 """
 

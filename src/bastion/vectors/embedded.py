@@ -1,8 +1,9 @@
 """The embedded engine: SQLite rows are the truth, ``LiveCollection`` mirrors them in memory.
 
 A write validates, commits one SQLite transaction (WAL: it survives ``kill -9`` once
-``COMMIT`` returns), then applies the same change to memory and the ANN index before it
-returns, so the next search sees it. On start each collection is loaded from its rows;
+``COMMIT`` returns) holding the change and its audit event (``vectors.audit``), then
+applies the same change to memory and the ANN index before it returns, so the next
+search sees it. On start each collection is loaded from its rows;
 the ANN index is loaded from the file saved at the last clean shutdown and caught up
 with the rows written since (``points.version``), or rebuilt from the rows.
 
@@ -32,6 +33,7 @@ from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
 from bastion.storage import Database, new_id
 from bastion.vectors.ann import AnnIndex
+from bastion.vectors.audit import audited
 from bastion.vectors.batching import SearchBatcher
 from bastion.vectors.engine import (
     CollectionInfo,
@@ -238,18 +240,18 @@ class EmbeddedEngine:
         live = self._get(tenant_id, name)
         return await _off_loop(lambda: _info(live))
 
-    async def create_collection(self, tenant_id: str, spec: CollectionSpec) -> None:
+    async def create_collection(self, tenant_id: str, spec: CollectionSpec, *, actor: str) -> None:
         await self._fresh()
-        await _off_loop(lambda: self._create(tenant_id, spec))
+        await _off_loop(lambda: self._create(tenant_id, spec, actor))
 
-    def _create(self, tenant_id: str, spec: CollectionSpec) -> None:
+    def _create(self, tenant_id: str, spec: CollectionSpec, actor: str) -> None:
         with self._registry:
             if (tenant_id, spec.name) in self._collections:
                 raise CollectionExists(spec.name)
             collection_id = new_id("col")
             created_at = self.clock.now()
-            try:
-                with self.db.begin() as conn:
+            with self.db.begin() as conn:
+                try:
                     conn.execute(
                         insert(collections).values(
                             id=collection_id,
@@ -262,17 +264,19 @@ class EmbeddedEngine:
                             version=0,
                         )
                     )
-            except IntegrityError:
-                raise CollectionExists(spec.name) from None
+                except IntegrityError:  # created by another worker meanwhile
+                    raise CollectionExists(spec.name) from None
+                audited(conn, "collection.created", tenant_id, spec.name, actor, created_at,
+                        size=spec.dim, distance=spec.distance)  # fmt: skip
             self._collections[(tenant_id, spec.name)] = LiveCollection(
                 id=collection_id, tenant_id=tenant_id, spec=spec, created_at=created_at
             )
 
-    async def delete_collection(self, tenant_id: str, name: str) -> bool:
+    async def delete_collection(self, tenant_id: str, name: str, *, actor: str) -> bool:
         await self._fresh()
-        return await _off_loop(lambda: self._delete_collection(tenant_id, name))
+        return await _off_loop(lambda: self._delete_collection(tenant_id, name, actor))
 
-    def _delete_collection(self, tenant_id: str, name: str) -> bool:
+    def _delete_collection(self, tenant_id: str, name: str, actor: str) -> bool:
         with self._registry:
             live = self._collections.get((tenant_id, name))
             if live is None:
@@ -283,13 +287,14 @@ class EmbeddedEngine:
                     delete(payload_indexes).where(payload_indexes.c.collection_id == live.id)
                 )
                 conn.execute(delete(collections).where(collections.c.id == live.id))
+                audited(conn, "collection.deleted", tenant_id, name, actor, self.clock.now())
             del self._collections[(tenant_id, name)]
         for path in self._index_files(live.id):
             path.unlink(missing_ok=True)
         return True
 
     async def create_payload_index(
-        self, tenant_id: str, name: str, field_name: str, schema: str
+        self, tenant_id: str, name: str, field_name: str, schema: str, *, actor: str
     ) -> None:
         await self._fresh()
         live = self._get(tenant_id, name)
@@ -308,6 +313,8 @@ class EmbeddedEngine:
                             collection_id=live.id, field=field_name, schema=schema
                         )
                     )
+                    audited(conn, "index.created", tenant_id, name, actor, self.clock.now(),
+                            field=field_name, schema=schema)  # fmt: skip
                 live.add_payload_index(field_name, schema)
 
         await _off_loop(work)
@@ -315,7 +322,13 @@ class EmbeddedEngine:
     # -- writes ------------------------------------------------------------------------
 
     async def upsert(
-        self, tenant_id: str, name: str, points_: Sequence[PointWrite], vectors: Vector
+        self,
+        tenant_id: str,
+        name: str,
+        points_: Sequence[PointWrite],
+        vectors: Vector,
+        *,
+        actor: str,
     ) -> int:
         await self._fresh()
         live = self._get(tenant_id, name)
@@ -330,7 +343,7 @@ class EmbeddedEngine:
         if not np.isfinite(vectors).all():
             raise BadRequest("vectors must not contain NaN or infinity")
         payloads = [point.payload for point in points_]
-        return await _off_loop(lambda: self._upsert(live, keys, vectors, payloads))
+        return await _off_loop(lambda: self._upsert(live, keys, vectors, payloads, actor))
 
     def _upsert(
         self,
@@ -338,6 +351,7 @@ class EmbeddedEngine:
         keys: list[str],
         vectors: Vector,
         payloads: list[dict[str, Any] | None],
+        actor: str,
     ) -> int:
         stored = live.prepare(vectors)
         blobs = [row.tobytes() for row in stored]
@@ -383,6 +397,8 @@ class EmbeddedEngine:
                             for row in new_rows
                         ],
                     )
+                audited(conn, "points.upserted", live.tenant_id, live.spec.name, actor,
+                        self.clock.now(), count=len(keys))  # fmt: skip
             live.version = version
             live.apply_upsert(keys, plan, stored, payloads)
         return len(keys)
@@ -394,6 +410,7 @@ class EmbeddedEngine:
         *,
         keys: Sequence[str] | None = None,
         filter: Filter | None = None,
+        actor: str,
     ) -> int:
         await self._fresh()
         live = self._get(tenant_id, name)
@@ -410,6 +427,8 @@ class EmbeddedEngine:
                         found = np.asarray(slots, dtype=np.int64)
                     else:
                         found = live.matching_slots(filter)
+                    audited(conn, "points.deleted", tenant_id, name, actor, self.clock.now(),
+                            count=len(found), by_filter=keys is None)  # fmt: skip
                     if len(found) == 0:
                         return 0
                     doomed = [str(live.keys[slot]) for slot in found.tolist()]

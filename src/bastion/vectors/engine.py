@@ -111,16 +111,27 @@ class VectorEngine(Protocol):
 
     async def get_collection(self, tenant_id: str, name: str) -> CollectionInfo: ...
 
-    async def create_collection(self, tenant_id: str, spec: CollectionSpec) -> None: ...
+    # Writes record their audit event (``collection.created`` …) in their own write
+    # transaction, ``actor`` being who asked: the change and its event commit together.
 
-    async def delete_collection(self, tenant_id: str, name: str) -> bool: ...
+    async def create_collection(
+        self, tenant_id: str, spec: CollectionSpec, *, actor: str
+    ) -> None: ...
+
+    async def delete_collection(self, tenant_id: str, name: str, *, actor: str) -> bool: ...
 
     async def create_payload_index(
-        self, tenant_id: str, name: str, field_name: str, schema: str
+        self, tenant_id: str, name: str, field_name: str, schema: str, *, actor: str
     ) -> None: ...
 
     async def upsert(
-        self, tenant_id: str, name: str, points: Sequence[PointWrite], vectors: Vector
+        self,
+        tenant_id: str,
+        name: str,
+        points: Sequence[PointWrite],
+        vectors: Vector,
+        *,
+        actor: str,
     ) -> int: ...
 
     async def retrieve(
@@ -140,6 +151,7 @@ class VectorEngine(Protocol):
         *,
         keys: Sequence[str] | None = None,
         filter: Filter | None = None,
+        actor: str,
     ) -> int: ...
 
     async def scroll(

@@ -22,9 +22,8 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.bodies import StrictBody
-from bastion.api.guard import authorize, runtime, tenant_rules
+from bastion.api.guard import authorize, forget, runtime, tenant_rules
 from bastion.audit import AuditEvent, emit, secret_looking_value
-from bastion.authn.principal import Grant, Principal
 from bastion.authz import (
     BUILTIN_ROLES,
     DEFAULT_TENANT,
@@ -34,6 +33,7 @@ from bastion.authz import (
     permissions_of,
     role_named,
 )
+from bastion.domain import Grant, Principal
 from bastion.errors import AuthorizationError, Conflict, NotFound, ValidationError
 from bastion.identity.tenants import Tenant, tenant_by_id, tenant_by_name
 from bastion.storage import CommitThenRaise
@@ -237,10 +237,8 @@ def audit(
 
 
 def forget_credentials(request: Request, *, subject: str | None = None) -> None:
-    """After a commit: re-read live state now (the guard caches it ≤ 0.5 s otherwise)."""
-    request.app.state.liveness.clear()
-    if subject is not None:
-        runtime(request).token_cache.discard_subject(subject)
+    """After a commit: re-read live state now (the door caches it ≤ 0.5 s otherwise)."""
+    forget(request, subject=subject)
 
 
 def tenant_names(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, str]:

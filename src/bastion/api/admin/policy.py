@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from bastion.api.admin.common import TenantParam, admit, audit, forget_credentials, read, write
 from bastion.api.guard import runtime
 from bastion.authz import Policy
-from bastion.identity.policies import load_policy, save_policy
+from bastion.identity.rules import load_policy, save_policy
 
 router = APIRouter()
 

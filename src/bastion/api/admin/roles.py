@@ -31,7 +31,7 @@ from bastion.api.guard import runtime
 from bastion.authz import BUILTIN_ROLES, GRANTABLE, Role, validate_custom_role
 from bastion.errors import Conflict
 from bastion.identity.grants import role_holders
-from bastion.identity.roles import create_custom_role, custom_roles_of, delete_custom_role
+from bastion.identity.rules import create_custom_role, custom_roles_of, delete_custom_role
 
 router = APIRouter()
 

@@ -40,11 +40,11 @@ from bastion.api.admin.common import (
 from bastion.api.bodies import StrictBody
 from bastion.api.guard import authorize, runtime
 from bastion.audit import safe_text
-from bastion.authn.principal import Principal
 from bastion.authz import resolve_roles
+from bastion.domain import Principal
 from bastion.errors import NotFound
 from bastion.identity.grants import grants_of, remove_grants, replace_grants
-from bastion.identity.roles import custom_roles_of
+from bastion.identity.rules import custom_roles_of
 from bastion.identity.service_accounts import (
     ApiKeyRecord,
     ServiceAccount,

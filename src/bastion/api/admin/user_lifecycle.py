@@ -41,12 +41,12 @@ from bastion.api.bodies import StrictBody
 from bastion.api.guard import runtime
 from bastion.audit import safe_text
 from bastion.authn.enrollment import reset_factors
-from bastion.authn.principal import Grant, Principal
 from bastion.authn.sessions import revoke_user_sessions
 from bastion.authz import Role, resolve_roles
+from bastion.domain import Grant, Principal
 from bastion.errors import Conflict, ValidationError
 from bastion.identity.grants import grants_in_tenant, grants_of, remove_grants, replace_grants
-from bastion.identity.roles import custom_roles_of
+from bastion.identity.rules import custom_roles_of
 from bastion.identity.users import User, deprovision_user, list_users, set_status
 
 router = APIRouter()

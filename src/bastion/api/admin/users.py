@@ -39,7 +39,7 @@ from bastion.authz import resolve_roles
 from bastion.errors import NotFound
 from bastion.identity.grants import grants_of
 from bastion.identity.provisioning import provision_user
-from bastion.identity.roles import custom_roles_of
+from bastion.identity.rules import custom_roles_of
 from bastion.identity.users import (
     User,
     create_enrollment_link,

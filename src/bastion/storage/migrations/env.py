@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-import bastion.risk.schema  # registers the risk engine's tables
-import bastion.vectors.schema  # noqa: F401  (registers the vector tables)
+import bastion.storage.risk_schema  # noqa: F401  (registers the risk engine's tables)
+import bastion.storage.vector_schema  # noqa: F401  (registers the vector tables)
 from bastion.storage.schema import metadata
 
 target_metadata = metadata

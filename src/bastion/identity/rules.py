@@ -1,21 +1,62 @@
-"""Custom roles of a tenant: named sets of registered permissions (``authz.Role``).
+"""A tenant's own rules: its MFA / assurance policy document and its custom roles.
 
-``authz.roles.validate_custom_role`` checks the input; this module stores and reads
-them. The guard reads the same table (``api.guard._tenant_rules``).
+``authz`` defines and validates them (``Policy.from_document``,
+``validate_custom_role``); this module stores and reads them, and
+``load_tenant_rules`` loads both at once for a decision (the request door caches that ≤ 0.5 s).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
 
-from bastion.authz import Role
+from bastion.authz import Policy, Role
 from bastion.errors import Conflict, NotFound
 from bastion.storage import new_id
-from bastion.storage.schema import custom_roles
+from bastion.storage.schema import custom_roles, policies
+
+
+class TenantRules(NamedTuple):
+    """What ``authz.decide`` reads besides the principal and the resource."""
+
+    policy: Policy
+    roles: Mapping[str, Role]  # the tenant's custom roles by name
+
+
+def load_tenant_rules(conn: Connection, tenant_id: str) -> TenantRules:
+    return TenantRules(load_policy(conn, tenant_id), custom_roles_of(conn, tenant_id))
+
+
+# -- the policy document ------------------------------------------------------------------
+
+
+def load_policy(conn: Connection, tenant_id: str) -> Policy:
+    """The tenant's policy, or the secure defaults when none was stored."""
+    row = conn.execute(select(policies.c.document).where(policies.c.tenant_id == tenant_id)).first()
+    return Policy.from_document(row.document) if row else Policy()
+
+
+def save_policy(conn: Connection, tenant_id: str, policy: Policy, *, now: datetime) -> None:
+    document = policy.to_document()
+    exists = conn.execute(
+        select(policies.c.tenant_id).where(policies.c.tenant_id == tenant_id)
+    ).first()
+    if exists:
+        conn.execute(
+            update(policies)
+            .where(policies.c.tenant_id == tenant_id)
+            .values(document=document, updated_at=now)
+        )
+    else:
+        conn.execute(
+            insert(policies).values(tenant_id=tenant_id, document=document, updated_at=now)
+        )
+
+
+# -- custom roles -------------------------------------------------------------------------
 
 
 def _role(row: Any) -> Role:
