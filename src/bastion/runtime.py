@@ -14,7 +14,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 
 from bastion.audit import Checkpointer, CheckpointExporter, build_sinks
-from bastion.authn.login import LoginDeps
+from bastion.authn.login import AuthnDeps
 from bastion.authn.sessions import SessionIssuer
 from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
@@ -84,9 +84,9 @@ class Runtime:
         )
 
     @cached_property
-    def login(self) -> LoginDeps:
-        """What the sign-in ceremonies use."""
-        return LoginDeps(
+    def authn(self) -> AuthnDeps:
+        """What the authentication services (sign-in, step-up, self-service) use."""
+        return AuthnDeps(
             db=self.db,
             clock=self.clock,
             hasher=self.hasher,

@@ -100,7 +100,7 @@ def test_suspension_by_another_process_is_seen_within_one_second(
     live_server: LiveServer,
 ) -> None:
     """A change the server did not make itself (the CLI on the same data) is seen in < 1 s."""
-    from bastion.authn.sessions import revoke_user_sessions
+    from bastion.identity.credentials import revoke_user_sessions
     from bastion.identity.users import find_user, set_status
 
     username = "timing-cli"

@@ -1,18 +1,32 @@
-"""The privilege matrix: every built-in role x every permission x tenant x assurance.
+"""The privilege matrix: every built-in role x every permission x tenant x assurance,
+and every rule read from a resource's attributes (issue 12: every allow, deny and
+step-up is ``authz.decide``'s): the grant ceiling, the last-admin rule, the
+installation admin's listings across tenants, adding a factor and stepping up.
 
-The expected table below is written by hand from issue 4 and DESIGN.md, not derived
-from the registry. A permission added to ``PERMISSIONS`` without a row here fails
-``test_every_permission_has_a_decision``: a new action needs an explicit decision.
+The expected tables below are written by hand from issues 4 and 12 and DESIGN.md, not
+derived from the registry. A permission added to ``PERMISSIONS`` without a row here
+fails ``test_every_permission_has_a_decision``: a new action needs an explicit decision.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bastion.authn.principal import Grant, Principal, PrincipalKind
-from bastion.authz import DEFAULT_POLICY, PERMISSIONS, Effect, Policy, Resource, decide
+from bastion.authz import (
+    BUILTIN_ROLES,
+    DEFAULT_POLICY,
+    PERMISSIONS,
+    Account,
+    Decision,
+    Effect,
+    Policy,
+    Resource,
+    decide,
+)
+from bastion.domain import Grant, Principal, PrincipalKind
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ACME, GLOBEX, DEFAULT = "tnt_acme", "tnt_globex", "tnt_default"
@@ -57,9 +71,13 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "tenants.read":            ("A",   "DDDDAAD"),
     "tenants.manage":          ("A",   "DDDDAAD"),
     "me.read":                 ("VDA", "AAAAADA"),
-    "me.factors.enroll":       ("VDA", "AAAAADD"),
+    "me.factors.read":         ("VDA", "AAAAADD"),
+    # Without the account's attributes (not read): treated as holding a factor.
+    "me.factors.enroll":       ("VDA", "SAAAADD"),
     "me.factors.remove":       ("VDA", "SSAAADD"),
     "me.sessions.manage":      ("VDA", "AAAAADD"),
+    # Without the account's attributes: no factor able to step up is known.
+    "me.step_up":              ("VDA", "DDDDDDD"),
 }  # fmt: skip
 
 # With "admin_requires_aal3": these need aal3, so a fresh aal2 user must step up.
@@ -70,11 +88,17 @@ RAISED_BY_ADMIN_SWITCH = {
     "policy.manage", "audit.read", "audit.export", "tenants.read", "tenants.manage",
 }  # fmt: skip
 
-# A user without any role may still do these (their own account).
-SELF_SERVICE = {"me.read", "me.factors.enroll", "me.factors.remove", "me.sessions.manage"}
+# A user without any role may still do these (their own account; me.step_up and
+# me.factors.enroll also read the account, see the factor tables below).
+SELF_SERVICE = {
+    "me.read", "me.factors.read", "me.factors.enroll", "me.factors.remove", "me.sessions.manage",
+}  # fmt: skip
 
 # A restricted enrollment token may do exactly these.
-ENROLLMENT_ALLOWED = {"me.read", "me.factors.enroll"}
+ENROLLMENT_ALLOWED = {"me.read", "me.factors.read", "me.factors.enroll"}
+
+# An account without a factor yet, as a self-service resource.
+FRESH = Account(has_active_factor=False)
 
 
 def principal(role: str, scenario: str) -> tuple[Principal, Resource]:
@@ -128,8 +152,10 @@ def test_privilege_matrix(permission: str, role: str, scenario: str) -> None:
     decision = decide(who, permission, resource, policy=DEFAULT_POLICY, now=NOW)
     assert decision.effect is expected, (permission, role, scenario, decision.reason)
     if decision.effect is Effect.STEP_UP:
-        assert decision.required_acr == DEFAULT_POLICY.requirement(permission).acr
-        assert decision.max_age == DEFAULT_POLICY.requirement(permission).max_age
+        required = DEFAULT_POLICY.requirement(permission)
+        floor = "aal2" if PERMISSIONS[permission].adds_factor else required.acr
+        assert decision.required_acr == max(floor, required.acr)
+        assert decision.max_age == required.max_age
 
 
 @pytest.mark.parametrize("permission", sorted(EXPECTED))
@@ -159,6 +185,7 @@ def test_admin_switch_matrix(permission: str) -> None:
 def test_enrollment_token_matrix(permission: str) -> None:
     who, resource = principal("admin", "aal3_fresh")
     restricted = Principal(**{**who.__dict__, "restricted": "enrollment", "acr": "aal1"})
+    resource = replace(resource, account=FRESH)
     decision = decide(restricted, permission, resource, policy=DEFAULT_POLICY, now=NOW)
     expected = Effect.ALLOW if permission in ENROLLMENT_ALLOWED else Effect.DENY
     assert decision.effect is expected
@@ -167,5 +194,133 @@ def test_enrollment_token_matrix(permission: str) -> None:
 @pytest.mark.parametrize("permission", sorted(EXPECTED))
 def test_no_grant_no_access(permission: str) -> None:
     nobody = Principal("user", "usr_2", "bob", ACME, "acme", (), "aal3", auth_time=NOW)
-    decision = decide(nobody, permission, Resource(ACME, "docs"), policy=DEFAULT_POLICY, now=NOW)
+    resource = Resource(ACME, "docs", account=FRESH)
+    decision = decide(nobody, permission, resource, policy=DEFAULT_POLICY, now=NOW)
     assert decision.effect is (Effect.ALLOW if permission in SELF_SERVICE else Effect.DENY)
+
+
+# -- rules read from the resource's attributes ------------------------------------------
+
+# Refusals decided before the resource's state is looked at (decide's steps 1 to 6):
+# who asks, where, and with which roles. Anything later gives way to a state refusal.
+EARLY_CODES = (
+    "unknown_action", "unauthenticated", "step_up_unavailable", "restricted_token",
+    "other_tenant", "installation_only", "not_self_service", "missing_permission",
+)  # fmt: skip
+
+
+def _plain_and(
+    permission: str, role: str, scenario: str, **attributes: object
+) -> tuple[Decision, Decision]:
+    who, resource = principal(role, scenario)
+    plain = decide(who, permission, resource, policy=DEFAULT_POLICY, now=NOW)
+    marked = decide(
+        who, permission, replace(resource, **attributes), policy=DEFAULT_POLICY, now=NOW
+    )  # type: ignore[arg-type]
+    return plain, marked
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("role", sorted(ROLES.values()))
+@pytest.mark.parametrize("permission", sorted(EXPECTED))
+def test_last_admin_rule_matrix(permission: str, role: str, scenario: str) -> None:
+    """No action may leave a tenant without an active admin, whatever the assurance: a
+    caller who would otherwise pass (or be asked to step up) is refused ``last_admin``."""
+    plain, marked = _plain_and(permission, role, scenario, removes_last_admin=True)
+    assert marked.effect is Effect.DENY
+    if plain.effect is Effect.DENY and plain.code in EARLY_CODES:
+        assert marked.code == plain.code  # who or where decides first
+    else:
+        assert marked.code == "last_admin"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("role", sorted(ROLES.values()))
+@pytest.mark.parametrize("permission", sorted(EXPECTED))
+def test_grant_ceiling_matrix(permission: str, role: str, scenario: str) -> None:
+    """A resource holding (or given) the admin role: only a caller who holds every one of
+    its permissions tenant-wide may act on it."""
+    plain, marked = _plain_and(permission, role, scenario, roles=(BUILTIN_ROLES["admin"],))
+    if plain.effect is Effect.DENY and plain.code in EARLY_CODES:
+        assert marked.code == plain.code
+    elif role == "admin":
+        assert (marked.effect, marked.code) == (plain.effect, plain.code)
+    else:
+        assert (marked.effect, marked.code) == (Effect.DENY, "beyond_own_roles")
+
+
+# me.factors.enroll, per scenario, for an account: without a factor, with one set up by
+# another session, with one set up by the caller's own (non-enrolment) session.
+ENROLL = {
+    "no factor":            "AAAAADD",
+    "has a factor":         "SAAAADD",
+    "set up by this token": "SAAAADD",
+}  # fmt: skip
+ACCOUNTS = {
+    "no factor": Account(has_active_factor=False),
+    "has a factor": Account(has_active_factor=True),
+    "set up by this token": Account(has_active_factor=True, set_up_by_this_session=True),
+}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("state", sorted(ENROLL))
+def test_adding_a_factor_matrix(state: str, scenario: str) -> None:
+    who, resource = principal("viewer", scenario)
+    resource = replace(resource, account=ACCOUNTS[state])
+    decision = decide(who, "me.factors.enroll", resource, policy=DEFAULT_POLICY, now=NOW)
+    assert decision.effect is OUTCOME[ENROLL[state][SCENARIOS.index(scenario)]]
+    if decision.effect is Effect.STEP_UP:
+        assert (decision.required_acr, decision.max_age) == ("aal2", None)
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [("no factor", Effect.ALLOW), ("set up by this token", Effect.ALLOW),
+     ("has a factor", Effect.STEP_UP)],
+)  # fmt: skip
+def test_adding_a_factor_with_an_enrollment_token(state: str, expected: Effect) -> None:
+    who, resource = principal("viewer", "aal2_fresh")
+    restricted = replace(who, restricted="enrollment", acr="aal1")
+    resource = replace(resource, account=ACCOUNTS[state])
+    decision = decide(restricted, "me.factors.enroll", resource, policy=DEFAULT_POLICY, now=NOW)
+    assert decision.effect is expected
+
+
+# me.step_up, per scenario: with a factor able to reach the level, and without one.
+STEP_UP = {
+    "able":   ("AAAAADD", Account(has_active_factor=True, step_up_methods=("totp",))),
+    "unable": ("DDDDDDD", Account(has_active_factor=True, step_up_methods=())),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("state", sorted(STEP_UP))
+def test_step_up_eligibility_matrix(state: str, scenario: str) -> None:
+    row, account = STEP_UP[state]
+    who, resource = principal("viewer", scenario)
+    resource = replace(resource, account=account)
+    decision = decide(who, "me.step_up", resource, policy=DEFAULT_POLICY, now=NOW)
+    assert decision.effect is OUTCOME[row[SCENARIOS.index(scenario)]]
+    if decision.effect is Effect.DENY:
+        expected = "step_up_unavailable" if scenario == "service" else "no_suitable_factor"
+        if scenario in ("root_cross",):
+            expected = "other_tenant"
+        assert decision.code == expected
+
+
+@pytest.mark.parametrize("permission", sorted(EXPECTED))
+@pytest.mark.parametrize("role", sorted(ROLES.values()))
+def test_every_tenant_listing_matrix(permission: str, role: str) -> None:
+    """Only an installation admin's listing spans tenants, and only for tenant and
+    installation scoped permissions."""
+    for scenario in ("aal3_fresh", "root_own"):
+        who, resource = principal(role, scenario)
+        listing = replace(resource, collection=None, every_tenant=True, account=FRESH)
+        decision = decide(who, permission, listing, policy=DEFAULT_POLICY, now=NOW)
+        spans = (
+            decision.allowed
+            and scenario == "root_own"
+            and PERMISSIONS[permission].scope in ("tenant", "installation")
+        )
+        assert decision.every_tenant is spans, (permission, role, scenario)

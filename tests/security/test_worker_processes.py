@@ -71,7 +71,7 @@ def sign_in(rt: Runtime, throttles: LoginThrottles, username: str, password: str
     """One ``POST /auth/login`` as the route runs it: the status it answers."""
     try:
         password_login(
-            replace(rt.login, throttles=throttles),
+            replace(rt.authn, throttles=throttles),
             username=username,
             password=password,
             context=ATTACKER,
@@ -130,7 +130,7 @@ from bastion.runtime import Runtime
 
 data_dir, go, attempts = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 rt = Runtime.open(load_settings(data_dir=data_dir, argon2_profile="test"))
-deps = rt.login
+deps = rt.authn
 context = ClientContext(ip="198.51.100.9", user_agent=None)
 print("ready", flush=True)
 while not go.exists():

@@ -6,18 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bastion.authn.principal import Grant, Principal
 from bastion.authz import (
     BUILTIN_ROLES,
     DEFAULT_POLICY,
     GRANTABLE,
     PERMISSIONS,
+    Account,
     Decision,
     Effect,
     Policy,
     Resource,
     Role,
-    authorize,
     can_grant,
     collection_matches,
     decide,
@@ -27,7 +26,8 @@ from bastion.authz import (
     resolve_roles,
     validate_custom_role,
 )
-from bastion.errors import AuthorizationError, StepUpRequired, ValidationError
+from bastion.domain import Grant, Principal
+from bastion.errors import AuthorizationError, Conflict, StepUpRequired, ValidationError
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ACME = "tnt_acme"
@@ -165,7 +165,9 @@ def test_anonymous_may_only_read_collections_of_its_tenant() -> None:
 def test_enrollment_token_may_only_enroll() -> None:
     restricted = user("admin", acr="aal1", restricted="enrollment")
     assert run(restricted, "me.read", Resource(ACME)).effect is Effect.ALLOW
-    assert run(restricted, "me.factors.enroll", Resource(ACME)).effect is Effect.ALLOW
+    assert run(restricted, "me.factors.read", Resource(ACME)).effect is Effect.ALLOW
+    fresh_account = Resource(ACME, account=Account(has_active_factor=False))
+    assert run(restricted, "me.factors.enroll", fresh_account).effect is Effect.ALLOW
     for action in ("me.factors.remove", "collections.read", "users.manage", "points.search"):
         decision = run(restricted, action)
         assert decision.effect is Effect.DENY, action
@@ -370,9 +372,101 @@ def test_enforce_raises_typed_errors() -> None:
     assert denied.value.fields["reason"] == "missing_permission"
 
 
-def test_authorize_returns_the_allow_decision() -> None:
-    decision = authorize(
-        user("viewer", acr="aal1"), "points.search", Resource(ACME, "docs"),
-        policy=DEFAULT_POLICY, now=NOW,
-    )  # fmt: skip
-    assert decision.effect is Effect.ALLOW
+def test_enforce_answers_registered_denials_with_their_own_code() -> None:
+    admin = user("admin", acr="aal3")
+    with pytest.raises(Conflict) as conflict:
+        enforce(run(admin, "users.manage", Resource(ACME, removes_last_admin=True)))
+    assert (conflict.value.status, conflict.value.code) == (409, "last_admin")
+    with pytest.raises(AuthorizationError) as refused:
+        enforce(run(user("viewer", kind="service_account", acr="aal1"), "me.step_up"))
+    assert refused.value.code == "step_up_unavailable"
+
+
+# -- rules read from the resource's attributes ---------------------------------------------
+
+
+def test_no_role_beyond_ones_own_is_granted_or_managed() -> None:
+    manager_role = Role("user-manager", "", frozenset({"users.read", "users.manage"}))
+    manager = user("user-manager", acr="aal3")
+    custom = {"user-manager": manager_role}
+    viewer, admin = BUILTIN_ROLES["viewer"], BUILTIN_ROLES["admin"]
+    beyond = run(manager, "users.manage", Resource(ACME, roles=(viewer, admin, admin)),
+                 custom_roles=custom)  # fmt: skip
+    assert (beyond.effect, beyond.code) == (Effect.DENY, "beyond_own_roles")
+    assert beyond.reason.endswith("beyond your own: admin, viewer.")
+    within = run(manager, "users.manage", Resource(ACME, roles=(manager_role,)),
+                 custom_roles=custom)  # fmt: skip
+    assert within.allowed
+    # A grant narrowed to collections never counts toward the ceiling.
+    narrowed = user("admin", acr="aal3", collections=("docs",))
+    assert run(narrowed, "users.manage", Resource(ACME, roles=(viewer,))).code in (
+        "missing_permission",
+        "beyond_own_roles",
+    )
+
+
+def test_the_last_admin_rule_is_decided_before_assurance() -> None:
+    stale = user("admin", acr="aal1", age=3600)
+    decision = run(stale, "users.manage", Resource(ACME, removes_last_admin=True))
+    assert (decision.effect, decision.code) == (Effect.DENY, "last_admin")
+    assert run(user("admin", acr="aal3"), "users.manage", Resource(ACME)).allowed
+
+
+def test_every_tenant_listing_is_the_installation_admins_only() -> None:
+    root = user("admin", tenant=DEFAULT, tenant_name="default", acr="aal3")
+    listing = run(root, "users.read", Resource(DEFAULT, every_tenant=True))
+    assert listing.allowed
+    assert listing.every_tenant
+    tenant_admin = run(user("admin", acr="aal3"), "users.read", Resource(ACME, every_tenant=True))
+    assert tenant_admin.allowed
+    assert not tenant_admin.every_tenant
+    data = run(root, "collections.read", Resource(DEFAULT, None, every_tenant=True))
+    assert data.allowed
+    assert not data.every_tenant  # collections never span tenants
+
+
+@pytest.mark.parametrize(
+    ("acr", "restricted", "account", "expected"),
+    [
+        ("aal1", None, Account(has_active_factor=False), Effect.ALLOW),
+        ("aal1", None, Account(has_active_factor=True), Effect.STEP_UP),
+        ("aal1", None, Account(True, set_up_by_this_session=True), Effect.STEP_UP),
+        ("aal2", None, Account(has_active_factor=True), Effect.ALLOW),
+        ("aal1", "enrollment", Account(has_active_factor=False), Effect.ALLOW),
+        ("aal1", "enrollment", Account(has_active_factor=True, set_up_by_this_session=True),
+         Effect.ALLOW),
+        ("aal1", "enrollment", Account(has_active_factor=True), Effect.STEP_UP),
+        ("aal1", None, None, Effect.STEP_UP),  # not read: fails closed
+        ("aal1", "enrollment", None, Effect.STEP_UP),
+    ],
+)  # fmt: skip
+def test_adding_a_factor_to_an_account_that_has_one_needs_aal2(
+    acr: str, restricted: str | None, account: Account | None, expected: Effect
+) -> None:
+    caller = user("viewer", acr=acr, restricted=restricted)
+    decision = run(caller, "me.factors.enroll", Resource(ACME, account=account))
+    assert decision.effect is expected, decision.reason
+    if expected is Effect.STEP_UP:
+        assert (decision.required_acr, decision.max_age) == ("aal2", None)
+
+
+@pytest.mark.parametrize(
+    ("caller", "account", "code"),
+    [
+        (user("viewer", acr="aal1"), Account(True, step_up_methods=("totp",)), "allowed"),
+        (user("viewer", acr="aal1"), Account(True, step_up_methods=()), "no_suitable_factor"),
+        (user("viewer", acr="aal1"), None, "no_suitable_factor"),
+        (user("viewer", restricted="enrollment"), Account(True, step_up_methods=("totp",)),
+         "step_up_unavailable"),
+        (user("viewer", kind="service_account", acr="aal1"), Account(False), "step_up_unavailable"),
+    ],
+)  # fmt: skip
+def test_step_up_eligibility(caller: Principal, account: Account | None, code: str) -> None:
+    assert run(caller, "me.step_up", Resource(ACME, account=account)).code == code
+
+
+def test_a_policy_cannot_make_step_up_need_what_it_grants() -> None:
+    with pytest.raises(ValidationError, match="step-up"):
+        Policy.from_document({"actions": {"me.step_up": {"acr": "aal2", "max_age": None}}})
+    with pytest.raises(ValidationError, match="step-up"):
+        Policy.from_document({"actions": {"me.step_up": {"acr": "aal1", "max_age": 60}}})

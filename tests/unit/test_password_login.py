@@ -47,7 +47,7 @@ def test_a_hash_with_old_parameters_is_replaced_and_the_password_still_signs_in(
             now=T0,
         )
     for _ in range(2):  # the second sign-in checks the hash the first one stored
-        answer = password_login(rt.login, username="alice", password=PASSWORD, context=CLIENT)
+        answer = password_login(rt.authn, username="alice", password=PASSWORD, context=CLIENT)
         assert isinstance(answer, IssuedTokens)
         assert answer.restricted == "enrollment"
     with rt.db.read() as conn:

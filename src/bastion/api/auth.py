@@ -85,7 +85,7 @@ def login(request: Request, body: LoginBody) -> dict[str, Any]:
     context = client_context(request, body.device_id)
     try:
         result = password_login(
-            runtime(request).login, username=body.username, password=body.password, context=context
+            runtime(request).authn, username=body.username, password=body.password, context=context
         )
     except RateLimited as refused:
         request.app.state.audit_buffer.count_refused_sign_in(refused.scope, context.ip)
@@ -96,7 +96,7 @@ def login(request: Request, body: LoginBody) -> dict[str, Any]:
 @router.post("/login/{transaction_id}/verify", summary="Verify a second factor")
 def verify(request: Request, transaction_id: str, body: VerifyBody) -> dict[str, Any]:
     result = verify_factor(
-        runtime(request).login,
+        runtime(request).authn,
         transaction_id=transaction_id,
         method=body.method,
         code=body.code,
@@ -195,7 +195,7 @@ async def step_up(request: Request) -> dict[str, Any]:
     context = client_context(request)
 
     def begin() -> dict[str, Any]:
-        deps = runtime(request).login
+        deps = runtime(request).authn
         return render(start_step_up(deps, principal, acr_values=body.acr_values, context=context))
 
     return await run_in_threadpool(begin)

@@ -36,7 +36,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from bastion.audit.chain import canonical_json
-from bastion.authz.decide import Decision, Effect
+from bastion.authz import Decision, Effect
 from bastion.domain import Principal
 
 Outcome = Literal["success", "failure", "denied", "challenge"]

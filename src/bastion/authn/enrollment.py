@@ -37,16 +37,6 @@ class FactorRecord:
     created_at: datetime
     last_used_at: datetime | None
 
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "type": self.type,
-            "name": self.name,
-            "status": self.status,
-            "created_at": self.created_at.isoformat(),
-            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
-        }
-
 
 def _record(row: Any) -> FactorRecord:
     return FactorRecord(row.id, row.type, row.name, row.status, row.created_at, row.last_used_at)
@@ -228,10 +218,3 @@ def remove_factor(conn: Connection, *, user_id: str, factor_id: str) -> FactorRe
         raise NotFound("No such factor.", code="factor_not_found")
     conn.execute(delete(factors).where(factors.c.id == factor_id))
     return _record(row)
-
-
-def reset_factors(conn: Connection, *, user_id: str) -> int:
-    """Administrative reset: every factor and recovery code of the user is removed."""
-    removed = conn.execute(delete(factors).where(factors.c.user_id == user_id)).rowcount
-    conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
-    return int(removed)

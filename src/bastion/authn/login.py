@@ -5,7 +5,7 @@
     start_step_up  ─▶ mfa_required (transaction, purpose step_up) ─▶ verify_factor ─▶ tokens
 
 ``verify_factor`` is in ``authn.second_factor``, ``start_step_up`` in ``authn.step_up``.
-Each ceremony takes ``LoginDeps`` (what it uses, not the whole runtime), reads the clock
+Each ceremony takes ``AuthnDeps`` (what it uses, not the whole runtime), reads the clock
 once per transaction and returns a typed result (``authn.results``) that ``api`` renders.
 Failures commit their bookkeeping (audit, attempt and throttle counts) before they are
 raised, and every failure of the password step looks the same to the client.
@@ -66,9 +66,10 @@ class LoginThrottles:
 
 
 @dataclass(frozen=True)
-class LoginDeps:
-    """What the sign-in ceremonies use: the database, the clock, the password hasher, the
-    sealer (TOTP seeds, throttle keys), the session issuer and the login settings."""
+class AuthnDeps:
+    """What the authentication services use (sign-in, step-up, self-service): the
+    database, the clock, the password hasher, the sealer (TOTP seeds, throttle keys),
+    the session issuer and the login settings. Not the whole runtime."""
 
     db: Database
     clock: Clock
@@ -81,7 +82,7 @@ class LoginDeps:
 
 
 def password_login(
-    deps: LoginDeps, *, username: str, password: str, context: ClientContext
+    deps: AuthnDeps, *, username: str, password: str, context: ClientContext
 ) -> LoginResult:
     """First step. Unknown user, wrong password and suspended user fail identically.
 
@@ -174,7 +175,7 @@ def _still_valid(conn: Connection, checked: User) -> tuple[User | None, str | No
 
 
 def _signed_in_with_password(
-    deps: LoginDeps, conn: Connection, user: User, *, context: ClientContext, now: datetime
+    deps: AuthnDeps, conn: Connection, user: User, *, context: ClientContext, now: datetime
 ) -> LoginResult:
     """After a right password: tokens, an enrolment-only session, or the second step."""
     if not load_policy(conn, user.tenant_id).mfa_required:
@@ -236,7 +237,7 @@ def mfa_required(tx: Transaction, methods: list[str], *, now: datetime) -> MfaRe
 
 
 def finish(
-    deps: LoginDeps,
+    deps: AuthnDeps,
     conn: Connection,
     user: User,
     *,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from bastion.audit import record
 from bastion.authn.assurance import VerifiedFactor, compute_assurance
 from bastion.authn.enrollment import login_methods, use_recovery_code, verify_totp_login
-from bastion.authn.login import ClientContext, LoginDeps, finish, mfa_required
+from bastion.authn.login import AuthnDeps, ClientContext, finish, mfa_required
 from bastion.authn.results import LoginResult
 from bastion.authn.sessions import start_session
 from bastion.authn.transactions import (
@@ -30,7 +30,7 @@ SECOND_FACTOR_METHODS = ("totp", "recovery_code")
 
 
 def verify_factor(
-    deps: LoginDeps,
+    deps: AuthnDeps,
     *,
     transaction_id: str,
     method: str,

@@ -294,14 +294,6 @@ def end_session(
     return session
 
 
-def revoke_user_sessions(conn: Connection, user_id: str, *, reason: str, now: datetime) -> None:
-    conn.execute(
-        update(sessions)
-        .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
-        .values(revoked_at=now, revoked_reason=reason)
-    )
-
-
 def session_of_refresh_token(conn: Connection, presented: str) -> str | None:
     try:
         token_hash = parse_secret(presented, "refresh")

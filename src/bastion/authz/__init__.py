@@ -4,15 +4,10 @@ from bastion.authz.decide import (
     DEFAULT_TENANT,
     ENROLLMENT_ACTIONS,
     SERVICE_ACCOUNT_SELF_ACTIONS,
-    Decision,
-    Effect,
-    Resource,
-    authorize,
-    collection_matches,
     decide,
-    enforce,
     granted_permissions,
 )
+from bastion.authz.decision import DENIALS, Decision, Effect, collection_matches, enforce
 from bastion.authz.permissions import (
     ADMINISTRATIVE,
     GRANTABLE,
@@ -29,6 +24,7 @@ from bastion.authz.policy import (
     Policy,
     render_permissions_markdown,
 )
+from bastion.authz.resource import Account, Resource
 from bastion.authz.roles import (
     BUILTIN_ROLES,
     Role,
@@ -46,11 +42,13 @@ __all__ = [
     "DEFAULT_POLICY",
     "DEFAULT_SERVICE_ACCOUNT_ACTIONS",
     "DEFAULT_TENANT",
+    "DENIALS",
     "DOCUMENT_KEYS",
     "ENROLLMENT_ACTIONS",
     "GRANTABLE",
     "PERMISSIONS",
     "SERVICE_ACCOUNT_SELF_ACTIONS",
+    "Account",
     "Decision",
     "Effect",
     "Permission",
@@ -60,7 +58,6 @@ __all__ = [
     "Requirement",
     "Resource",
     "Role",
-    "authorize",
     "can_grant",
     "collection_matches",
     "decide",

@@ -1,102 +1,65 @@
 """The one authorisation door: ``decide(principal, action, resource)``.
 
-Pure: no I/O, no clock (``now`` is passed in). The checks run in this order and the
-first that fails decides (fail closed):
+Pure: no I/O, no clock (``now`` is passed in). Every rule that allows, denies or asks
+for a step-up is here, read from data: the permission registry (``authz.permissions``),
+the roles, the tenant's policy (``Requirement`` per action) and the attributes of the
+resource (``authz.resource``). The checks run in this order and the first that fails
+decides (fail closed):
 
 1. the action is registered (an unknown action is denied, never allowed);
 2. the principal is authenticated; an ``anonymous`` principal exists only when the
    operator enabled read-only anonymous mode, and may only use ``read`` permissions of
    ``collection`` scope in its tenant;
-3. a restricted (``enrollment``) token may only use ``ENROLLMENT_ACTIONS``, whatever its
-   assurance: it exists so that a user without a factor can enroll one;
-4. tenant: a principal acts in its own tenant only, except that grants held in the
+3. a permission that *proves a factor* (``me.step_up``) is for users with a full
+   session only (``step_up_unavailable``);
+4. a restricted (``enrollment``) token may only use ``ENROLLMENT_ACTIONS``, whatever its
+   assurance: it exists so that a user without a factor can enroll one (the rule of
+   step 8 still applies to adding a factor);
+5. tenant: a principal acts in its own tenant only, except that grants held in the
    ``default`` tenant cover ``tenant``/``installation`` scoped permissions in every
-   tenant (API.md "Admin": an admin of ``default`` administers the installation);
-   ``installation`` permissions need a principal of the ``default`` tenant;
-5. permission: ``self`` permissions belong to every user (service accounts: ``me.read``);
+   tenant (API.md "Admin": an admin of ``default`` administers the installation; such an
+   admin's ``every_tenant`` listing covers every tenant); ``installation`` permissions
+   need a principal of the ``default`` tenant;
+6. permission: ``self`` permissions belong to every user (service accounts: ``me.read``);
    others come from the principal's grants in its own tenant. A grant narrowed to
    collections gives only ``collection`` scoped permissions, and only on a matching
    collection (exact name or ``prefix*``); for a listing (``resource.collection`` is
    ``None``) it allows the call and ``Decision.collections`` holds the patterns the
    route must filter by;
-6. assurance: service accounts (API keys, ``aal1``, no interactive MFA) may perform only
+7. the resource's state: no role it holds or would hold may reach beyond the caller's
+   own tenant-wide permissions (``beyond_own_roles``), no change may leave a tenant
+   without an active admin (``last_admin``), and a step-up needs an enrolled factor able
+   to reach the level asked for (``no_suitable_factor``);
+8. assurance: service accounts (API keys, ``aal1``, no interactive MFA) may perform only
    the policy's ``service_account_actions``, anything else is denied; users need the
    policy's ``acr`` and an ``auth_time`` within ``max_age``, else ``STEP_UP``
-   (RFC 9470 challenge with the required ``acr`` and ``max_age``).
+   (RFC 9470 challenge with the required ``acr`` and ``max_age``). Adding a factor to an
+   account that has one needs at least ``aal2``, unless the enrolment session that set
+   up every active factor is finishing that set-up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from types import MappingProxyType
 
+from bastion.authz.decision import Decision, Effect, collection_matches
 from bastion.authz.permissions import PERMISSIONS, Permission
 from bastion.authz.policy import Policy
+from bastion.authz.resource import Account, Resource
 from bastion.authz.roles import Role, role_named
-from bastion.domain import Grant, Principal, acr_satisfies
-from bastion.errors import AuthorizationError, StepUpRequired
+from bastion.domain import AAL2, Grant, Principal, Requirement, acr_rank, acr_satisfies
 
 DEFAULT_TENANT = "default"
 
 # What a restricted ``enrollment`` token may do (API.md: GET /me, /me/factors…,
 # /me/recovery-codes). Removing a factor needs step-up, which such a token cannot do.
-ENROLLMENT_ACTIONS: frozenset[str] = frozenset({"me.read", "me.factors.enroll"})
+ENROLLMENT_ACTIONS: frozenset[str] = frozenset({"me.read", "me.factors.read", "me.factors.enroll"})
 # The self-service actions a service account has (it has no factors or sessions).
 SERVICE_ACCOUNT_SELF_ACTIONS: frozenset[str] = frozenset({"me.read"})
 
 _NO_CUSTOM_ROLES: Mapping[str, Role] = MappingProxyType({})
-
-
-class Effect(StrEnum):
-    ALLOW = "allow"
-    DENY = "deny"
-    STEP_UP = "step_up"
-
-
-@dataclass(frozen=True)
-class Resource:
-    """What an action is about: a tenant and, for the data plane, a collection."""
-
-    tenant_id: str
-    collection: str | None = None
-
-
-@dataclass(frozen=True)
-class Decision:
-    effect: Effect
-    reason: str  # a sentence for humans (problem+json detail); never a secret
-    required_acr: str | None = None
-    max_age: int | None = None
-    # Stable snake_case reason for audit events and tests: allowed, unknown_action,
-    # unauthenticated, restricted_token, other_tenant, installation_only, not_self_service,
-    # missing_permission, service_account_assurance, insufficient_acr, authentication_too_old.
-    code: str = "allowed"
-    action: str = ""
-    # ALLOW of a listing through narrowed grants: the collection patterns the caller may see.
-    # None: not limited.
-    collections: tuple[str, ...] | None = None
-
-    @property
-    def allowed(self) -> bool:
-        return self.effect is Effect.ALLOW
-
-    def covers(self, collection: str) -> bool:
-        """Whether an allowed listing may show ``collection`` (filter for narrowed grants)."""
-        if not self.allowed:
-            return False
-        return self.collections is None or any(
-            collection_matches(pattern, collection) for pattern in self.collections
-        )
-
-
-def collection_matches(pattern: str, collection: str) -> bool:
-    """``docs`` matches only ``docs``; ``docs-*`` matches every name starting ``docs-``."""
-    if pattern.endswith("*"):
-        return collection.startswith(pattern[:-1])
-    return pattern == collection
 
 
 def _deny(action: str, code: str, reason: str) -> Decision:
@@ -128,6 +91,12 @@ def decide(
         return _deny(action, "unauthenticated", "Authentication is required.")
     if principal.kind != "user" and principal.kind != "service_account":
         return _deny(action, "unauthenticated", "Authentication is required.")
+    if item.proves_factor and (principal.kind != "user" or principal.restricted is not None):
+        return _deny(
+            action,
+            "step_up_unavailable",
+            "Only a signed-in user with an active factor can step up.",
+        )
 
     if principal.restricted is not None:
         if (
@@ -136,7 +105,7 @@ def decide(
             and action in ENROLLMENT_ACTIONS
             and resource.tenant_id == principal.tenant_id
         ):
-            return Decision(Effect.ALLOW, "Allowed for enrollment.", action=action)
+            return _assurance(principal, item, resource, policy.requirement(action), now)
         return _deny(
             action,
             "restricted_token",
@@ -145,12 +114,11 @@ def decide(
         )
 
     collections: tuple[str, ...] | None = None
+    every_tenant = False
     if item.scope == "self":
         if resource.tenant_id != principal.tenant_id:
             return _deny(action, "other_tenant", "The resource is outside your tenant.")
-        if principal.kind == "service_account":
-            if action in SERVICE_ACCOUNT_SELF_ACTIONS:
-                return Decision(Effect.ALLOW, "Allowed.", action=action)
+        if principal.kind == "service_account" and action not in SERVICE_ACCOUNT_SELF_ACTIONS:
             return _deny(action, "not_self_service", f"Service accounts cannot perform {action}.")
     else:
         cross_tenant = resource.tenant_id != principal.tenant_id
@@ -166,17 +134,88 @@ def decide(
         granted, collections = _granted(principal, item, resource, custom_roles)
         if not granted:
             return _deny(action, "missing_permission", f"Your roles do not grant {action}.")
+        every_tenant = resource.every_tenant and installation_admin and item.scope != "collection"
 
+    refused = _state_refusal(principal, item, resource, custom_roles)
+    if refused is not None:
+        return refused
     requirement = policy.requirement(action)
     if principal.kind == "service_account":
-        if action in policy.service_account_actions:
-            return Decision(Effect.ALLOW, "Allowed.", action=action, collections=collections)
+        if action in policy.service_account_actions or action in SERVICE_ACCOUNT_SELF_ACTIONS:
+            return Decision(
+                Effect.ALLOW,
+                "Allowed.",
+                action=action,
+                collections=collections,
+                every_tenant=every_tenant,
+            )
         return _deny(
             action,
             "service_account_assurance",
             f"Service accounts cannot perform {action}: it requires {requirement.acr} "
             "(interactive multi-factor authentication).",
         )
+    decision = _assurance(principal, item, resource, requirement, now)
+    if not decision.allowed:
+        return decision
+    return Decision(
+        Effect.ALLOW, "Allowed.", action=action, collections=collections, every_tenant=every_tenant
+    )
+
+
+def _state_refusal(
+    principal: Principal, item: Permission, resource: Resource, custom_roles: Mapping[str, Role]
+) -> Decision | None:
+    """Step 7: what the resource's attributes forbid, whatever the caller's assurance."""
+    action = item.name
+    if resource.roles:
+        ceiling = granted_permissions(principal, custom_roles=custom_roles)
+        beyond = sorted({role.name for role in resource.roles if not role.permissions <= ceiling})
+        if beyond:
+            return _deny(
+                action,
+                "beyond_own_roles",
+                f"You cannot grant or manage roles beyond your own: {', '.join(beyond)}.",
+            )
+    if resource.removes_last_admin:
+        return _deny(
+            action,
+            "last_admin",
+            "This is the last active admin of the tenant; make another user admin first.",
+        )
+    if item.proves_factor and (resource.account is None or not resource.account.step_up_methods):
+        return _deny(
+            action,
+            "no_suitable_factor",
+            "No authenticator that can reach the level asked for is enrolled; "
+            "enrol one under /me/factors.",
+        )
+    return None
+
+
+def _assurance(
+    principal: Principal,
+    item: Permission,
+    resource: Resource,
+    requirement: Requirement,
+    now: datetime,
+) -> Decision:
+    """Step 8 for a user: the acr and freshness the action needs (STEP_UP otherwise)."""
+    action = item.name
+    if item.adds_factor and _guarded_account(principal, resource.account):
+        if acr_rank(requirement.acr) < acr_rank(AAL2):
+            requirement = Requirement(AAL2, requirement.max_age)
+        if not acr_satisfies(principal.acr, requirement.acr):
+            return Decision(
+                Effect.STEP_UP,
+                "Adding an authenticator needs a two-factor sign-in.",
+                required_acr=requirement.acr,
+                max_age=requirement.max_age,
+                code="insufficient_acr",
+                action=action,
+            )
+    if principal.restricted is not None:  # an enrolment session: its acr is not the question
+        return Decision(Effect.ALLOW, "Allowed for enrollment.", action=action)
     if not acr_satisfies(principal.acr, requirement.acr):
         return Decision(
             Effect.STEP_UP,
@@ -198,7 +237,17 @@ def decide(
             code="authentication_too_old",
             action=action,
         )
-    return Decision(Effect.ALLOW, "Allowed.", action=action, collections=collections)
+    return Decision(Effect.ALLOW, "Allowed.", action=action)
+
+
+def _guarded_account(principal: Principal, account: Account | None) -> bool:
+    """Whether the account already holds a factor this session did not set up (unknown:
+    guarded, fail closed)."""
+    if account is None:
+        return True
+    if not account.has_active_factor:
+        return False
+    return not (principal.restricted is not None and account.set_up_by_this_session)
 
 
 def _granted(
@@ -238,29 +287,3 @@ def granted_permissions(
         if found is not None and grant.collections is None:
             result |= found.permissions
     return result
-
-
-def enforce(decision: Decision) -> Decision:
-    """Return an ALLOW decision; raise ``StepUpRequired`` (401) or ``AuthorizationError`` (403)."""
-    if decision.effect is Effect.ALLOW:
-        return decision
-    if decision.effect is Effect.STEP_UP:
-        raise StepUpRequired(
-            decision.reason, acr=decision.required_acr or "aal2", max_age=decision.max_age
-        )
-    raise AuthorizationError(decision.reason, reason=decision.code, action=decision.action)
-
-
-def authorize(
-    principal: Principal,
-    action: str,
-    resource: Resource,
-    *,
-    policy: Policy,
-    now: datetime,
-    custom_roles: Mapping[str, Role] = _NO_CUSTOM_ROLES,
-) -> Decision:
-    """``enforce(decide(...))``: the allowed decision, or the matching error raised."""
-    return enforce(
-        decide(principal, action, resource, policy=policy, now=now, custom_roles=custom_roles)
-    )

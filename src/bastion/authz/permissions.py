@@ -44,6 +44,14 @@ class Permission:
     default_max_age: int | None = None
     # Raised to aal3 by the policy switch ``admin_requires_aal3`` and never below aal2.
     administrative: bool = False
+    # Adds an authenticator to the caller's own account: once the account has an active
+    # factor, only an aal2 session (or the enrolment session that set every factor up)
+    # may add another (``Resource.account``).
+    adds_factor: bool = False
+    # Proves a factor the caller holds (step-up): users only, not a restricted token,
+    # and only with an enrolled factor able to reach the level asked for. Its own
+    # requirement stays aal1 with no max_age (a step-up cannot need what it grants).
+    proves_factor: bool = False
 
     @property
     def grantable(self) -> bool:
@@ -64,6 +72,8 @@ def _registry(*items: Permission) -> Mapping[str, Permission]:
             raise ValueError(f"permission {item.name}: unknown acr {item.default_acr}")
         if item.kind == "admin" and not item.administrative:
             raise ValueError(f"permission {item.name}: admin permissions are administrative")
+        if (item.adds_factor or item.proves_factor) and item.scope != "self":
+            raise ValueError(f"permission {item.name}: factor rules apply to one's own account")
         table[item.name] = item
     return MappingProxyType(table)
 
@@ -265,11 +275,20 @@ PERMISSIONS: Mapping[str, Permission] = _registry(
         "aal1",
     ),
     Permission(
+        "me.factors.read",
+        "List one's own authenticators (never their secrets).",
+        "read",
+        "self",
+        "aal1",
+    ),
+    Permission(
         "me.factors.enroll",
-        "Enroll and activate one's own factors; regenerate one's recovery codes.",
+        "Enroll and activate one's own factors; regenerate one's recovery codes (aal2 once "
+        "the account has a factor, unless its enrolment session is finishing the set-up).",
         "write",
         "self",
         "aal1",
+        adds_factor=True,
     ),
     Permission(
         "me.factors.remove",
@@ -281,10 +300,18 @@ PERMISSIONS: Mapping[str, Permission] = _registry(
     ),
     Permission(
         "me.sessions.manage",
-        "End one of one's own sessions.",
+        "List and end one's own sessions.",
         "write",
         "self",
         "aal1",
+    ),
+    Permission(
+        "me.step_up",
+        "Start a step-up (RFC 9470) with an enrolled factor able to reach the level asked.",
+        "write",
+        "self",
+        "aal1",
+        proves_factor=True,
     ),
 )
 

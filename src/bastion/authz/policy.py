@@ -189,6 +189,11 @@ def _requirement(name: str, entry: object) -> Requirement:
         raise ValidationError(
             f"actions.{name} is administrative: it needs at least aal2 (multi-factor)."
         )
+    if PERMISSIONS[name].proves_factor and (acr != "aal1" or max_age is not None):
+        raise ValidationError(
+            f"actions.{name} starts a step-up: it cannot require the assurance it grants "
+            "(acr aal1, max_age null)."
+        )
     return Requirement(acr, max_age)
 
 

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from bastion.audit import AuditEvent, emit
-from bastion.authn.sessions import revoke_user_sessions
 from bastion.cli.common import (
     ROLES,
     DataDir,
@@ -21,6 +20,7 @@ from bastion.cli.common import (
     table,
     user_app,
 )
+from bastion.identity.credentials import revoke_user_sessions
 from bastion.identity.grants import grants_of, replace_grants
 from bastion.identity.provisioning import provision_user
 from bastion.identity.service_accounts import (

@@ -113,3 +113,11 @@ def role_holders(conn: Connection, *, tenant_id: str, role: str) -> int:
             )
         ).scalar_one()
     )
+
+
+def grant_collections(grants: Sequence[Grant]) -> list[str] | None:
+    """The collections the grants are narrowed to (a principal's grants share one list)."""
+    for grant in grants:
+        if grant.collections is not None:
+            return list(grant.collections)
+    return None

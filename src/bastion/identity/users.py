@@ -110,6 +110,14 @@ def user_by_id(conn: Connection, user_id: str) -> User:
     return user
 
 
+def live_user(conn: Connection, user_id: str) -> User:
+    """The user ``user_id`` unless deleted (a deleted user is gone: ``user_not_found``)."""
+    user = find_user_by_id(conn, user_id)
+    if user is None or user.status == "deleted":
+        raise NotFound("User not found.", code="user_not_found")
+    return user
+
+
 def list_users(conn: Connection, *, tenant_id: str | None) -> list[User]:
     query = select(users).where(users.c.status != "deleted").order_by(users.c.username)
     if tenant_id is not None:

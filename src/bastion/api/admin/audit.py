@@ -18,9 +18,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Connection
 
-from bastion.api.admin.common import TenantParam, admit_all, audit, read, write
+from bastion.api.admin.common import TenantParam, admit_all, now, read, write
 from bastion.api.guard import runtime
 from bastion.audit import MAX_LIMIT, OUTCOMES, export_ndjson, query, verify_chain
+from bastion.audit.access import record_export, record_verification
 from bastion.errors import ValidationError
 
 router = APIRouter()
@@ -149,14 +150,14 @@ async def export(
                 count += 1
                 yield line
         with rt.db.begin() as conn:
-            audit(
-                request,
+            record_export(
                 conn,
-                principal,
-                "audit.exported",
+                actor=principal.id,
                 tenant_id=tenant_id or principal.tenant_id,
-                resource=f"tenant:{tenant_id}" if tenant_id else "audit",
-                details={"count": count, "filters": chosen.described()},
+                scope_tenant=tenant_id,
+                count=count,
+                filters=chosen.described(),
+                now=rt.clock.now(),
             )
 
     return StreamingResponse(
@@ -180,20 +181,8 @@ async def verify(request: Request) -> dict[str, Any]:
     report = await read(request, lambda conn: verify_chain(conn, verifier=check))
 
     def record(conn: Connection) -> None:
-        audit(
-            request,
-            conn,
-            principal,
-            "audit.verified",
-            tenant_id=principal.tenant_id,
-            resource="audit",
-            outcome="success" if report.ok else "failure",
-            details={
-                "ok": report.ok,
-                "events": report.events,
-                "first_broken_seq": report.first_broken_seq,
-                "checkpoints_checked": report.checkpoints_checked,
-            },
+        record_verification(
+            conn, actor=principal.id, tenant_id=principal.tenant_id, report=report, now=now(request)
         )
 
     await write(request, record)

@@ -1,19 +1,23 @@
-"""What every admin route shares: tenant scoping, the grant rules, audit, cache flushes.
+"""What every admin route shares: tenant scoping, input checks, reads and writes off the
+event loop, cache flushes. Routes parse and render; the use cases (``identity.lifecycle``,
+``identity.service_account_admin``, ``identity.tenant_admin``) act, decide with
+``authz.decide`` and record their events.
 
 Tenant scoping (API.md "Admin"): an admin of the ``default`` tenant administers every
 tenant; an admin of any other tenant administers that tenant only. Every route first
 asks ``authorize`` about its own tenant (so a non-admin learns nothing about ids), then,
 for a resource in another tenant, asks ``authorize`` again with that tenant: ``decide``
 allows it for installation admins and denies it (``other_tenant``) for everyone else,
-which the route answers with ``404`` so that ids of other tenants do not leak.
+which the route answers with ``404`` so that ids of other tenants do not leak. A listing
+asks ``decide`` whether the caller sees every tenant (``Resource.every_tenant``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query, Request
@@ -22,28 +26,18 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.bodies import StrictBody
-from bastion.api.guard import authorize, forget, runtime, tenant_rules
-from bastion.audit import AuditEvent, emit, secret_looking_value
-from bastion.authz import (
-    BUILTIN_ROLES,
-    DEFAULT_TENANT,
-    Role,
-    can_grant,
-    granted_permissions,
-    permissions_of,
-    role_named,
-)
-from bastion.domain import Grant, Principal
-from bastion.errors import AuthorizationError, Conflict, NotFound, ValidationError
+from bastion.api.guard import authorize, door, forget, runtime
+from bastion.audit import secret_looking_value
+from bastion.authz import Resource
+from bastion.domain import Principal
+from bastion.errors import AuthorizationError, NotFound, ValidationError
 from bastion.identity.tenants import Tenant, tenant_by_id, tenant_by_name
-from bastion.storage import CommitThenRaise
 
 T = TypeVar("T")
 
 MAX_ROLES = 32
 MAX_COLLECTIONS = 100
 _COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,255}\*?$")
-ADMIN_PERMISSIONS = BUILTIN_ROLES["admin"].permissions
 
 
 TenantParam = Annotated[
@@ -129,43 +123,23 @@ async def admit_all(
 ) -> tuple[Principal, str | None]:
     """Like ``admit``, for listings: the caller and the tenant id to filter by.
 
-    ``None`` means every tenant: an installation admin who named no ``tenant``.
+    ``None`` means every tenant: ``decide`` grants that to an installation admin who
+    named no ``tenant`` (``Decision.every_tenant``).
     """
-    if tenant is None:
-        principal = await authorize(request, action)
-        if principal.tenant_name == DEFAULT_TENANT:
-            return principal, None
-        return principal, principal.tenant_id
-    scope = await admit(request, action, tenant)
-    return scope.principal, scope.tenant_id
+    if tenant is not None:
+        scope = await admit(request, action, tenant)
+        return scope.principal, scope.tenant_id
+    principal = await authorize(request, action)
+    gate = door(request)
+    rules = await gate.rules(principal.tenant_id)
+    listing = Resource(principal.tenant_id, every_tenant=True)
+    decision = gate.decide(principal, action, listing, rules)
+    return principal, None if decision.every_tenant else principal.tenant_id
 
 
-async def own_roles(request: Request, principal: Principal) -> frozenset[str]:
-    """The permissions the caller holds on its whole tenant (the ceiling of what it grants)."""
-    _, roles = await tenant_rules(request, principal.tenant_id)
-    return granted_permissions(principal, custom_roles=roles)
-
-
-def check_grantable(ceiling: frozenset[str], roles: Iterable[Role]) -> None:
-    """An admin cannot grant (or manage a holder of) a role beyond their own permissions."""
-    beyond = sorted(role.name for role in roles if not can_grant(ceiling, role))
-    if beyond:
-        raise AuthorizationError(
-            f"You cannot grant or manage roles beyond your own: {', '.join(beyond)}.",
-            reason="beyond_own_roles",
-        )
-
-
-def roles_held(grants: Sequence[Grant], custom: Mapping[str, Role]) -> tuple[Role, ...]:
-    """The roles behind grants (unknown, e.g. deleted custom roles, grant nothing)."""
-    found = (role_named(grant.role, custom) for grant in grants)
-    return tuple(role for role in found if role is not None)
-
-
-def is_admin(grants: Sequence[Grant], custom: Mapping[str, Role]) -> bool:
-    """Whether grants give every permission of the built-in ``admin`` role tenant-wide."""
-    whole = [grant for grant in grants if grant.collections is None]
-    return permissions_of(roles_held(whole, custom)) >= ADMIN_PERMISSIONS
+def now(request: Request) -> datetime:
+    """The ``now`` of a request's transaction (the injected clock; read once per use case)."""
+    return runtime(request).clock.now()
 
 
 def plain_name(value: str, field: str) -> str:
@@ -200,42 +174,6 @@ def validate_collections(collections: Sequence[str] | None) -> list[str] | None:
     return list(dict.fromkeys(collections))
 
 
-def grant_collections(grants: Sequence[Grant]) -> list[str] | None:
-    """The collections the grants are narrowed to (admin grants share one list)."""
-    for grant in grants:
-        if grant.collections is not None:
-            return list(grant.collections)
-    return None
-
-
-def audit(
-    request: Request,
-    conn: Connection,
-    principal: Principal,
-    action: str,
-    *,
-    tenant_id: str,
-    resource: str | None,
-    details: Mapping[str, Any],
-    outcome: str = "success",
-    reason: str | None = None,
-) -> None:
-    """Append one admin event in the caller's transaction (it commits with the change)."""
-    emit(
-        conn,
-        AuditEvent(
-            action=action,
-            outcome=outcome,
-            actor=principal.id,
-            tenant_id=tenant_id,
-            resource=resource,
-            reason=reason,
-            details=dict(details),
-        ),
-        now=runtime(request).clock.now(),
-    )
-
-
 def forget_credentials(request: Request, *, subject: str | None = None) -> None:
     """After a commit: re-read live state now (the door caches it ≤ 0.5 s otherwise)."""
     forget(request, subject=subject)
@@ -247,52 +185,3 @@ def tenant_names(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, str]:
 
 def iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-@contextmanager
-def refusals_audited(
-    request: Request,
-    conn: Connection,
-    principal: Principal,
-    *,
-    permission: str,
-    tenant_id: str,
-    resource: str,
-    failure: tuple[str, Mapping[str, Any]] | None = None,
-) -> Iterator[None]:
-    """Record a refused change (beyond one's roles, last admin) and commit only that event.
-
-    Wrap the checks that precede any write: on a refusal the transaction holds only
-    the audit event, which ``CommitThenRaise`` keeps before the error is answered.
-    """
-    try:
-        yield
-    except AuthorizationError as exc:
-        audit(
-            request,
-            conn,
-            principal,
-            "authz.denied",
-            tenant_id=tenant_id,
-            resource=resource,
-            details={"permission": permission},
-            outcome="denied",
-            reason=str(exc.fields.get("reason") or "missing_permission"),
-        )
-        raise CommitThenRaise(exc) from None
-    except Conflict as exc:
-        if failure is None or exc.code != "last_admin":
-            raise
-        action, details = failure
-        audit(
-            request,
-            conn,
-            principal,
-            action,
-            tenant_id=tenant_id,
-            resource=resource,
-            details=details,
-            outcome="failure",
-            reason="last_admin",
-        )
-        raise CommitThenRaise(exc) from None

@@ -15,32 +15,12 @@ from typing import Any
 from fastapi import APIRouter, Body, Request
 from sqlalchemy import Connection
 
-from bastion.api.admin.common import TenantParam, admit, audit, forget_credentials, read, write
-from bastion.api.guard import runtime
+from bastion.api.admin.common import TenantParam, admit, forget_credentials, now, read, write
 from bastion.authz import Policy
-from bastion.identity.rules import load_policy, save_policy
+from bastion.identity.rules import load_policy
+from bastion.identity.tenant_admin import replace_policy
 
 router = APIRouter()
-
-
-def changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
-    """What differs between two policy documents, one entry per key or action."""
-    found: list[dict[str, Any]] = []
-    for key in sorted(set(before) | set(after)):
-        if key == "actions":
-            old, new = before.get(key, {}), after.get(key, {})
-            for action in sorted(set(old) | set(new)):
-                if old.get(action) != new.get(action):
-                    found.append(
-                        {
-                            "field": f"actions.{action}",
-                            "before": old.get(action),
-                            "after": new.get(action),
-                        }
-                    )
-        elif before.get(key) != after.get(key):
-            found.append({"field": key, "before": before.get(key), "after": after.get(key)})
-    return found
 
 
 @router.get("/policy", summary="The tenant's MFA and assurance policy")
@@ -58,22 +38,10 @@ async def put(
 ) -> dict[str, Any]:
     scope = await admit(request, "policy.manage", tenant)
     policy = Policy.from_document(document)
-    rt = runtime(request)
 
     def work(conn: Connection) -> dict[str, Any]:
-        before = load_policy(conn, scope.tenant_id).to_document()
-        save_policy(conn, scope.tenant_id, policy, now=rt.clock.now())
-        after = policy.to_document()
-        audit(
-            request,
-            conn,
-            scope.principal,
-            "policy.updated",
-            tenant_id=scope.tenant_id,
-            resource="policy",
-            details={"changes": changes(before, after)},
-        )
-        return after
+        saved = replace_policy(conn, scope.principal, scope.tenant_id, policy, now=now(request))
+        return saved.to_document()
 
     result = await write(request, work)
     forget_credentials(request)

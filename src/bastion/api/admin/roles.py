@@ -18,20 +18,16 @@ from bastion.api.admin.common import (
     TenantParam,
     TenantScoped,
     admit,
-    audit,
-    check_grantable,
     forget_credentials,
-    own_roles,
+    now,
     plain_name,
     read,
-    refusals_audited,
     write,
 )
-from bastion.api.guard import runtime
 from bastion.authz import BUILTIN_ROLES, GRANTABLE, Role, validate_custom_role
 from bastion.errors import Conflict
-from bastion.identity.grants import role_holders
-from bastion.identity.rules import create_custom_role, custom_roles_of, delete_custom_role
+from bastion.identity.rules import custom_roles_of
+from bastion.identity.tenant_admin import add_role, remove_role
 
 router = APIRouter()
 
@@ -55,31 +51,9 @@ def role_view(role: Role) -> dict[str, Any]:
 async def create(request: Request, body: CreateRoleBody) -> dict[str, Any]:
     scope = await admit(request, "roles.manage", body.tenant)
     role = validate_custom_role(plain_name(body.name, "name"), body.permissions, body.description)
-    ceiling = await own_roles(request, scope.principal)
 
     def work(conn: Connection) -> dict[str, Any]:
-        with refusals_audited(
-            request,
-            conn,
-            scope.principal,
-            permission="roles.manage",
-            tenant_id=scope.tenant_id,
-            resource=f"role:{role.name}",
-        ):
-            check_grantable(ceiling, [role])
-        create_custom_role(
-            conn, tenant_id=scope.tenant_id, role=role, now=runtime(request).clock.now()
-        )
-        audit(
-            request,
-            conn,
-            scope.principal,
-            "role.created",
-            tenant_id=scope.tenant_id,
-            resource=f"role:{role.name}",
-            details={"role": role.name, "permissions": sorted(role.permissions)},
-        )
-        return role_view(role)
+        return role_view(add_role(conn, scope.principal, scope.tenant_id, role, now=now(request)))
 
     result = await write(request, work)
     forget_credentials(request)
@@ -101,23 +75,7 @@ async def delete(request: Request, name: str, tenant: TenantParam = None) -> Res
         raise Conflict(f"'{name}' is a built-in role; it cannot be deleted.", code="role_builtin")
 
     def work(conn: Connection) -> None:
-        holders = role_holders(conn, tenant_id=scope.tenant_id, role=name)
-        removed = delete_custom_role(conn, tenant_id=scope.tenant_id, name=name)
-        if holders:
-            raise Conflict(
-                f"Role '{name}' is granted to {holders} user(s) or service account(s); "
-                "change their roles first.",
-                code="role_in_use",
-            )
-        audit(
-            request,
-            conn,
-            scope.principal,
-            "role.deleted",
-            tenant_id=scope.tenant_id,
-            resource=f"role:{removed.name}",
-            details={"role": removed.name},
-        )
+        remove_role(conn, scope.principal, scope.tenant_id, name, now=now(request))
 
     await write(request, work)
     forget_credentials(request)

@@ -22,41 +22,30 @@ from bastion.api.admin.common import (
     TenantScoped,
     admit,
     admit_all,
-    audit,
-    check_grantable,
     enter_tenant,
     forget_credentials,
-    grant_collections,
     iso,
-    own_roles,
+    now,
     plain_name,
     read,
-    refusals_audited,
-    roles_held,
     tenant_names,
     validate_collections,
     write,
 )
 from bastion.api.bodies import StrictBody
-from bastion.api.guard import authorize, runtime
-from bastion.audit import safe_text
-from bastion.authz import resolve_roles
+from bastion.api.guard import authorize
 from bastion.domain import Principal
 from bastion.errors import NotFound
-from bastion.identity.grants import grants_of, remove_grants, replace_grants
-from bastion.identity.rules import custom_roles_of
+from bastion.identity.grants import grant_collections, grants_of
+from bastion.identity.service_account_admin import create_account, delete_account, end_key, new_key
 from bastion.identity.service_accounts import (
     ApiKeyRecord,
     ServiceAccount,
-    api_key_by_id,
-    create_api_key,
-    create_service_account,
-    delete_service_account,
     list_api_keys,
     list_service_accounts,
-    revoke_api_key,
     service_account_by_id,
 )
+from bastion.identity.tenants import tenant_by_id
 
 router = APIRouter()
 
@@ -119,46 +108,17 @@ async def _target(
 async def create(request: Request, body: CreateServiceAccountBody) -> dict[str, Any]:
     scope = await admit(request, "service_accounts.manage", body.tenant)
     name = plain_name(body.name, "name")
-    ceiling = await own_roles(request, scope.principal)
-    rt = runtime(request)
+    collections = validate_collections(body.collections)
 
     def work(conn: Connection) -> dict[str, Any]:
-        now = rt.clock.now()
-        roles = resolve_roles(body.roles, custom_roles_of(conn, scope.tenant_id))
-        collections = validate_collections(body.collections)
-        with refusals_audited(
-            request,
+        account = create_account(
             conn,
             scope.principal,
-            permission="service_accounts.manage",
-            tenant_id=scope.tenant_id,
-            resource=f"tenant:{scope.tenant_id}",
-        ):
-            check_grantable(ceiling, roles)
-        account = create_service_account(conn, tenant_id=scope.tenant_id, name=name, now=now)
-        names = [role.name for role in roles]
-        replace_grants(
-            conn,
-            "service_account",
-            account.id,
-            tenant_id=scope.tenant_id,
-            roles=names,
+            tenant_by_id(conn, scope.tenant_id),
+            name=name,
+            roles=body.roles,
             collections=collections,
-            now=now,
-        )
-        audit(
-            request,
-            conn,
-            scope.principal,
-            "service_account.created",
-            tenant_id=scope.tenant_id,
-            resource=f"service_account:{account.id}",
-            details={
-                "service_account_id": account.id,
-                "name": account.name,
-                "roles": names,
-                "collections": collections,
-            },
+            now=now(request),
         )
         return account_view(conn, account, scope.tenant_name)
 
@@ -184,13 +144,13 @@ async def list_all(request: Request, tenant: TenantParam = None) -> dict[str, An
 @router.get("/service-accounts/{account_id}", summary="A service account and its keys")
 async def get(request: Request, account_id: str) -> dict[str, Any]:
     _, account = await _target(request, "service_accounts.read", account_id)
-    now = runtime(request).clock.now()
+    at = now(request)
 
     def work(conn: Connection) -> dict[str, Any]:
         view = account_view(
             conn, account, tenant_names(conn, [account.tenant_id])[account.tenant_id]
         )
-        view["keys"] = [key_view(key, now) for key in list_api_keys(conn, account.id)]
+        view["keys"] = [key_view(key, at) for key in list_api_keys(conn, account.id)]
         return view
 
     return await read(request, work)
@@ -199,37 +159,7 @@ async def get(request: Request, account_id: str) -> dict[str, Any]:
 @router.delete("/service-accounts/{account_id}", status_code=204, summary="Delete an account")
 async def delete(request: Request, account_id: str) -> Response:
     principal, account = await _target(request, "service_accounts.manage", account_id)
-    ceiling = await own_roles(request, principal)
-    rt = runtime(request)
-
-    def work(conn: Connection) -> None:
-        current = service_account_by_id(conn, account.id)
-        resource = f"service_account:{current.id}"
-        with refusals_audited(
-            request,
-            conn,
-            principal,
-            permission="service_accounts.manage",
-            tenant_id=current.tenant_id,
-            resource=resource,
-        ):
-            custom = custom_roles_of(conn, current.tenant_id)
-            check_grantable(
-                ceiling, roles_held(grants_of(conn, "service_account", current.id), custom)
-            )
-        delete_service_account(conn, current.id, now=rt.clock.now())
-        remove_grants(conn, "service_account", current.id)
-        audit(
-            request,
-            conn,
-            principal,
-            "service_account.deleted",
-            tenant_id=current.tenant_id,
-            resource=resource,
-            details={"service_account_id": current.id, "name": safe_text(current.name)},
-        )
-
-    await write(request, work)
+    await write(request, lambda conn: delete_account(conn, principal, account.id, now=now(request)))
     forget_credentials(request)
     return Response(status_code=204)
 
@@ -243,27 +173,12 @@ async def create_key(
     request: Request, account_id: str, body: CreateKeyBody | None = None
 ) -> dict[str, Any]:
     principal, account = await _target(request, "keys.manage", account_id)
-    rt = runtime(request)
     expires_in = body.expires_in if body else None
+    at = now(request)
 
     def work(conn: Connection) -> dict[str, Any]:
-        now = rt.clock.now()
-        current = service_account_by_id(conn, account.id)
-        made = create_api_key(conn, service_account_id=current.id, expires_in=expires_in, now=now)
-        audit(
-            request,
-            conn,
-            principal,
-            "api_key.created",
-            tenant_id=current.tenant_id,
-            resource=f"api_key:{made.record.id}",
-            details={
-                "key_id": made.record.id,
-                "service_account_id": current.id,
-                "expires_at": iso(made.record.expires_at),
-            },
-        )
-        return {**key_view(made.record, now), "key": made.secret}
+        made = new_key(conn, principal, account.id, expires_in=expires_in, now=at)
+        return {**key_view(made.record, at), "key": made.secret}
 
     return await write(request, work)
 
@@ -271,9 +186,9 @@ async def create_key(
 @router.get("/service-accounts/{account_id}/keys", summary="List keys (ids and hints only)")
 async def list_keys(request: Request, account_id: str) -> dict[str, Any]:
     _, account = await _target(request, "service_accounts.read", account_id)
-    now = runtime(request).clock.now()
+    at = now(request)
     keys = await read(request, lambda conn: list_api_keys(conn, account.id))
-    return {"keys": [key_view(key, now) for key in keys]}
+    return {"keys": [key_view(key, at) for key in keys]}
 
 
 @router.delete(
@@ -281,23 +196,6 @@ async def list_keys(request: Request, account_id: str) -> dict[str, Any]:
 )
 async def revoke_key(request: Request, account_id: str, key_id: str) -> Response:
     principal, account = await _target(request, "keys.manage", account_id)
-    rt = runtime(request)
-
-    def work(conn: Connection) -> None:
-        key = api_key_by_id(conn, service_account_id=account.id, key_id=key_id)
-        if key.revoked_at is not None:
-            return  # already revoked: nothing changes, nothing to record
-        revoke_api_key(conn, service_account_id=account.id, key_id=key.id, now=rt.clock.now())
-        audit(
-            request,
-            conn,
-            principal,
-            "api_key.revoked",
-            tenant_id=account.tenant_id,
-            resource=f"api_key:{key.id}",
-            details={"key_id": key.id, "service_account_id": account.id},
-        )
-
-    await write(request, work)
+    await write(request, lambda conn: end_key(conn, principal, account, key_id, now=now(request)))
     forget_credentials(request)
     return Response(status_code=204)

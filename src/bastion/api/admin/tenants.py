@@ -8,10 +8,11 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from sqlalchemy import Connection
 
-from bastion.api.admin.common import audit, iso, plain_name, read, write
+from bastion.api.admin.common import iso, now, plain_name, read, write
 from bastion.api.bodies import StrictBody
-from bastion.api.guard import authorize, runtime
-from bastion.identity.tenants import Tenant, create_tenant, list_tenants, validate_tenant_name
+from bastion.api.guard import authorize
+from bastion.identity.tenant_admin import add_tenant
+from bastion.identity.tenants import Tenant, list_tenants, validate_tenant_name
 
 router = APIRouter()
 
@@ -28,20 +29,9 @@ def tenant_view(tenant: Tenant) -> dict[str, Any]:
 async def create(request: Request, body: CreateTenantBody) -> dict[str, Any]:
     principal = await authorize(request, "tenants.manage")
     name = plain_name(validate_tenant_name(body.name), "name")
-    rt = runtime(request)
 
     def work(conn: Connection) -> dict[str, Any]:
-        tenant = create_tenant(conn, name, now=rt.clock.now())
-        audit(
-            request,
-            conn,
-            principal,
-            "tenant.created",
-            tenant_id=tenant.id,
-            resource=f"tenant:{tenant.id}",
-            details={"name": tenant.name},
-        )
-        return tenant_view(tenant)
+        return tenant_view(add_tenant(conn, principal, name, now=now(request)))
 
     return await write(request, work)
 

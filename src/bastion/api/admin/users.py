@@ -20,33 +20,24 @@ from bastion.api.admin.common import (
     TenantScoped,
     admit,
     admit_all,
-    audit,
-    check_grantable,
     enter_tenant,
-    grant_collections,
     iso,
-    own_roles,
+    now,
     plain_name,
     read,
-    refusals_audited,
     tenant_names,
     validate_collections,
     write,
 )
 from bastion.api.guard import authorize, runtime
+from bastion.api.views import factor_view
 from bastion.authn.enrollment import list_factors
-from bastion.authz import resolve_roles
+from bastion.domain import Principal
 from bastion.errors import NotFound
-from bastion.identity.grants import grants_of
-from bastion.identity.provisioning import provision_user
-from bastion.identity.rules import custom_roles_of
-from bastion.identity.users import (
-    User,
-    create_enrollment_link,
-    list_users,
-    user_by_id,
-    validate_username,
-)
+from bastion.identity.grants import grant_collections, grants_of
+from bastion.identity.lifecycle import create_user_account
+from bastion.identity.tenants import tenant_by_id
+from bastion.identity.users import User, list_users, live_user, validate_username
 
 router = APIRouter()
 
@@ -78,18 +69,7 @@ def user_not_found() -> NotFound:
     return NotFound("User not found.", code="user_not_found")
 
 
-def live_user(conn: Connection, user_id: str) -> User:
-    """The user ``user_id`` unless deleted (a deleted user is gone: 404)."""
-    try:
-        user = user_by_id(conn, user_id)
-    except NotFound:
-        raise user_not_found() from None
-    if user.status == "deleted":
-        raise user_not_found()
-    return user
-
-
-async def target_user(request: Request, action: str, user_id: str) -> tuple[Any, User]:
+async def target_user(request: Request, action: str, user_id: str) -> tuple[Principal, User]:
     """Authorise ``action``, load the user, and admit the caller to the user's tenant."""
     principal = await authorize(request, action)
     user = await read(request, lambda conn: live_user(conn, user_id))
@@ -100,58 +80,28 @@ async def target_user(request: Request, action: str, user_id: str) -> tuple[Any,
 @router.post("/users", status_code=201, summary="Create a user (enrollment token if no password)")
 async def create(request: Request, body: CreateUserBody) -> dict[str, Any]:
     scope = await admit(request, "users.manage", body.tenant)
-    ceiling = await own_roles(request, scope.principal)
     rt = runtime(request)
     username = plain_name(validate_username(body.username), "username")
+    collections = validate_collections(body.collections)
 
     def work(conn: Connection) -> dict[str, Any]:
-        now = rt.clock.now()
-        custom = custom_roles_of(conn, scope.tenant_id)
-        roles = resolve_roles(body.roles, custom)
-        collections = validate_collections(body.collections)
-        with refusals_audited(
-            request,
+        made = create_user_account(
             conn,
             scope.principal,
-            permission="users.manage",
-            tenant_id=scope.tenant_id,
-            resource=f"tenant:{scope.tenant_id}",
-        ):
-            check_grantable(ceiling, roles)
-        role_names = [role.name for role in roles]
-        user = provision_user(
-            conn,
+            tenant_by_id(conn, scope.tenant_id),
             hasher=rt.hasher,
-            tenant_id=scope.tenant_id,
             username=username,
             password=body.password,
-            roles=role_names,
+            roles=body.roles,
             collections=collections,
-            now=now,
+            now=now(request),
         )
-        link = None if user.password_hash else create_enrollment_link(conn, user.id, now=now)
-        audit(
-            request,
-            conn,
-            scope.principal,
-            "user.created",
-            tenant_id=scope.tenant_id,
-            resource=f"user:{user.id}",
-            details={
-                "user_id": user.id,
-                "username": user.username,
-                "roles": role_names,
-                "status": user.status,
-                "tenant": scope.tenant_name,
-                "enrollment": link is not None,
-            },
-        )
-        view = user_view(conn, user, scope.tenant_name)
-        if link is not None:
+        view = user_view(conn, made.user, scope.tenant_name)
+        if made.link is not None:
             view["enrollment"] = {
-                "token": link.token,
-                "url": f"{rt.settings.resolved_public_url}/setup/enroll#{link.token}",
-                "expires_at": iso(link.expires_at),
+                "token": made.link.token,
+                "url": f"{rt.settings.resolved_public_url}/setup/enroll#{made.link.token}",
+                "expires_at": iso(made.link.expires_at),
             }
         return view
 
@@ -177,10 +127,7 @@ async def get(request: Request, user_id: str) -> dict[str, Any]:
     def work(conn: Connection) -> dict[str, Any]:
         current = live_user(conn, user.id)
         view = user_view(conn, current, tenant_names(conn, [current.tenant_id])[current.tenant_id])
-        view["factors"] = [
-            {key: value for key, value in factor.public().items()}
-            for factor in list_factors(conn, current.id)
-        ]
+        view["factors"] = [factor_view(factor) for factor in list_factors(conn, current.id)]
         return view
 
     return await read(request, work)

@@ -1,0 +1,113 @@
+"""A tenant's own rules and the tenants themselves, as administrators change them: custom
+roles (none beyond the caller's own permissions, none deleted while granted), the
+policy document (every change recorded field by field), new tenants."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from bastion.audit import record
+from bastion.authz import Policy, Resource, Role
+from bastion.domain import Principal
+from bastion.errors import Conflict
+from bastion.identity.authorization import check
+from bastion.identity.grants import role_holders
+from bastion.identity.rules import create_custom_role, delete_custom_role, load_policy, save_policy
+from bastion.identity.tenants import Tenant, create_tenant
+
+
+def add_tenant(conn: Connection, actor: Principal, name: str, *, now: datetime) -> Tenant:
+    tenant = create_tenant(conn, name, now=now)
+    record(
+        conn,
+        "tenant.created",
+        actor=actor.id,
+        tenant_id=tenant.id,
+        resource=f"tenant:{tenant.id}",
+        details={"name": tenant.name},
+        now=now,
+    )
+    return tenant
+
+
+def add_role(
+    conn: Connection, actor: Principal, tenant_id: str, role: Role, *, now: datetime
+) -> Role:
+    subject = f"role:{role.name}"
+    check(conn, actor, "roles.manage", Resource(tenant_id, roles=(role,)), subject=subject,
+          now=now)  # fmt: skip
+    create_custom_role(conn, tenant_id=tenant_id, role=role, now=now)
+    record(
+        conn,
+        "role.created",
+        actor=actor.id,
+        tenant_id=tenant_id,
+        resource=subject,
+        details={"role": role.name, "permissions": sorted(role.permissions)},
+        now=now,
+    )
+    return role
+
+
+def remove_role(
+    conn: Connection, actor: Principal, tenant_id: str, name: str, *, now: datetime
+) -> Role:
+    """Delete a custom role that nobody holds (``409 role_in_use`` otherwise)."""
+    holders = role_holders(conn, tenant_id=tenant_id, role=name)
+    removed = delete_custom_role(conn, tenant_id=tenant_id, name=name)
+    if holders:
+        raise Conflict(
+            f"Role '{name}' is granted to {holders} user(s) or service account(s); "
+            "change their roles first.",
+            code="role_in_use",
+        )
+    record(
+        conn,
+        "role.deleted",
+        actor=actor.id,
+        tenant_id=tenant_id,
+        resource=f"role:{removed.name}",
+        details={"role": removed.name},
+        now=now,
+    )
+    return removed
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+    """What differs between two policy documents, one entry per key or action."""
+    found: list[dict[str, Any]] = []
+    for key in sorted(set(before) | set(after)):
+        if key == "actions":
+            old, new = before.get(key, {}), after.get(key, {})
+            for action in sorted(set(old) | set(new)):
+                if old.get(action) != new.get(action):
+                    found.append(
+                        {
+                            "field": f"actions.{action}",
+                            "before": old.get(action),
+                            "after": new.get(action),
+                        }
+                    )
+        elif before.get(key) != after.get(key):
+            found.append({"field": key, "before": before.get(key), "after": after.get(key)})
+    return found
+
+
+def replace_policy(
+    conn: Connection, actor: Principal, tenant_id: str, policy: Policy, *, now: datetime
+) -> Policy:
+    before = load_policy(conn, tenant_id).to_document()
+    save_policy(conn, tenant_id, policy, now=now)
+    record(
+        conn,
+        "policy.updated",
+        actor=actor.id,
+        tenant_id=tenant_id,
+        resource="policy",
+        details={"changes": changes(before, policy.to_document())},
+        now=now,
+    )
+    return policy
