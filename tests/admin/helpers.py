@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from bastion.authn.sessions import start_session
-from bastion.identity.grants import replace_grants
-from bastion.identity.tenants import create_tenant, tenant_by_name
-from bastion.identity.users import create_user
 from bastion.runtime import Runtime
-from bastion.storage import new_id
 from tests.support.app import Env
+from tests.support.credentials import AMR, new_session, new_user
 
-AMR = {"aal1": ["pwd"], "aal2": ["mfa", "otp", "pwd"], "aal3": ["hwk", "mfa", "user"]}
+__all__ = ["AMR", "Minted", "events", "mint", "problem", "runtime_of"]
 
 
 @dataclass(frozen=True)
@@ -48,33 +43,12 @@ def mint(
     """A user with ``roles`` and a live session; ``age`` seconds since its authentication."""
     rt = runtime_of(env)
     now = env.clock.now()
+    held = list(roles) if roles is not None else ([role] if role else [])
     with rt.db.begin() as conn:
-        found = tenant_by_name(conn, tenant) or create_tenant(conn, tenant, now=now)
-        user = create_user(
-            conn,
-            tenant_id=found.id,
-            username=username or new_id("u").replace("_", "-"),
-            password_hash=None,
-            now=now,
+        user = new_user(
+            conn, roles=held, tenant=tenant, collections=collections, username=username, now=now
         )
-        replace_grants(
-            conn,
-            "user",
-            user.id,
-            tenant_id=found.id,
-            roles=list(roles) if roles is not None else ([role] if role else []),
-            collections=collections,
-            now=now,
-        )
-        issued = start_session(
-            conn,
-            rt.sessions,
-            user,
-            acr=acr,
-            amr=AMR[acr],
-            auth_time=now - timedelta(seconds=age),
-            now=now,
-        )
+        issued = new_session(conn, rt.sessions, user, acr=acr, age=age, now=now)
     return Minted(issued.access_token, user.id, user.username)
 
 

@@ -6,11 +6,8 @@ from typing import Any
 
 import pyotp
 from tests.support.app import Env
+from tests.support.credentials import new_session, new_user
 
-from bastion.authn.sessions import start_session
-from bastion.identity.grants import replace_grants
-from bastion.identity.tenants import tenant_by_name
-from bastion.identity.users import create_user
 from bastion.runtime import Runtime
 
 
@@ -18,30 +15,13 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def mint(env: Env, *, role: str, acr: str, amr: list[str]) -> str:
+def mint(env: Env, *, role: str, acr: str, amr: list[str] | None = None) -> str:
+    """An access token of a new user with ``role`` (``tests.support.credentials``)."""
     rt: Runtime = env.client.app.state.runtime  # type: ignore[attr-defined]
+    now = env.clock.now()
     with rt.db.begin() as conn:
-        tenant = tenant_by_name(conn, "default")
-        assert tenant is not None
-        user = create_user(
-            conn,
-            tenant_id=tenant.id,
-            username=f"{role}-{acr}",
-            password_hash=None,
-            now=env.clock.now(),
-        )
-        replace_grants(
-            conn,
-            "user",
-            user.id,
-            tenant_id=tenant.id,
-            roles=[role],
-            collections=None,
-            now=env.clock.now(),
-        )
-        now = env.clock.now()
-        issued = start_session(conn, rt.sessions, user, acr=acr, amr=amr, auth_time=now, now=now)
-    return issued.access_token
+        user = new_user(conn, roles=[role], username=f"{role}-{acr}", now=now)
+        return new_session(conn, rt.sessions, user, acr=acr, amr=amr, now=now).access_token
 
 
 def challenge_of(response: Any) -> str:

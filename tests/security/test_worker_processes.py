@@ -24,10 +24,10 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import text
 from tests.support.app import Env
+from tests.support.credentials import new_session
 from tests.support.server import ADMIN_PASSWORD
 
 from bastion.authn.login import ClientContext, LoginThrottles, password_login
-from bastion.authn.sessions import start_session
 from bastion.clock import ManualClock
 from bastion.config import Settings, load_settings
 from bastion.errors import InvalidCredentials, InvalidToken, RateLimited
@@ -340,14 +340,8 @@ def test_token_from_a_worker_that_rotated_passes_the_guard_of_another(env: Env) 
         with other.db.begin() as conn:
             admin = find_user(conn, "admin")
             assert admin is not None
-            issued = start_session(
-                conn,
-                other.sessions,
-                admin,
-                acr="aal2",
-                amr=["pwd", "otp"],
-                auth_time=env.clock.now(),
-                now=env.clock.now(),
+            issued = new_session(
+                conn, other.sessions, admin, acr="aal2", amr=["pwd", "otp"], now=env.clock.now()
             )
     finally:
         other.close()

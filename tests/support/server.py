@@ -19,15 +19,10 @@ from pathlib import Path
 
 import httpx
 
-from bastion.authn.sessions import start_session
 from bastion.config import load_settings
 from bastion.factors.password import hash_password
-from bastion.identity.grants import replace_grants
-from bastion.identity.service_accounts import create_api_key, create_service_account
-from bastion.identity.tenants import create_tenant, tenant_by_name
-from bastion.identity.users import create_user
 from bastion.runtime import Runtime
-from bastion.storage import new_id
+from tests.support.credentials import new_api_key, new_session, new_user
 
 ADMIN_PASSWORD = "correct horse battery staple 42"
 TEST_ENV = {
@@ -178,7 +173,8 @@ def open_runtime(data_dir: Path, env: dict[str, str]) -> Runtime:
 
 
 class Credentials:
-    """Mints real users, sessions, access tokens and API keys in a server's data folder."""
+    """Mints real users, sessions, access tokens and API keys in a server's data folder
+    (``tests.support.credentials``, with the server's settings and keys)."""
 
     def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
         self.data_dir = data_dir
@@ -186,12 +182,6 @@ class Credentials:
 
     def _runtime(self) -> Runtime:
         return open_runtime(self.data_dir, self.env)
-
-    def _tenant(self, rt: Runtime, conn: object, name: str) -> str:
-        found = tenant_by_name(conn, name)  # type: ignore[arg-type]
-        if found is None:
-            found = create_tenant(conn, name, now=rt.clock.now())  # type: ignore[arg-type]
-        return found.id
 
     def user(
         self,
@@ -206,23 +196,14 @@ class Credentials:
         rt = self._runtime()
         try:
             with rt.db.begin() as conn:
-                now = rt.clock.now()
-                tenant_id = self._tenant(rt, conn, tenant)
-                user = create_user(
+                user = new_user(
                     conn,
-                    tenant_id=tenant_id,
-                    username=username or new_id("u").replace("_", "-"),
-                    password_hash=hash_password(password, hasher=rt.hasher),
-                    now=now,
-                )
-                replace_grants(
-                    conn,
-                    "user",
-                    user.id,
-                    tenant_id=tenant_id,
                     roles=[role],
+                    tenant=tenant,
                     collections=collections,
-                    now=now,
+                    username=username,
+                    password_hash=hash_password(password, hasher=rt.hasher),
+                    now=rt.clock.now(),
                 )
             return user.username
         finally:
@@ -238,32 +219,19 @@ class Credentials:
         username: str | None = None,
     ) -> str:
         """A real access token of a fresh user with ``role`` (signed by the server's key)."""
-        amr = {"aal1": ["pwd"], "aal2": ["mfa", "otp", "pwd"], "aal3": ["hwk", "mfa", "user"]}[acr]
         rt = self._runtime()
         try:
             with rt.db.begin() as conn:
                 now = rt.clock.now()
-                tenant_id = self._tenant(rt, conn, tenant)
-                user = create_user(
+                user = new_user(
                     conn,
-                    tenant_id=tenant_id,
-                    username=username or new_id("u").replace("_", "-"),
-                    password_hash=None,
-                    now=now,
-                )
-                replace_grants(
-                    conn,
-                    "user",
-                    user.id,
-                    tenant_id=tenant_id,
                     roles=[role],
+                    tenant=tenant,
                     collections=collections,
+                    username=username,
                     now=now,
                 )
-                issued = start_session(
-                    conn, rt.sessions, user, acr=acr, amr=amr, auth_time=now, now=now
-                )
-            return issued.access_token
+                return new_session(conn, rt.sessions, user, acr=acr, now=now).access_token
         finally:
             rt.close()
 
@@ -277,22 +245,9 @@ class Credentials:
         rt = self._runtime()
         try:
             with rt.db.begin() as conn:
-                now = rt.clock.now()
-                tenant_id = self._tenant(rt, conn, tenant)
-                account = create_service_account(
-                    conn, tenant_id=tenant_id, name=new_id("svc"), now=now
+                return new_api_key(
+                    conn, role=role, tenant=tenant, collections=collections, now=rt.clock.now()
                 )
-                replace_grants(
-                    conn,
-                    "service_account",
-                    account.id,
-                    tenant_id=tenant_id,
-                    roles=[role],
-                    collections=collections,
-                    now=now,
-                )
-                key = create_api_key(conn, service_account_id=account.id, expires_in=None, now=now)
-            return key.secret
         finally:
             rt.close()
 

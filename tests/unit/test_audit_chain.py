@@ -132,7 +132,7 @@ def test_every_registered_action_is_well_formed() -> None:
     for needed in ("login.success", "login.failure", "factor.enrolled", "recovery_code.used",
                    "token.refresh_reuse_detected", "authz.denied", "step_up.challenged",
                    "api_key.created", "user.suspended", "policy.updated", "points.searched",
-                   "audit.exported", "audit.checkpoint"):  # fmt: skip
+                   "audit.exported", "audit.verified"):  # fmt: skip
         assert needed in EVENTS
 
 

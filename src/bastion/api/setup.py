@@ -11,11 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.api.bodies import StrictBody
 from bastion.api.guard import runtime
-from bastion.audit import AuditEvent, emit
-from bastion.factors.password import check_new_password, hash_password
 from bastion.identity.bootstrap import claim_setup_link
-from bastion.identity.rules import load_policy
-from bastion.identity.users import set_password_hash, spend_enrollment_link
+from bastion.identity.lifecycle import choose_password
 
 router = APIRouter(tags=["setup"])
 
@@ -75,26 +72,10 @@ async def enroll(request: Request, body: EnrollBody) -> dict[str, Any]:
 
     def claim() -> dict[str, Any]:
         with rt.db.begin() as conn:
-            now = rt.clock.now()
-            user = spend_enrollment_link(conn, body.token, now=now)  # unknown/used → 401
-            checked = check_new_password(  # weak → 422, and the rollback keeps the link
-                body.password,
-                min_length=load_policy(conn, user.tenant_id).password_min_length,
-                context_words=[user.username, "bastion"],
-            )
-            set_password_hash(conn, user.id, hash_password(checked, hasher=rt.hasher), now=now)
-            emit(
-                conn,
-                AuditEvent(
-                    action="user.password_set",
-                    outcome="success",
-                    actor=user.id,
-                    tenant_id=user.tenant_id,
-                    resource=f"user:{user.id}",
-                    details={"user_id": user.id, "username": user.username},
-                ),
-                now=now,
-            )
+            user = choose_password(
+                conn, hasher=rt.hasher, token=body.token, password=body.password,
+                now=rt.clock.now(),
+            )  # fmt: skip
         return {"status": "password_set", "username": user.username}
 
     return await run_in_threadpool(claim)

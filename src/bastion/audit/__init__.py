@@ -7,8 +7,8 @@ from bastion.audit.anchors import (
     export_record,
     read_anchors,
 )
-from bastion.audit.cadence import CHECKPOINT_INTERVAL, DEFAULT_MAX_GAP, CheckpointGap
 from bastion.audit.buffer import AuditBuffer
+from bastion.audit.cadence import CHECKPOINT_INTERVAL, DEFAULT_MAX_GAP, CheckpointGap
 from bastion.audit.chain import (
     GENESIS_HASH,
     Checkpoint,

@@ -124,8 +124,6 @@ _SPECS = (
           "user_id username factors_removed"),
     _spec("service_account.created", "A service account was created.", "success",
           "service_account_id name roles collections"),
-    _spec("service_account.updated", "A service account's roles changed.", "success",
-          "service_account_id name before after"),
     _spec("service_account.deleted", "A service account was deleted.", "success",
           "service_account_id name"),
     _spec("role.created", "A custom role was created.", "success", "role permissions"),
@@ -148,7 +146,6 @@ _SPECS = (
           "collection kind limit result_count searches"),
     # The audit log itself
     _spec("audit.exported", "The audit log was exported.", "success", "count filters"),
-    _spec("audit.checkpoint", "The chain head was signed.", "success", "seq head kid"),
     _spec("audit.verified", "The chain was verified.", "success failure",
           "ok events first_broken_seq checkpoints_checked"),
 )  # fmt: skip

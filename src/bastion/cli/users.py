@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from bastion.audit import AuditEvent, emit
+from bastion.audit import record
 from bastion.cli.common import (
     ROLES,
     DataDir,
@@ -66,16 +66,13 @@ def user_create(
             roles=[role],
             now=now,
         )
-        emit(
+        record(
             conn,
-            AuditEvent(
-                action="user.created",
-                outcome="success",
-                actor=CLI_ACTOR,
-                tenant_id=found.id,
-                resource=f"user:{user.id}",
-                details={"user_id": user.id, "username": user.username, "roles": [role]},
-            ),
+            "user.created",
+            actor=CLI_ACTOR,
+            tenant_id=found.id,
+            resource=f"user:{user.id}",
+            details={"user_id": user.id, "username": user.username, "roles": [role]},
             now=now,
         )
     out.print(
@@ -112,16 +109,13 @@ def _change_status(name: str, status: str, data_dir: object) -> None:
         set_status(conn, user.id, status, now=now)  # type: ignore[arg-type]
         revoke_user_sessions(conn, user.id, reason=f"user_{status}", now=now)
         action = "user.suspended" if status == "suspended" else "user.deleted"
-        emit(
+        record(
             conn,
-            AuditEvent(
-                action=action,
-                outcome="success",
-                actor=CLI_ACTOR,
-                tenant_id=user.tenant_id,
-                resource=f"user:{user.id}",
-                details={"user_id": user.id, "username": user.username, "before": user.status},
-            ),
+            action,
+            actor=CLI_ACTOR,
+            tenant_id=user.tenant_id,
+            resource=f"user:{user.id}",
+            details={"user_id": user.id, "username": user.username, "before": user.status},
             now=now,
         )
     out.print(f"User [bold]{user.username}[/] is now {status}; every session was revoked.")
@@ -176,33 +170,27 @@ def key_create(
                 collections=collection or None,
                 now=now,
             )
-            emit(
+            record(
                 conn,
-                AuditEvent(
-                    action="service_account.created",
-                    outcome="success",
-                    actor=CLI_ACTOR,
-                    tenant_id=found.id,
-                    resource=f"service_account:{account.id}",
-                    details={
-                        "service_account_id": account.id,
-                        "name": account.name,
-                        "roles": [role],
-                    },
-                ),
+                "service_account.created",
+                actor=CLI_ACTOR,
+                tenant_id=found.id,
+                resource=f"service_account:{account.id}",
+                details={
+                    "service_account_id": account.id,
+                    "name": account.name,
+                    "roles": [role],
+                },
                 now=now,
             )
         key = create_api_key(conn, service_account_id=account.id, expires_in=lifetime, now=now)
-        emit(
+        record(
             conn,
-            AuditEvent(
-                action="api_key.created",
-                outcome="success",
-                actor=CLI_ACTOR,
-                tenant_id=found.id,
-                resource=f"api_key:{key.record.id}",
-                details={"key_id": key.record.id, "service_account_id": account.id},
-            ),
+            "api_key.created",
+            actor=CLI_ACTOR,
+            tenant_id=found.id,
+            resource=f"api_key:{key.record.id}",
+            details={"key_id": key.record.id, "service_account_id": account.id},
             now=now,
         )
     out.print(

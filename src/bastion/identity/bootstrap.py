@@ -14,7 +14,7 @@ from typing import Literal
 from argon2 import PasswordHasher
 from sqlalchemy import Connection, func, insert, select, update
 
-from bastion.audit import AuditEvent, emit
+from bastion.audit import record
 from bastion.errors import InvalidToken
 from bastion.identity.provisioning import provision_user
 from bastion.identity.tenants import Tenant, ensure_default_tenant
@@ -53,16 +53,13 @@ def create_admin(
         roles=["admin"],
         now=now,
     )
-    emit(
+    record(
         conn,
-        AuditEvent(
-            action="user.created",
-            outcome="success",
-            actor=actor,
-            tenant_id=tenant.id,
-            resource=f"user:{user.id}",
-            details={"user_id": user.id, "username": user.username, "roles": ["admin"]},
-        ),
+        "user.created",
+        actor=actor,
+        tenant_id=tenant.id,
+        resource=f"user:{user.id}",
+        details={"user_id": user.id, "username": user.username, "roles": ["admin"]},
         now=now,
     )
     return user

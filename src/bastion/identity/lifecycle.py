@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 from bastion.audit import record, safe_text
 from bastion.authz import BUILTIN_ROLES, Resource, Role, permissions_of, resolve_roles, role_named
 from bastion.domain import Grant, Principal
+from bastion.factors.password import check_new_password, hash_password
 from bastion.identity.authorization import check
 from bastion.identity.credentials import reset_factors, revoke_user_sessions
 from bastion.identity.grants import (
@@ -32,7 +33,7 @@ from bastion.identity.grants import (
     replace_grants,
 )
 from bastion.identity.provisioning import provision_user
-from bastion.identity.rules import custom_roles_of
+from bastion.identity.rules import custom_roles_of, load_policy
 from bastion.identity.tenants import Tenant
 from bastion.identity.users import (
     EnrollmentLink,
@@ -42,7 +43,9 @@ from bastion.identity.users import (
     deprovision_user,
     list_users,
     live_user,
+    set_password_hash,
     set_status,
+    spend_enrollment_link,
 )
 
 ADMIN_PERMISSIONS = BUILTIN_ROLES["admin"].permissions
@@ -245,6 +248,30 @@ def delete_user(conn: Connection, actor: Principal, user_id: str, *, now: dateti
             "username": safe_text(user.username),
             "before": _state(before, user.status),
         },
+        now=now,
+    )
+    return user
+
+
+def choose_password(
+    conn: Connection, *, hasher: PasswordHasher, token: str, password: str, now: datetime
+) -> User:
+    """A user created without a password chooses one with their one-time enrollment link
+    (unknown or used link: 401; a weak password: 422, and the rollback keeps the link)."""
+    user = spend_enrollment_link(conn, token, now=now)
+    checked = check_new_password(
+        password,
+        min_length=load_policy(conn, user.tenant_id).password_min_length,
+        context_words=[user.username, "bastion"],
+    )
+    set_password_hash(conn, user.id, hash_password(checked, hasher=hasher), now=now)
+    record(
+        conn,
+        "user.password_set",
+        actor=user.id,
+        tenant_id=user.tenant_id,
+        resource=f"user:{user.id}",
+        details={"user_id": user.id, "username": user.username},
         now=now,
     )
     return user
