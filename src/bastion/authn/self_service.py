@@ -49,20 +49,6 @@ def _may_add_factor(conn: Connection, principal: Principal, now: datetime) -> No
     check(conn, principal, "me.factors.enroll", resource, subject=f"user:{principal.id}", now=now)
 
 
-def _recorded(
-    conn: Connection, principal: Principal, action: str, now: datetime, **details: object
-) -> None:
-    record(
-        conn,
-        action,
-        actor=principal.id,
-        tenant_id=principal.tenant_id,
-        resource=f"user:{principal.id}",
-        details=details,
-        now=now,
-    )
-
-
 def start_totp(deps: AuthnDeps, principal: Principal, *, name: str) -> TotpEnrollment:
     """A pending TOTP factor and its secret (shown once)."""
     with deps.db.begin() as conn:
@@ -77,8 +63,15 @@ def start_totp(deps: AuthnDeps, principal: Principal, *, name: str) -> TotpEnrol
             now=now,
             session_id=principal.session_id,
         )
-        _recorded(conn, principal, "factor.enrolled", now, factor_type="totp",
-                  factor_id=enrollment.factor_id, name=name)  # fmt: skip
+        record(
+            conn,
+            "factor.enrolled",
+            actor=principal.id,
+            tenant_id=principal.tenant_id,
+            resource=f"user:{principal.id}",
+            details={"factor_type": "totp", "factor_id": enrollment.factor_id, "name": name},
+            now=now,
+        )
         return enrollment
 
 
@@ -92,8 +85,15 @@ def finish_totp(
         factor = activate_totp(
             conn, deps.sealer, user_id=principal.id, factor_id=factor_id, code=code, now=now
         )
-        _recorded(conn, principal, "factor.activated", now, factor_type="totp",
-                  factor_id=factor.id)  # fmt: skip
+        record(
+            conn,
+            "factor.activated",
+            actor=principal.id,
+            tenant_id=principal.tenant_id,
+            resource=f"user:{principal.id}",
+            details={"factor_type": "totp", "factor_id": factor.id},
+            now=now,
+        )
         return factor
 
 
@@ -103,7 +103,15 @@ def new_recovery_codes(deps: AuthnDeps, principal: Principal) -> list[str]:
         now = deps.clock.now()
         _may_add_factor(conn, principal, now)
         codes = regenerate_recovery_codes(conn, user_id=principal.id, now=now)
-        _recorded(conn, principal, "recovery_codes.regenerated", now, count=len(codes))
+        record(
+            conn,
+            "recovery_codes.regenerated",
+            actor=principal.id,
+            tenant_id=principal.tenant_id,
+            resource=f"user:{principal.id}",
+            details={"count": len(codes)},
+            now=now,
+        )
         return codes
 
 
@@ -112,8 +120,15 @@ def drop_factor(deps: AuthnDeps, principal: Principal, factor_id: str) -> Factor
     with deps.db.begin() as conn:
         now = deps.clock.now()
         factor = remove_factor(conn, user_id=principal.id, factor_id=factor_id)
-        _recorded(conn, principal, "factor.removed", now, factor_type=factor.type,
-                  factor_id=factor.id)  # fmt: skip
+        record(
+            conn,
+            "factor.removed",
+            actor=principal.id,
+            tenant_id=principal.tenant_id,
+            resource=f"user:{principal.id}",
+            details={"factor_type": factor.type, "factor_id": factor.id},
+            now=now,
+        )
         return factor
 
 

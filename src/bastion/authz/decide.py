@@ -48,7 +48,7 @@ from bastion.authz.decision import Decision, Effect, collection_matches
 from bastion.authz.permissions import PERMISSIONS, Permission
 from bastion.authz.policy import Policy
 from bastion.authz.resource import Account, Resource
-from bastion.authz.roles import Role, role_named
+from bastion.authz.roles import Role, can_grant, role_named
 from bastion.domain import AAL2, Grant, Principal, Requirement, acr_rank, acr_satisfies
 
 DEFAULT_TENANT = "default"
@@ -170,7 +170,7 @@ def _state_refusal(
     action = item.name
     if resource.roles:
         ceiling = granted_permissions(principal, custom_roles=custom_roles)
-        beyond = sorted({role.name for role in resource.roles if not role.permissions <= ceiling})
+        beyond = sorted({role.name for role in resource.roles if not can_grant(ceiling, role)})
         if beyond:
             return _deny(
                 action,
@@ -280,7 +280,7 @@ def _home_grants(principal: Principal) -> tuple[Grant, ...]:
 def granted_permissions(
     principal: Principal, *, custom_roles: Mapping[str, Role] = _NO_CUSTOM_ROLES
 ) -> frozenset[str]:
-    """The permissions the principal holds on its whole tenant (for ``roles.can_grant``)."""
+    """The permissions the principal holds on its whole tenant (the ceiling of what it grants)."""
     result: frozenset[str] = frozenset()
     for grant in _home_grants(principal):
         found = role_named(grant.role, custom_roles)
