@@ -1,8 +1,9 @@
 """Tables of the risk engine, on the installation's one ``metadata`` (migration 0007).
 
 The storage package owns every table and the migrations that create them; the engine
-names these through ``bastion.risk.schema``, and only ``risk.store`` reads and writes them. Principal ids are not foreign keys: a row may
-name a service account (``sa_…``), and an attempt for an unknown username has none.
+names these through ``bastion.risk.schema``, and only ``risk.store`` reads and writes them.
+Principal ids are not foreign keys: a row may name a service account (``sa_…``), and an
+attempt for an unknown username has none.
 """
 
 from __future__ import annotations

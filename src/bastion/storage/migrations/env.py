@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-import bastion.storage.risk_schema  # noqa: F401  (registers the risk engine's tables)
+import bastion.storage.risk_schema  # registers the risk engine's tables
 import bastion.storage.vector_schema  # noqa: F401  (registers the vector tables)
 from bastion.storage.schema import metadata
 
