@@ -16,6 +16,7 @@ from datetime import datetime
 
 from bastion.authn.liveness import LivenessCache
 from bastion.authn.request import Credentials
+from bastion.clock import Clock
 from bastion.domain import Principal
 
 AdmittedKey = tuple[bytes, str, str | None, str | None]
@@ -39,9 +40,10 @@ def admitted_key(
     return digest, action, tenant_id, collection
 
 
-def admitted(cache: LivenessCache, key: AdmittedKey | None, now: datetime) -> Principal | None:
+def admitted(cache: LivenessCache, key: AdmittedKey | None, clock: Clock) -> Principal | None:
+    """The principal of a request admitted moments ago, while its credential is valid."""
     found: Admitted | None = cache.get(key) if key is not None else None
-    if found is None or (found.not_after is not None and now >= found.not_after):
+    if found is None or (found.not_after is not None and clock.now() >= found.not_after):
         return None
     return found.principal
 

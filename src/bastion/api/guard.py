@@ -44,7 +44,7 @@ class Door:
         AuthorizationError (403) or StepUpRequired (401 + RFC 9470 header)."""
         liveness = self.authn.liveness
         key = admitted_key(credentials, action, tenant_id, collection)
-        known = admitted(liveness, key, self.clock.now())
+        known = admitted(liveness, key, self.clock)
         if known is not None:
             return known
         found = await self.authn.authenticate(credentials)
