@@ -179,9 +179,9 @@ def run(root: Path, dataset: Dataset, results: Results) -> None:
         first.stop()  # clean shutdown: the engine saves its HNSW index
 
     restarted = time.perf_counter()
-    # One server, started with the bench-only switch: requests without a credential skip
-    # authentication, requests with one go through the whole guard. So "auth on" and
-    # "auth off" are the same process serving the same index from the same memory.
+    # One server with the bench's own app (bench/app.py): requests without a credential
+    # skip the door, requests with one go through all of it. So "auth on" and "auth off"
+    # are the same process serving the same index from the same memory.
     server = start(data_dir, auth=False, workers=SEARCH_WORKERS)
     restart_s = time.perf_counter() - restarted
     floor = None
