@@ -1,10 +1,11 @@
 """``python -m bench.serve serve --data-dir D --port P``: ``bastion serve`` with the bench's
 app (``bench.app``: requests without credentials skip the door).
 
-The same serving stack as ``bastion serve`` (``bastion.cli.serve``): uvicorn with the same
-options, and with ``BASTION_WORKERS`` > 1 the same worker supervisor
-(``bastion.cli.workers``) and start-up (``EmbeddedEngine.prepare_for_workers``).
-Settings come from the environment as for ``bastion serve``.
+The same serving stack as ``bastion serve`` (``bastion.cli.serve``), built from its own
+parts: the data folder and its lock, uvicorn with the same options
+(``uvicorn_options``), and with ``BASTION_WORKERS`` > 1 the same worker supervisor
+(``bastion.cli.workers``) and start-up (``EmbeddedEngine.prepare_for_workers``). Settings
+come from the environment as for ``bastion serve``.
 """
 
 from __future__ import annotations
@@ -13,19 +14,17 @@ import argparse
 import logging
 import os
 import sys
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
+from bastion.cli.listen import ReadyServer, bind
+from bastion.cli.serve import uvicorn_options
 from bastion.cli.workers import run_workers
 from bastion.config import Settings, load_settings
+from bastion.datadir import lock_for_server, prepare
 from bastion.vectors import EmbeddedEngine
 from bench.app import create_bench_app
-
-
-def _options(settings: Settings) -> dict[str, Any]:
-    return {"log_level": settings.log_level, "access_log": False, "server_header": False}
 
 
 def worker_app() -> FastAPI:
@@ -43,10 +42,17 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = load_settings(data_dir=args.data_dir, port=args.port)
     _configure_logging(settings)
-    application = create_bench_app(settings)
     count = settings.resolved_workers
+    options = uvicorn_options(settings)
+    listener = bind(settings.host, settings.port)
+    if count > 1:
+        listener.close()  # only a check: each worker binds its own socket
+    prepare(settings.data_dir)
+    lock = lock_for_server(settings.data_dir)
+    application = create_bench_app(settings)
     if count == 1:
-        uvicorn.run(application, host=settings.host, port=settings.port, **_options(settings))
+        config = uvicorn.Config(application, host=settings.host, port=settings.port, **options)
+        ReadyServer(config, on_ready=lambda: None).run(sockets=[listener])
         return 0
     EmbeddedEngine.prepare_for_workers(application.state.runtime.db, settings.data_dir)
     application.state.runtime.close()
@@ -56,7 +62,7 @@ def main(argv: list[str]) -> int:
         BASTION_PORT=str(settings.port),
         BASTION_WORKERS=str(count),
     )
-    return run_workers(count, settings.host, settings.port, worker_app, **_options(settings))
+    return run_workers(count, settings.host, settings.port, worker_app, inherit=lock, **options)
 
 
 def _configure_logging(settings: Settings) -> None:

@@ -40,7 +40,7 @@ from bastion.errors import ConfigurationError
 
 MAX_ACCESS_TOKEN_TTL = 15 * 60
 # ``BASTION_*`` variables that are read but are not settings.
-NOT_SETTINGS = frozenset({"BASTION_CONFIG", "BASTION_I_UNDERSTAND_THIS_IS_INSECURE"})
+NOT_SETTINGS = frozenset({"BASTION_CONFIG"})
 
 
 class Settings(BaseSettings):

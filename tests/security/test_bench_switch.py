@@ -15,9 +15,9 @@ from tests.security.test_step_up import bearer, mint
 from tests.support.app import Env
 from tests.support.server import ADMIN_PASSWORD
 
-from bastion.app import create_app
 from bastion.clock import ManualClock
 from bastion.config import load_settings
+from bastion.errors import ConfigurationError
 
 BODY = {"vectors": {"size": 4, "distance": "Cosine"}}
 
@@ -60,15 +60,15 @@ def test_without_the_switch_no_credential_means_401(env: Env) -> None:
     assert env.client.get("/collections").status_code == 401
 
 
-def test_the_old_switch_in_the_environment_turns_nothing_off(
+def test_the_old_switch_in_the_environment_is_refused(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A server started with the variables that used to disable authentication still
-    refuses a request without credentials: only the bench's own app factory does that."""
+    """The variables that used to turn authentication off are not settings any more: a
+    server started with them refuses to start (only the bench's own app factory lets a
+    request without credentials through)."""
     monkeypatch.setenv("BASTION_AUTH_DISABLED_FOR_BENCHMARKS", "true")
     monkeypatch.setenv("BASTION_I_UNDERSTAND_THIS_IS_INSECURE", "1")
-    clock = ManualClock(datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC))
-    settings = load_settings(data_dir=env.data_dir.parent / "other", argon2_profile="test")
-    with TestClient(create_app(settings, clock=clock), raise_server_exceptions=False) as client:
-        assert client.get("/collections").status_code == 401
-        assert client.put("/collections/bench", json=BODY).status_code == 401
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings(data_dir=env.data_dir.parent / "other", argon2_profile="test")
+    assert "BASTION_AUTH_DISABLED_FOR_BENCHMARKS" in refused.value.detail
+    assert "BASTION_I_UNDERSTAND_THIS_IS_INSECURE" in refused.value.detail

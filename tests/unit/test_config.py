@@ -67,9 +67,8 @@ def test_unknown_bastion_variable_is_an_error_naming_the_nearest_setting(
 def test_variables_that_are_not_settings_but_are_read_are_accepted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("BASTION_I_UNDERSTAND_THIS_IS_INSECURE", "1")
     monkeypatch.setenv("BASTION_CONFIG", "")
-    assert load_settings(auth_disabled_for_benchmarks=True).auth_disabled_for_benchmarks
+    assert load_settings().anonymous_read is False
 
 
 @pytest.mark.parametrize(
