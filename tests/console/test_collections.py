@@ -3,9 +3,9 @@ counts, payload indexes, through the console in process."""
 
 from __future__ import annotations
 
-from bastion.authn.sessions import start_session
 from bastion.identity.users import find_user
 from tests.console.helpers import Console
+from tests.support.credentials import new_session
 
 
 def _upsert(console: Console, username: str, collection: str) -> None:
@@ -14,9 +14,9 @@ def _upsert(console: Console, username: str, collection: str) -> None:
     with rt.db.begin() as conn:
         user = find_user(conn, username)
         assert user is not None
-        token = start_session(
-            rt, conn, user, acr="aal2", amr=["pwd", "otp", "mfa"], auth_time=console.clock.now()
-        )["access_token"]
+        token = new_session(
+            conn, rt.sessions, user, acr="aal2", now=console.clock.now()
+        ).access_token
     points = [
         {"id": i, "vector": [1.0, float(i), 0.0, 0.5], "payload": {"lang": lang, "n": i}}
         for i, lang in enumerate(["en", "de", "en", "fr", "en"], start=1)
@@ -75,9 +75,9 @@ def test_payload_index_and_escaping_of_stored_text(console: Console) -> None:
     with rt.db.begin() as conn:
         user = find_user(conn, "dev-eli")
         assert user is not None
-        token = start_session(
-            rt, conn, user, acr="aal2", amr=["pwd", "otp", "mfa"], auth_time=console.clock.now()
-        )["access_token"]
+        token = new_session(
+            conn, rt.sessions, user, acr="aal2", now=console.clock.now()
+        ).access_token
     console.client.put(
         "/collections/xss/points?wait=true",
         json={
