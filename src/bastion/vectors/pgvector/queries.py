@@ -1,0 +1,111 @@
+"""The pgvector engine's SQL: fixed statements, and builders for the per-collection ones.
+
+Table names come from ``tables.table_name`` (a server-made id); everything else a caller
+sends is a bind parameter. Vectors are sent in pgvector's binary form (``%b``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from psycopg import sql
+
+COLLECTION = (
+    "SELECT id, dim, distance, config, created_at FROM collections "
+    "WHERE tenant_id = %s AND name = %s"
+)
+COLLECTION_NAMES = "SELECT name FROM collections WHERE tenant_id = %s"
+INSERT_COLLECTION = (
+    "INSERT INTO collections (id, tenant_id, name, dim, distance, config, created_at, version) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, 0)"
+)
+DELETE_COLLECTION = "DELETE FROM collections WHERE tenant_id = %s AND name = %s RETURNING id"
+PAYLOAD_INDEXES = (
+    'SELECT field, "schema" FROM payload_indexes WHERE collection_id = %s ORDER BY field'
+)
+DELETE_PAYLOAD_INDEXES = "DELETE FROM payload_indexes WHERE collection_id = %s"
+DELETE_PAYLOAD_INDEX = "DELETE FROM payload_indexes WHERE collection_id = %s AND field = %s"
+INSERT_PAYLOAD_INDEX = (
+    'INSERT INTO payload_indexes (collection_id, field, "schema") VALUES (%s, %s, %s)'
+)
+# Live rows as counted by the statistics (kept up by every write, flushed within
+# seconds) or by the last ANALYZE / VACUUM / CREATE INDEX, whichever is higher.
+ESTIMATE = (
+    "SELECT greatest(c.reltuples::bigint, pg_stat_get_live_tuples(c.oid)) "
+    "FROM pg_class c WHERE c.oid = to_regclass(%s)"
+)
+# For one search transaction only (``SET LOCAL``): breadth, and pgvector 0.8's iterative
+# scan, which goes on through the graph while a filter leaves fewer than LIMIT rows.
+SEARCH_SETTINGS = (
+    "SELECT set_config('hnsw.ef_search', %s, true), "
+    "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+    "set_config('hnsw.max_scan_tuples', %s, true)"
+)
+MIN_SCAN_TUPLES = 20_000  # pgvector's default hnsw.max_scan_tuples
+
+
+def search_settings(ef: int, need: int) -> tuple[str, str]:
+    return str(ef), str(max(MIN_SCAN_TUPLES, 4 * need))
+
+
+def columns(payload: bool, vector: bool) -> sql.Composable:
+    """``point_id`` [, ``payload``] [, ``embedding``]: the order ``engine._record`` reads."""
+    names = ["point_id"] + (["payload"] if payload else []) + (["embedding"] if vector else [])
+    return sql.SQL(", ").join(sql.Identifier(name) for name in names)
+
+
+@lru_cache(maxsize=1024)
+def upsert(table: str) -> sql.Composed:
+    return sql.SQL(
+        "INSERT INTO {t} (point_id, embedding, payload) "
+        "SELECT * FROM unnest(%(k)s::text[], %(v)b::vector[], %(p)s::jsonb[]) "
+        "ON CONFLICT (point_id) DO UPDATE "
+        "SET embedding = EXCLUDED.embedding, payload = EXCLUDED.payload"
+    ).format(t=sql.Identifier(table))
+
+
+def nearest(
+    table: str,
+    operator: str,
+    *,
+    payload: bool,
+    vector: bool,
+    condition: sql.Composable | None,
+    exact: bool,
+) -> sql.Composed | str:
+    """The ``n`` nearest rows to ``q``: ``point_id [, payload] [, embedding], d``.
+
+    Graph search: ``ORDER BY embedding <op> q LIMIT n`` is what pgvector's HNSW index
+    answers; the iterative scan may return rows slightly out of order, so the outer
+    query sorts them (pgvector's advice). Exact: the subquery behind ``OFFSET 0`` hides
+    the ordering from the index, so PostgreSQL scans every matching row.
+    """
+    if condition is None:
+        return _nearest_unfiltered(table, operator, payload, vector, exact)
+    return _nearest(table, operator, payload, vector, condition, exact)
+
+
+@lru_cache(maxsize=1024)
+def _nearest_unfiltered(table: str, operator: str, payload: bool, vector: bool, exact: bool) -> str:
+    return _nearest(table, operator, payload, vector, sql.SQL("TRUE"), exact).as_string()
+
+
+def _nearest(
+    table: str,
+    operator: str,
+    payload: bool,
+    vector: bool,
+    condition: sql.Composable,
+    exact: bool,
+) -> sql.Composed:
+    distance = sql.SQL("embedding {} %(q)b").format(sql.SQL(operator))
+    template = (
+        "SELECT * FROM (SELECT {cols}, {d} AS d FROM {t} WHERE {w} OFFSET 0) AS s "
+        "ORDER BY d, point_id LIMIT %(n)s"
+        if exact
+        else "WITH hits AS MATERIALIZED (SELECT {cols}, {d} AS d FROM {t} WHERE {w} "
+        "ORDER BY {d} LIMIT %(n)s) SELECT * FROM hits ORDER BY d, point_id"
+    )
+    return sql.SQL(template).format(
+        cols=columns(payload, vector), d=distance, t=sql.Identifier(table), w=condition
+    )
