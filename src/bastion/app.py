@@ -27,6 +27,7 @@ from bastion.identity.bootstrap import Bootstrap, bootstrap, joined
 from bastion.identity.tenants import Tenant
 from bastion.runtime import Runtime
 from bastion.vectors import EmbeddedEngine
+from bastion.vectors.factory import build_engine
 
 log = logging.getLogger("bastion")
 AUDIT_FLUSH_SECONDS = 1.0
@@ -136,7 +137,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
         rt.db,
         rt.clock,
     )
-    app.state.vectors = EmbeddedEngine(rt.db, settings.data_dir, settings, clock=rt.clock)
+    app.state.vectors = build_engine(rt.db, settings, clock=rt.clock)
 
     install_error_handlers(app)
     dataplane.table.document_in(app)  # its routes are served by ``BastionAPI`` (the hot path)

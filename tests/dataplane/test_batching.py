@@ -12,6 +12,7 @@ from tests.dataplane.conftest import ACTOR, run
 from tests.dataplane.test_engine import DIM, A, ingest
 
 N = 3_000
+ENGINE_KINDS = ("embedded",)  # batching beside the event loop is the embedded engine's
 
 
 def _queries(count: int) -> list[np.ndarray]:

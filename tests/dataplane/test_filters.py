@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 
-from bastion.vectors import BadRequest, parse_filter, parse_point_id
+from bastion.vectors import (
+    BadRequest,
+    CollectionSpec,
+    PayloadSelector,
+    PointWrite,
+    SearchQuery,
+    VectorEngine,
+    key_to_id,
+    parse_filter,
+    parse_point_id,
+)
 from bastion.vectors.predicates import compile_filter
+from tests.dataplane.conftest import run
 
 POINTS: dict[int, dict[str, Any]] = {
     1: {"city": "Paris", "price": 10, "tags": ["a", "b"], "meta": {"lang": "fr", "n": 1.5}},
@@ -18,9 +31,41 @@ POINTS: dict[int, dict[str, Any]] = {
 }
 
 
-def matching(raw: dict[str, Any]) -> list[int]:
+def predicate_matching(raw: dict[str, Any]) -> list[int]:
     predicate = compile_filter(parse_filter(raw))
     return [i for i, payload in POINTS.items() if predicate(parse_point_id(i), payload)]
+
+
+@pytest.fixture
+def matching(engine: VectorEngine) -> Callable[[dict[str, Any]], list[int]]:
+    """The points a filter matches through an engine (each engine kind in turn): scroll,
+    count and an exact filtered search must agree with each other and the predicate."""
+    run(engine.create_collection("ten_a", CollectionSpec(name="f", dim=2, distance="Dot")))
+    writes = [PointWrite(parse_point_id(i), payload) for i, payload in POINTS.items()]
+    run(engine.upsert("ten_a", "f", writes, np.ones((len(POINTS), 2), np.float32)))
+
+    def through_engine(raw: dict[str, Any]) -> list[int]:
+        node = parse_filter(raw)
+        page = run(
+            engine.scroll(
+                "ten_a",
+                "f",
+                filter=node,
+                offset_key=None,
+                limit=100,
+                with_payload=PayloadSelector(enabled=False),
+                with_vector=False,
+            )
+        )
+        found = [int(key_to_id(point.key)) for point in page.points]
+        assert run(engine.count("ten_a", "f", filter=node)) == len(found)
+        query = SearchQuery(vector=np.ones(2, np.float32), limit=100, filter=node, exact=True)
+        searched = run(engine.search("ten_a", "f", query))
+        assert sorted(int(key_to_id(hit.key)) for hit in searched) == found
+        assert found == predicate_matching(raw)
+        return found
+
+    return through_engine
 
 
 @pytest.mark.parametrize(
@@ -95,7 +140,9 @@ def matching(raw: dict[str, Any]) -> list[int]:
         ({"must": [{"key": "tags", "is_empty": False}]}, [1]),
     ],
 )
-def test_filter_semantics(raw: dict[str, Any], expected: list[int]) -> None:
+def test_filter_semantics(
+    raw: dict[str, Any], expected: list[int], matching: Callable[[dict[str, Any]], list[int]]
+) -> None:
     assert matching(raw) == expected
 
 

@@ -16,18 +16,13 @@ from bastion.audit import verify_chain
 from bastion.clock import ManualClock
 from bastion.config import load_settings
 from bastion.runtime import Runtime
-from tests.support.postgres import pg_binary, postgres_cluster
+from tests.support.postgres import fresh_database
 from tests.support.server import ADMIN_PASSWORD
-
-pytestmark = pytest.mark.skipif(
-    pg_binary("initdb") is None, reason="PostgreSQL server binaries not installed"
-)
 
 
 @pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    with postgres_cluster() as url:
-        yield url
+def database_url(pgvector_url: str) -> str:
+    return fresh_database(pgvector_url)
 
 
 @pytest.fixture

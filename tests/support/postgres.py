@@ -135,7 +135,17 @@ def postgres_cluster(*, durable: bool = False) -> Iterator[str]:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     subprocess.run(
         _as_postgres_user(
-            [str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o", options, "start"]
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-w",
+                "-l",
+                str(root / "log"),
+                "-o",
+                options,
+                "start",
+            ]
         ),
         check=True,
         capture_output=True,
@@ -144,7 +154,9 @@ def postgres_cluster(*, durable: bool = False) -> Iterator[str]:
         yield f"postgresql+psycopg://bastion@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(
-            _as_postgres_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            _as_postgres_user(
+                [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
+            ),
             check=False,
             capture_output=True,
         )
