@@ -1,7 +1,7 @@
 """``python -m bench``: every benchmark in one run, then the summary and docs/benchmarks.md.
 
 Options: ``--quick`` (a small data set, for trying the bench itself; never written to the
-docs), ``--only auth|risk|vectors``, ``--keep`` (keep the temporary data folders).
+docs), ``--only auth|risk|vectors|pgvector``, ``--keep`` (keep the temporary data folders).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import auth, vectors
+from bench import auth, pgvector, vectors
 from bench.data import make_dataset
 from bench.report import Results, console, print_section, print_summary, write_docs
 
@@ -20,7 +20,9 @@ from bench.report import Results, console, print_section, print_summary, write_d
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="20,000 vectors; docs untouched")
-    parser.add_argument("--only", choices=("auth", "risk", "vectors"), help="run one part only")
+    parser.add_argument(
+        "--only", choices=("auth", "risk", "vectors", "pgvector"), help="run one part only"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folders")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite the docs")
     args = parser.parse_args(argv)
@@ -43,6 +45,10 @@ def main(argv: list[str] | None = None) -> None:
             console.print(dataset.describe())
             console.rule("vectors: ingest over HTTP, then search with and without auth")
             vectors.run(root, dataset, results)
+        if args.only in (None, "pgvector"):
+            console.rule("pgvector: the same data on PostgreSQL, beside the embedded engine")
+            dataset = make_dataset(n=20_000, queries=200) if args.quick else make_dataset()
+            pgvector.run(root, dataset, results)
     finally:
         if args.keep:
             console.print(f"data kept in {root}")
