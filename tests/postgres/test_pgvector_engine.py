@@ -4,8 +4,10 @@ settings per transaction, and a clear stop when the server's pgvector will not d
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -260,3 +262,35 @@ def test_a_role_that_may_not_create_the_extension_is_told_what_to_do(pgvector_ur
     engine = PgVectorEngine(Database(plain))
     engine.open()
     assert engine.pgvector_version is not None
+
+
+def test_collections_written_by_the_embedded_engine_on_postgresql_are_adopted(
+    url: str, loop: asyncio.Runner
+) -> None:
+    """Before this engine, PostgreSQL held the embedded engine's rows (``points``)."""
+    from bastion.vectors import EmbeddedEngine
+
+    old = EmbeddedEngine(Database(url), Path("/nonexistent"), shared=False)
+    old.index_dir = Path(tempfile.mkdtemp())
+    old.open()
+    data = np.random.default_rng(3).normal(size=(30, DIM)).astype(np.float32)
+    _run(loop, old.create_collection(A, _spec("Euclid")))
+    writes = [PointWrite(parse_point_id(i), {"n": i}) for i in range(30)]
+    _run(loop, old.upsert(A, "docs", writes, data))
+    old.db.dispose()
+    engine = PgVectorEngine(Database(url))
+    engine.open()
+    try:
+        assert _run(loop, engine.count(A, "docs", filter=None)) == 30
+        found = _run(
+            loop,
+            engine.search(
+                A, "docs", SearchQuery(vector=data[4], limit=1, with_payload=PayloadSelector())
+            ),
+        )
+        assert _ids(found) == [4]
+        assert found[0].payload == {"n": 4}
+        assert _sql(url, "SELECT count(*) FROM points") == [(0,)]
+    finally:
+        _run(loop, engine.aclose())
+        engine.db.dispose()

@@ -51,6 +51,7 @@ from bastion.vectors.errors import BadRequest, CollectionExists, CollectionNotFo
 from bastion.vectors.filters import Filter, parse_key
 from bastion.vectors.live import EF_SCALE_POINTS, INDEXED_SCHEMAS, MAX_DEFAULT_EF, select_payload
 from bastion.vectors.pgvector import queries
+from bastion.vectors.pgvector.adopt import adopt_collections
 from bastion.vectors.pgvector.server import conninfo, prepare_database
 from bastion.vectors.pgvector.tables import (
     MAX_INDEXED_DIM,
@@ -103,8 +104,10 @@ class PgVectorEngine:
     # -- lifecycle ---------------------------------------------------------------------
 
     def open(self) -> None:
-        """Check pgvector (≥ 0.8.0) and create the extension if needed (blocking)."""
+        """Check pgvector (≥ 0.8.0) and create the extension if needed; give collections
+        written before this engine their vector tables (blocking; start-up)."""
         self.pgvector_version = prepare_database(self.conninfo)
+        adopt_collections(self.conninfo)
         log.info("vectors: PostgreSQL with pgvector %s", self.pgvector_version)
 
     def close(self) -> None:
