@@ -294,3 +294,14 @@ def test_collections_written_by_the_embedded_engine_on_postgresql_are_adopted(
     finally:
         _run(loop, engine.aclose())
         engine.db.dispose()
+
+
+def test_a_filter_too_large_for_one_statement_is_a_400_not_a_server_error(
+    replicas: Any, loop: asyncio.Runner
+) -> None:
+    one, _ = replicas
+    _ingest(loop, one, 10)
+    wide = {"should": [{"key": f"k{i}", "match": {"any": list(range(16))}} for i in range(1024)]}
+    nested = {"should": [wide, wide]}
+    with pytest.raises(BadRequest, match="too large"):
+        _run(loop, one.count(A, "docs", filter=parse_filter(nested)))

@@ -28,6 +28,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from bastion.vectors.errors import BadRequest
 from bastion.vectors.filters import (
     AllOf,
     Condition,
@@ -45,6 +46,7 @@ TRUE = sql.SQL("TRUE")
 FALSE = sql.SQL("FALSE")
 _INDEXED_ALTERNATIVES = 16  # up to this many values: one containment test each (GIN)
 _MAX_ARRAY_INDEX = 2**31 - 1  # jsonpath subscripts are int4
+MAX_PARAMETERS = 30_000  # PostgreSQL's protocol allows 65,535 per statement
 
 
 class Where:
@@ -56,6 +58,8 @@ class Where:
         self._aliases = 0
 
     def bind(self, value: Any) -> sql.Placeholder:
+        if len(self.params) >= MAX_PARAMETERS:
+            raise BadRequest("filter is too large for one query: use fewer conditions")
         name = f"{self._prefix}{len(self.params)}"
         self.params[name] = value
         return sql.Placeholder(name)
