@@ -7,8 +7,8 @@ engine, 2 worker processes as in the search bench). Both ingest the data over HT
 (upsert throughput), then answer the same searches over HTTP with 1 and 8 clients
 (recall@10, QPS; authentication off, the same switch as the search bench). The floor for
 this backend is pgvector queried directly by psycopg from this process (1 and 8 threads,
-one connection each) with the SQL the engine sends: the settings transaction and the
-``ORDER BY embedding <#> q LIMIT 10`` query, binary vectors.
+one connection each) with the statement the engine sends (``queries.nearest``: its
+``SET LOCAL`` settings and ``ORDER BY embedding <#> q LIMIT 10``), binary vectors.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pgvector.psycopg import register_vector
 from tests.support.postgres import fresh_database, postgres_cluster
 from tests.support.server import start_server
 
+from bastion.vectors.pgvector import queries
 from bastion.vectors.pgvector.engine import default_ef
 from bastion.vectors.pgvector.server import conninfo
 from bench import search
@@ -69,35 +70,27 @@ def _table(url: str) -> str:
 
 def _direct(url: str, dataset: Dataset, clients: int) -> Figure:
     """pgvector alone: ``clients`` threads, each with its own connection, the engine's SQL."""
-    table = _table(url)
-    query = (
-        f"SELECT point_id, embedding <#> %b AS d FROM {table} "  # noqa: S608 (server-made name)
-        "ORDER BY embedding <#> %b LIMIT 10"
+    statement = queries.nearest(
+        _table(url), "<#>", payload=False, vector=False, condition=None, exact=False
     )
-    settings = (
-        "SELECT set_config('hnsw.ef_search', %s, true), "
-        "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
-    )
-    queries = [np.ascontiguousarray(q, dtype=np.float32) for q in dataset.queries]
-    connections = [psycopg.connect(conninfo(url)) for _ in range(clients)]
+    settings = queries.search_settings(EF, 10)
+    queries_ = [np.ascontiguousarray(q, dtype=np.float32) for q in dataset.queries]
+    connections = [psycopg.connect(conninfo(url), autocommit=True) for _ in range(clients)]
     for conn in connections:
         register_vector(conn)
-    found: list[list[int]] = [[] for _ in queries]
+    found: list[list[int]] = [[] for _ in queries_]
 
     def work(conn: psycopg.Connection[tuple[object, ...]], share: Sequence[int]) -> None:
+        cur = conn.cursor(binary=True)
         for i in share:
-            with conn.pipeline(), conn.transaction():
-                conn.execute(settings, (str(EF),))
-                cur = conn.cursor(binary=True)
-                cur.execute(query, (queries[i], queries[i]))
-                rows = cur.fetchall()
-            found[i] = [int(str(row[0])) for row in rows]
+            cur.execute(statement, {**settings, "q": queries_[i], "n": 10})
+            found[i] = [int(str(row[0])) for row in cur.fetchall()]
 
     seconds = []
     try:
         for _ in range(ROUNDS):
             threads = [
-                threading.Thread(target=work, args=(conn, range(start, len(queries), clients)))
+                threading.Thread(target=work, args=(conn, range(start, len(queries_), clients)))
                 for start, conn in enumerate(connections)
             ]
             started = time.perf_counter()
@@ -109,7 +102,7 @@ def _direct(url: str, dataset: Dataset, clients: int) -> Figure:
     finally:
         for conn in connections:
             conn.close()
-    return Figure(len(queries) / statistics.median(seconds), recall_at_k(found, dataset.truth))
+    return Figure(len(queries_) / statistics.median(seconds), recall_at_k(found, dataset.truth))
 
 
 def _server(data_dir: Path, env: dict[str, str]) -> ServerProcess:

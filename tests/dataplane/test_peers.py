@@ -34,6 +34,7 @@ from tests.dataplane.conftest import ACTOR, run
 DIM = 8
 A = "ten_a"
 EVERYTHING = PayloadSelector()
+ENGINE_KINDS = ("embedded",)  # worker processes keeping in step: the embedded engine's
 
 
 def worker(data_dir: Path) -> EmbeddedEngine:

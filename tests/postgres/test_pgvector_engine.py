@@ -305,3 +305,30 @@ def test_a_filter_too_large_for_one_statement_is_a_400_not_a_server_error(
     nested = {"should": [wide, wide]}
     with pytest.raises(BadRequest, match="too large"):
         _run(loop, one.count(A, "docs", filter=parse_filter(nested)))
+
+
+def test_the_graph_search_statement_applies_its_own_settings_before_the_scan(
+    url: str, replicas: Any, loop: asyncio.Runner
+) -> None:
+    """A search is one statement: its ``SET LOCAL`` settings must reach the index scan
+    (with the iterative scan off, HNSW returns at most ``ef_search`` rows) and end with it."""
+    from pgvector.psycopg import register_vector
+
+    from bastion.vectors.pgvector import queries
+
+    one, _ = replicas
+    data = _ingest(loop, one, 3000, distance="Euclid")
+    _sql(url, "ANALYZE")  # so the planner prefers the index to a sort of every row
+    table = _sql(url, "SELECT tablename FROM pg_tables WHERE tablename LIKE 'pgv_%'")[0][0]
+    statement = queries.nearest(
+        table, "<->", payload=False, vector=False, condition=None, exact=False
+    )
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:
+        register_vector(conn)
+        for ef in (1, 3, 40):
+            settings = {**queries.search_settings(ef, 10), "it": "off", "q": data[0], "n": 10}
+            rows = conn.execute(statement, settings, binary=True).fetchall()  # type: ignore[arg-type]
+            assert len(rows) == min(ef, 10)
+            assert conn.execute("SHOW hnsw.ef_search").fetchone() == ("40",)
+        settings = {**queries.search_settings(1, 10), "q": data[0], "n": 10}  # iterative: on
+        assert len(conn.execute(statement, settings, binary=True).fetchall()) == 10  # type: ignore[arg-type]

@@ -31,6 +31,9 @@ def adopt_collections(info: str) -> int:
     """Give every collection without a vector table one; how many were adopted."""
     with psycopg.connect(info) as conn:
         register_vector(conn)
+        migrated = conn.execute("SELECT to_regclass('collections') IS NOT NULL").fetchone()
+        if not (migrated and migrated[0]):  # nothing written yet (no schema)
+            return 0
         rows = conn.execute(_WITHOUT_TABLE).fetchall()
         conn.commit()
         for row in rows:

@@ -8,9 +8,10 @@ database when the collection's table has gone (deleted, or deleted and made anew
 another replica), and a row-count estimate, refreshed every few seconds, that picks the
 search breadth.
 
-Queries run on psycopg's async pool on the event loop (no thread hop per search); the
-search settings are ``SET LOCAL`` (``set_config(…, true)``), never session-wide, so the
-engine works behind a transaction-mode pooler (docs/scale-out.md).
+Queries run on psycopg's async pool on the event loop (no thread hop per search); a
+search is one statement whose settings are ``SET LOCAL`` (``set_config(…, true)``),
+never session-wide, so the engine works behind a transaction-mode pooler
+(docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -496,18 +497,13 @@ class PgVectorEngine:
             condition=condition,
             exact=exact,
         )
-        params = {**where.params, "q": vector, "n": need}
-        async with self._connection() as conn:
-            cur = conn.cursor(binary=True)
-            if exact:
-                await cur.execute(statement, params)
-                return await cur.fetchall()
+        params: dict[str, Any] = {**where.params, "q": vector, "n": need}
+        if not exact:
             ef = min(max(query.ef or default_ef(live.spec.hnsw.ef, estimate), need), MAX_EF_SEARCH)
-            async with conn.pipeline():
-                async with conn.transaction():
-                    await conn.execute(queries.SEARCH_SETTINGS, queries.search_settings(ef, need))
-                    await cur.execute(statement, params)
-                return await cur.fetchall()
+            params.update(queries.search_settings(ef, need))
+        async with self._connection() as conn:
+            cur = await conn.cursor(binary=True).execute(statement, params)
+            return await cur.fetchall()
 
     async def _estimate(self, live: PgCollection) -> int:
         """About how many points the collection holds (refreshed every few seconds)."""

@@ -34,18 +34,14 @@ ESTIMATE = (
     "SELECT greatest(c.reltuples::bigint, pg_stat_get_live_tuples(c.oid)) "
     "FROM pg_class c WHERE c.oid = to_regclass(%s)"
 )
-# For one search transaction only (``SET LOCAL``): breadth, and pgvector 0.8's iterative
-# scan, which goes on through the graph while a filter leaves fewer than LIMIT rows.
-SEARCH_SETTINGS = (
-    "SELECT set_config('hnsw.ef_search', %s, true), "
-    "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-    "set_config('hnsw.max_scan_tuples', %s, true)"
-)
 MIN_SCAN_TUPLES = 20_000  # pgvector's default hnsw.max_scan_tuples
+ITERATIVE = "relaxed_order"  # pgvector 0.8's iterative index scan
 
 
-def search_settings(ef: int, need: int) -> tuple[str, str]:
-    return str(ef), str(max(MIN_SCAN_TUPLES, 4 * need))
+def search_settings(ef: int, need: int) -> dict[str, str]:
+    """Parameters of a graph search's settings: breadth, and the iterative scan, which goes
+    on through the graph while a filter leaves fewer than LIMIT rows."""
+    return {"ef": str(ef), "it": ITERATIVE, "mst": str(max(MIN_SCAN_TUPLES, 4 * need))}
 
 
 def columns(payload: bool, vector: bool) -> sql.Composable:
@@ -76,9 +72,13 @@ def nearest(
     """The ``n`` nearest rows to ``q``: ``point_id [, payload] [, embedding], d``.
 
     Graph search: ``ORDER BY embedding <op> q LIMIT n`` is what pgvector's HNSW index
-    answers; the iterative scan may return rows slightly out of order, so the outer
-    query sorts them (pgvector's advice). Exact: the subquery behind ``OFFSET 0`` hides
-    the ordering from the index, so PostgreSQL scans every matching row.
+    answers. Its settings are made in the same statement, so a search is one round trip
+    and one (implicit) transaction: ``set_config(…, true)`` (``SET LOCAL``) in a one-row
+    subquery the search is ``LATERAL`` to, so they are applied before the index scan
+    starts and end with the statement. The iterative scan may return rows slightly out
+    of order, so the outer query sorts them (pgvector's advice). Exact: the subquery
+    behind ``OFFSET 0`` hides the ordering from the index, so PostgreSQL scans every
+    matching row.
     """
     if condition is None:
         return _nearest_unfiltered(table, operator, payload, vector, exact)
@@ -90,6 +90,20 @@ def _nearest_unfiltered(table: str, operator: str, payload: bool, vector: bool, 
     return _nearest(table, operator, payload, vector, sql.SQL("TRUE"), exact).as_string()
 
 
+_EXACT = (
+    "SELECT * FROM (SELECT {cols}, {d} AS d FROM {t} WHERE {w} OFFSET 0) AS s "
+    "ORDER BY d, point_id LIMIT %(n)s"
+)
+_GRAPH = (
+    "SELECT h.* FROM (SELECT set_config('hnsw.ef_search', %(ef)s, true) AS ef, "
+    "set_config('hnsw.iterative_scan', %(it)s, true) AS it, "
+    "set_config('hnsw.max_scan_tuples', %(mst)s, true) AS mst) AS settings "
+    "CROSS JOIN LATERAL (SELECT {cols}, {d} AS d FROM {t} WHERE ({w}) AND settings.ef "
+    "IS NOT NULL AND settings.it IS NOT NULL AND settings.mst IS NOT NULL "
+    "ORDER BY {d} LIMIT %(n)s) AS h ORDER BY h.d, h.point_id"
+)
+
+
 def _nearest(
     table: str,
     operator: str,
@@ -99,13 +113,6 @@ def _nearest(
     exact: bool,
 ) -> sql.Composed:
     distance = sql.SQL("embedding {} %(q)b").format(sql.SQL(operator))
-    template = (
-        "SELECT * FROM (SELECT {cols}, {d} AS d FROM {t} WHERE {w} OFFSET 0) AS s "
-        "ORDER BY d, point_id LIMIT %(n)s"
-        if exact
-        else "WITH hits AS MATERIALIZED (SELECT {cols}, {d} AS d FROM {t} WHERE {w} "
-        "ORDER BY {d} LIMIT %(n)s) SELECT * FROM hits ORDER BY d, point_id"
-    )
-    return sql.SQL(template).format(
+    return sql.SQL(_EXACT if exact else _GRAPH).format(
         cols=columns(payload, vector), d=distance, t=sql.Identifier(table), w=condition
     )

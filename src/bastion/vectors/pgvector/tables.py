@@ -2,8 +2,9 @@
 
 Why one table per collection and not one partitioned table: a partition must have its
 parent's column types, so one table cannot give each collection its own ``vector(n)``;
-an untyped ``vector`` column needs a cast in every index and query, and measured no
-faster (docs/scale-out.md). A table per collection is dropped in one statement.
+an untyped ``vector`` column needs a cast in every index and query (measured: no
+difference that matters at 20 collections, docs/scale-out.md). A table per collection is
+dropped in one statement and keeps its own statistics.
 
 Names come from the collection's server-made id (``col_`` + 32 hex digits), never from
 input; numbers in DDL (dimension, ``m``, ``ef_construction``) are validated integers.
