@@ -1,9 +1,10 @@
 """Issue 17 figures: the pgvector engine beside the embedded one, and beside pgvector alone.
 
 In one run, on the same data set: a throwaway PostgreSQL with pgvector (the test
-dependency's server, durable settings), one Bastion server on it (the pgvector engine;
-PostgreSQL allows one worker process), and one Bastion server on SQLite (the embedded
-engine, 2 worker processes as in the search bench). Both ingest the data over HTTP
+dependency's server, durable settings, ``shared_buffers`` large enough for the index),
+one Bastion server on it (the pgvector engine; PostgreSQL allows one worker process),
+and one Bastion server on SQLite (the embedded engine, 2 worker processes as in the
+search bench). Both ingest the data over HTTP
 (upsert throughput), then answer the same searches over HTTP with 1 and 8 clients
 (recall@10, QPS; authentication off, the same switch as the search bench). The floor for
 this backend is pgvector queried directly by psycopg from this process (1 and 8 threads,
@@ -27,7 +28,7 @@ from tests.support.postgres import fresh_database, postgres_cluster
 from tests.support.server import start_server
 
 from bastion.vectors.pgvector import queries
-from bastion.vectors.pgvector.engine import default_ef
+from bastion.vectors.pgvector.rows import default_ef
 from bastion.vectors.pgvector.server import conninfo
 from bench import search
 from bench.data import Dataset, recall_at_k
@@ -39,6 +40,7 @@ from bench.vectors import ingest
 CLIENTS = (1, 8)
 ROUNDS = 3  # passes over the queries per figure; the median QPS is reported
 EF = 64  # the engines' default breadth at 100,000 points (64 per 100,000)
+SHARED_BUFFERS = "1GB"  # the table and its HNSW index (~350 MB at 100,000 x 384) fit
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def _server(data_dir: Path, env: dict[str, str]) -> ServerProcess:
 def run(root: Path, dataset: Dataset, results: Results) -> None:
     if default_ef(EF, len(dataset.vectors)) != EF:
         raise RuntimeError("the direct queries must use the engine's default breadth")
-    with postgres_cluster(durable=True) as cluster:
+    with postgres_cluster(durable=True, shared_buffers=SHARED_BUFFERS) as cluster:
         url = fresh_database(cluster)
         pg = _server(root / "pgvector" / "data", {"BASTION_DATABASE_URL": url})
         embedded = _server(root / "embedded" / "data", {"BASTION_WORKERS": "2"})

@@ -32,7 +32,7 @@ from bastion.vectors import (
 )
 from bastion.vectors.live import LiveCollection
 from bastion.vectors.pgvector import PgVectorEngine, require_pgvector
-from bastion.vectors.pgvector.engine import default_ef
+from bastion.vectors.pgvector.rows import default_ef
 from bastion.vectors.pgvector.server import conninfo
 from tests.support.postgres import fresh_database
 

@@ -97,10 +97,12 @@ def _runnable_by_postgres(bin_dir: Path, root: Path) -> Path:
 
 
 @contextmanager
-def postgres_cluster(*, durable: bool = False) -> Iterator[str]:
+def postgres_cluster(*, durable: bool = False, shared_buffers: str = "128MB") -> Iterator[str]:
     """Start a cluster in a temporary folder; yield its SQLAlchemy URL; remove it after.
 
     Not ``durable`` (tests): no fsync, a crash of the machine may lose the cluster.
+    ``shared_buffers``: PostgreSQL's default for tests; the bench gives it room for its
+    HNSW index, as a production server would.
     """
     bin_dir = server_bin_dir()
     if bin_dir is None:
@@ -130,7 +132,10 @@ def postgres_cluster(*, durable: bool = False) -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    options = (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200 "
+        f"-c shared_buffers={shared_buffers}"
+    )
     if not durable:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     subprocess.run(

@@ -16,22 +16,16 @@ never session-wide, so the engine works behind a transaction-mode pooler
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from contextlib import AbstractAsyncContextManager
+from dataclasses import asdict
+from datetime import UTC
 from typing import Any, TypeVar
 
 import numpy as np
-import orjson
-from pgvector.psycopg import register_vector_async
 from psycopg import AsyncConnection, errors, sql
-from psycopg.types.json import Json, Jsonb, set_json_dumps, set_json_loads
-from psycopg_pool import AsyncConnectionPool
+from psycopg.types.json import Json
 
 from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
@@ -50,13 +44,20 @@ from bastion.vectors.engine import (
 )
 from bastion.vectors.errors import BadRequest, CollectionExists, CollectionNotFound
 from bastion.vectors.filters import Filter, parse_key
-from bastion.vectors.live import EF_SCALE_POINTS, INDEXED_SCHEMAS, MAX_DEFAULT_EF, select_payload
+from bastion.vectors.live import INDEXED_SCHEMAS
 from bastion.vectors.pgvector import queries
 from bastion.vectors.pgvector.adopt import adopt_collections
+from bastion.vectors.pgvector.pool import Connections
+from bastion.vectors.pgvector.rows import (
+    prepare,
+    record,
+    storable_payload,
+)
+from bastion.vectors.pgvector.search import Searches
 from bastion.vectors.pgvector.server import conninfo, prepare_database
 from bastion.vectors.pgvector.tables import (
     MAX_INDEXED_DIM,
-    METRICS,
+    PgCollection,
     create_statements,
     drop_statement,
     payload_index_statement,
@@ -66,18 +67,7 @@ from bastion.vectors.pgvector.where import Where, jsonpath
 
 log = logging.getLogger("bastion.vectors")
 T = TypeVar("T")
-MAX_EF_SEARCH = 1000  # pgvector's limit for hnsw.ef_search
-ESTIMATE_SECONDS = 5.0  # how long a row-count estimate is trusted
 _EXPORT_CHUNK = 1000
-
-
-@dataclass(frozen=True)
-class PgCollection:
-    id: str
-    tenant_id: str
-    table: str
-    spec: CollectionSpec
-    created_at: datetime | None
 
 
 class PgVectorEngine:
@@ -95,12 +85,10 @@ class PgVectorEngine:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.conninfo = conninfo(db.url)
-        self.pool_size = pool_size
         self.pgvector_version: str | None = None
-        self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connections = Connections(self.conninfo, pool_size)
         self._collections: dict[tuple[str, str], PgCollection] = {}
-        self._estimates: dict[str, tuple[int, float]] = {}
+        self._searches = Searches(self._connections)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -113,49 +101,16 @@ class PgVectorEngine:
 
     def close(self) -> None:
         """Close the connection pool (blocking; from any thread)."""
-        pool, loop = self._pool, self._loop
-        self._pool = self._loop = None
-        if pool is None or loop is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:  # called on the pool's own loop: it cannot wait for itself
-            loop.create_task(pool.close())
-        elif loop.is_running():
-            asyncio.run_coroutine_threadsafe(pool.close(), loop).result(30)
-        else:
-            loop.run_until_complete(pool.close())
+        self._connections.close()
 
     async def aclose(self) -> None:
-        pool, self._pool, self._loop = self._pool, None, None
-        if pool is not None:
-            await pool.close()
+        await self._connections.aclose()
 
     async def keep_up(self) -> None:
         """Nothing to catch up with: every replica reads the database itself."""
 
-    async def _get_pool(self) -> AsyncConnectionPool[AsyncConnection[Any]]:
-        if self._pool is None:
-            self._loop = asyncio.get_running_loop()
-            self._pool = AsyncConnectionPool(
-                self.conninfo,
-                min_size=1,
-                max_size=self.pool_size,
-                kwargs={"autocommit": True},
-                configure=_configure,
-                open=False,
-                name="bastion-vectors",
-            )
-        await self._pool.open()
-        return self._pool
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        pool = await self._get_pool()
-        async with pool.connection() as conn:
-            yield conn
+    def _connection(self) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
+        return self._connections.connection()
 
     # -- collections -------------------------------------------------------------------
 
@@ -233,7 +188,7 @@ class PgVectorEngine:
                 row = await cur.fetchone()
             assert row is not None
             total = int(row[0])
-            self._estimates[live.id] = (total, time.monotonic())
+            self._searches.remember(live.id, total)
             return CollectionInfo(
                 spec=live.spec,
                 points_count=total,
@@ -285,7 +240,7 @@ class PgVectorEngine:
                 return False
             await conn.execute(queries.DELETE_PAYLOAD_INDEXES, (row[0],))
             await conn.execute(drop_statement(table_name(row[0])))
-        self._estimates.pop(row[0], None)
+        self._searches.forget(row[0])
         return True
 
     async def create_payload_index(
@@ -316,8 +271,8 @@ class PgVectorEngine:
             )
         if not np.isfinite(vectors).all():
             raise BadRequest("vectors must not contain NaN or infinity")
-        payloads = [_storable_payload(point.payload, index) for index, point in enumerate(points)]
-        stored = _prepare(vectors, live.spec.distance)
+        payloads = [storable_payload(point.payload, index) for index, point in enumerate(points)]
+        stored = prepare(vectors, live.spec.distance)
 
         async def work(live: PgCollection) -> int:
             async with self._connection() as conn, conn.transaction():
@@ -376,7 +331,7 @@ class PgVectorEngine:
             async with self._connection() as conn:
                 cur = await conn.cursor(binary=True).execute(statement, {"k": wanted})
                 rows = await cur.fetchall()
-            found = {row[0]: _record(row, with_payload, with_vector) for row in rows}
+            found = {row[0]: record(row, with_payload, with_vector) for row in rows}
             return [found[key] for key in wanted if key in found]
 
         return await self._on(tenant_id, name, work)
@@ -407,7 +362,7 @@ class PgVectorEngine:
             async with self._connection() as conn:
                 cur = await conn.cursor(binary=True).execute(statement, where.params)
                 rows = await cur.fetchall()
-            records = [_record(row, with_payload, with_vector) for row in rows]
+            records = [record(row, with_payload, with_vector) for row in rows]
             next_key = records[limit].key if len(records) > limit else None
             return ScrollPage(records[:limit], next_key)
 
@@ -446,7 +401,7 @@ class PgVectorEngine:
                 self._collections.pop((tenant_id, name), None)
                 raise CollectionNotFound(name) from None
             for row in rows:
-                yield _record(row, everything, True)
+                yield record(row, everything, True)
             if len(rows) < _EXPORT_CHUNK:
                 return
             cursor = rows[-1][0]
@@ -455,124 +410,5 @@ class PgVectorEngine:
 
     async def search(self, tenant_id: str, name: str, query: SearchQuery) -> list[ScoredRecord]:
         live = await self._get(tenant_id, name)
-        if query.vector.shape != (live.spec.dim,):
-            raise BadRequest(
-                f"wrong vector dimension: expected {live.spec.dim}, got {query.vector.shape[-1]}"
-            )
-        if not np.isfinite(query.vector).all():
-            raise BadRequest("the query vector must not contain NaN or infinity")
-        need = query.offset + query.limit
-        if need <= 0:
-            return []
-        vector = _prepare(query.vector[None, :], live.spec.distance)[0]
-        where = Where()
-        condition = where.filter(query.filter) if query.filter is not None else None
-
-        async def work(live: PgCollection) -> list[ScoredRecord]:
-            estimate = await self._estimate(live)
-            exact = query.exact or estimate <= _threshold_rows(live.spec)
-            rows = await self._nearest(live, vector, query, condition, where, need, exact, estimate)
-            if not exact and len(rows) < need:  # never lose results silently: ask exactly
-                rows = await self._nearest(live, vector, query, condition, where, need, True, 0)
-            return _scored(rows, query, METRICS[live.spec.distance].sign, live.spec.distance)
-
-        return await self._on(tenant_id, name, work)
-
-    async def _nearest(
-        self,
-        live: PgCollection,
-        vector: Vector,
-        query: SearchQuery,
-        condition: sql.Composable | None,
-        where: Where,
-        need: int,
-        exact: bool,
-        estimate: int,
-    ) -> list[Any]:
-        statement = queries.nearest(
-            live.table,
-            METRICS[live.spec.distance].operator,
-            payload=query.with_payload.enabled,
-            vector=query.with_vector,
-            condition=condition,
-            exact=exact,
-        )
-        params: dict[str, Any] = {**where.params, "q": vector, "n": need}
-        if not exact:
-            ef = min(max(query.ef or default_ef(live.spec.hnsw.ef, estimate), need), MAX_EF_SEARCH)
-            params.update(queries.search_settings(ef, need))
-        async with self._connection() as conn:
-            cur = await conn.cursor(binary=True).execute(statement, params)
-            return await cur.fetchall()
-
-    async def _estimate(self, live: PgCollection) -> int:
-        """About how many points the collection holds (refreshed every few seconds)."""
-        known = self._estimates.get(live.id)
-        now = time.monotonic()
-        if known is not None and now - known[1] < ESTIMATE_SECONDS:
-            return known[0]
-        async with self._connection() as conn:
-            cur = await conn.execute(queries.ESTIMATE, (live.table,))
-            row = await cur.fetchone()
-        estimate = int(row[0] or 0) if row else 0
-        self._estimates[live.id] = (estimate, now)
-        return estimate
-
-
-def default_ef(base: int, count: int) -> int:
-    """The embedded engine's rule (``LiveCollection.default_ef``): ``base`` per 100,000
-    points, at least ``base``, at most ``MAX_DEFAULT_EF``."""
-    scaled = math.ceil(base * count / EF_SCALE_POINTS)
-    return min(max(base, scaled), max(base, MAX_DEFAULT_EF))
-
-
-def _threshold_rows(spec: CollectionSpec) -> int:
-    """Below this many points an exact scan answers (Qdrant's ``full_scan_threshold``)."""
-    return spec.hnsw.full_scan_threshold * 1024 // (4 * spec.dim)
-
-
-def _prepare(vectors: Vector, distance: str) -> Vector:
-    """The stored form: Cosine vectors unit-length (a zero vector stays zero)."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if distance == "Cosine":
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        vectors = (vectors / norms).astype(np.float32)
-    return vectors
-
-
-def _storable_payload(payload: dict[str, Any] | None, index: int) -> Jsonb:
-    if payload and b"\\u0000" in orjson.dumps(payload):
-        raise BadRequest(
-            f"points[{index}].payload: PostgreSQL cannot store the character U+0000 "
-            "in a key or a string"
-        )
-    return Jsonb(payload or {})
-
-
-def _record(row: Any, selector: PayloadSelector, with_vector: bool) -> PointRecord:
-    payload = select_payload(row[1], selector) if selector.enabled else None
-    vector = row[-1].to_list() if with_vector else None
-    return PointRecord(row[0], payload, vector)
-
-
-def _scored(rows: list[Any], query: SearchQuery, sign: float, distance: str) -> list[ScoredRecord]:
-    out: list[ScoredRecord] = []
-    threshold = query.score_threshold
-    euclid = distance == "Euclid"
-    selector, with_vector = query.with_payload, query.with_vector
-    for row in rows[query.offset :]:
-        score = sign * float(row[-1])
-        if threshold is not None and (score > threshold if euclid else score < threshold):
-            break
-        payload = select_payload(row[1], selector) if selector.enabled else None
-        vector = row[-2].to_list() if with_vector else None
-        out.append(ScoredRecord(row[0], score, payload, vector))
-    return out[: query.limit]
-
-
-async def _configure(conn: AsyncConnection[Any]) -> None:
-    """Every new pooled connection: pgvector's types, orjson for jsonb."""
-    await register_vector_async(conn)
-    set_json_loads(orjson.loads, conn)
-    set_json_dumps(orjson.dumps, conn)
+        self._searches.check(live, query)
+        return await self._on(tenant_id, name, lambda live: self._searches.run(live, query))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from psycopg import sql
 
@@ -43,6 +44,17 @@ METRICS: dict[Distance, Metric] = {
     "Dot": Metric("vector_ip_ops", "<#>", -1.0),
     "Euclid": Metric("vector_l2_ops", "<->", 1.0),
 }
+
+
+@dataclass(frozen=True)
+class PgCollection:
+    """What never changes for a collection's life (the process may keep it)."""
+
+    id: str
+    tenant_id: str
+    table: str
+    spec: CollectionSpec
+    created_at: datetime | None
 
 
 def table_name(collection_id: str) -> str:
