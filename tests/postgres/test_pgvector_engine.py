@@ -332,3 +332,14 @@ def test_the_graph_search_statement_applies_its_own_settings_before_the_scan(
             assert conn.execute("SHOW hnsw.ef_search").fetchone() == ("40",)
         settings = {**queries.search_settings(1, 10), "q": data[0], "n": 10}  # iterative: on
         assert len(conn.execute(statement, settings, binary=True).fetchall()) == 10  # type: ignore[arg-type]
+
+
+def test_a_libpq_url_selects_the_psycopg_driver(url: str) -> None:
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    db = Database(plain)
+    try:
+        assert db.url == url
+        with db.read() as conn:
+            assert conn.dialect.driver == "psycopg"
+    finally:
+        db.dispose()

@@ -16,6 +16,7 @@ from bastion.audit import verify_chain
 from bastion.clock import ManualClock
 from bastion.config import load_settings
 from bastion.runtime import Runtime
+from bastion.vectors.pgvector import PgVectorEngine
 from tests.support.postgres import fresh_database
 from tests.support.server import ADMIN_PASSWORD
 
@@ -42,6 +43,7 @@ def test_sign_in_audit_and_vectors_on_postgres(client: tuple[TestClient, ManualC
     http, clock = client
     runtime: Runtime = http.app.state.runtime  # type: ignore[attr-defined]
     assert runtime.db.engine.dialect.name == "postgresql"
+    assert isinstance(http.app.state.vectors, PgVectorEngine)  # type: ignore[attr-defined]
     login = {"username": "admin", "password": ADMIN_PASSWORD}
     restricted = http.post("/auth/login", json=login).json()["access_token"]
     auth = {"Authorization": f"Bearer {restricted}"}

@@ -43,6 +43,9 @@ class Database:
     """Owns the engine; ``begin()`` yields a connection inside one transaction."""
 
     def __init__(self, url: str) -> None:
+        scheme, sep, rest = url.partition("://")
+        if sep and scheme in ("postgresql", "postgres"):  # libpq's form: Bastion's driver
+            url = f"postgresql+psycopg://{rest}"
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
