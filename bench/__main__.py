@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> None:
             vectors.run(root, dataset, results)
         if args.only in (None, "pgvector"):
             console.rule("pgvector: the same data on PostgreSQL, beside the embedded engine")
-            dataset = make_dataset(n=20_000, queries=200) if args.quick else make_dataset()
+            if args.only == "pgvector":  # else the vectors part made the same data set
+                dataset = make_dataset(n=20_000, queries=200) if args.quick else make_dataset()
             pgvector.run(root, dataset, results)
     finally:
         if args.keep:
