@@ -107,6 +107,6 @@ def engine(request: pytest.FixtureRequest) -> Iterator[VectorEngine]:
         with db.read() as conn:
             made = conn.execute(select(collections.c.tenant_id, collections.c.name)).all()
         for tenant_id, name in made:
-            run(engine.delete_collection(tenant_id, name))
+            run(engine.delete_collection(tenant_id, name, actor=ACTOR))
         run(engine.aclose())
         db.dispose()

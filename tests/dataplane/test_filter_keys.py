@@ -17,7 +17,7 @@ from bastion.vectors import (
     parse_filter,
     parse_point_id,
 )
-from tests.dataplane.conftest import run
+from tests.dataplane.conftest import ACTOR, run
 
 WEIRD = [
     "a'); DROP TABLE collections; --",
@@ -51,9 +51,10 @@ def _matching(engine: VectorEngine, raw: dict[str, Any]) -> list[int]:
 
 @pytest.fixture
 def loaded(engine: VectorEngine) -> VectorEngine:
-    run(engine.create_collection("ten_a", CollectionSpec(name="k", dim=2, distance="Dot")))
+    spec = CollectionSpec(name="k", dim=2, distance="Dot")
+    run(engine.create_collection("ten_a", spec, actor=ACTOR))
     writes = [PointWrite(parse_point_id(i), payload) for i, payload in POINTS.items()]
-    run(engine.upsert("ten_a", "k", writes, np.ones((len(writes), 2), np.float32)))
+    run(engine.upsert("ten_a", "k", writes, np.ones((len(writes), 2), np.float32), actor=ACTOR))
     return engine
 
 

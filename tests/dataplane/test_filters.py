@@ -20,7 +20,7 @@ from bastion.vectors import (
     parse_point_id,
 )
 from bastion.vectors.predicates import compile_filter
-from tests.dataplane.conftest import run
+from tests.dataplane.conftest import ACTOR, run
 
 POINTS: dict[int, dict[str, Any]] = {
     1: {"city": "Paris", "price": 10, "tags": ["a", "b"], "meta": {"lang": "fr", "n": 1.5}},
@@ -40,9 +40,10 @@ def predicate_matching(raw: dict[str, Any]) -> list[int]:
 def matching(engine: VectorEngine) -> Callable[[dict[str, Any]], list[int]]:
     """The points a filter matches through an engine (each engine kind in turn): scroll,
     count and an exact filtered search must agree with each other and the predicate."""
-    run(engine.create_collection("ten_a", CollectionSpec(name="f", dim=2, distance="Dot")))
+    spec = CollectionSpec(name="f", dim=2, distance="Dot")
+    run(engine.create_collection("ten_a", spec, actor=ACTOR))
     writes = [PointWrite(parse_point_id(i), payload) for i, payload in POINTS.items()]
-    run(engine.upsert("ten_a", "f", writes, np.ones((len(POINTS), 2), np.float32)))
+    run(engine.upsert("ten_a", "f", writes, np.ones((len(POINTS), 2), np.float32), actor=ACTOR))
 
     def through_engine(raw: dict[str, Any]) -> list[int]:
         node = parse_filter(raw)

@@ -38,6 +38,7 @@ from tests.support.postgres import fresh_database
 
 T = TypeVar("T")
 A = "ten_a"
+ACTOR = "usr_pgvector_test"  # who the audit events of these tests name
 DIM = 16
 
 
@@ -79,12 +80,12 @@ def _spec(distance: Any = "Cosine", **hnsw: Any) -> CollectionSpec:
 
 
 def _ingest(loop: asyncio.Runner, engine: PgVectorEngine, n: int, **spec: Any) -> np.ndarray:
-    _run(loop, engine.create_collection(A, _spec(**spec)))
+    _run(loop, engine.create_collection(A, _spec(**spec), actor=ACTOR))
     data = np.random.default_rng(0).normal(size=(n, DIM)).astype(np.float32)
     for start in range(0, n, 2000):
         end = min(start + 2000, n)
         writes = [PointWrite(parse_point_id(i), {"n": i}) for i in range(start, end)]
-        _run(loop, engine.upsert(A, "docs", writes, data[start:end]))
+        _run(loop, engine.upsert(A, "docs", writes, data[start:end], actor=ACTOR))
     return data
 
 
@@ -141,14 +142,19 @@ def test_a_write_through_one_replica_is_read_through_the_other_at_once(
     one, two = replicas
     data = _ingest(loop, one, 500)
     target = data[7] * -1
-    _run(loop, one.upsert(A, "docs", [PointWrite(parse_point_id(7), {"moved": 1})], target[None]))
+    _run(
+        loop,
+        one.upsert(
+            A, "docs", [PointWrite(parse_point_id(7), {"moved": 1})], target[None], actor=ACTOR
+        ),
+    )
     top = _run(
         loop,
         two.search(A, "docs", SearchQuery(vector=target, limit=1, with_payload=PayloadSelector())),
     )
     assert _ids(top) == [7]
     assert top[0].payload == {"moved": 1}
-    assert _run(loop, two.delete_points(A, "docs", keys=[parse_point_id(7)])) == 1
+    assert _run(loop, two.delete_points(A, "docs", keys=[parse_point_id(7)], actor=ACTOR)) == 1
     assert 7 not in _ids(_run(loop, one.search(A, "docs", SearchQuery(vector=target, limit=5))))
     assert _run(loop, one.count(A, "docs", filter=None)) == 499
 
@@ -159,7 +165,7 @@ def test_a_collection_deleted_and_made_anew_by_another_replica_is_the_new_one(
     one, two = replicas
     _ingest(loop, one, 50)
     assert _run(loop, two.count(A, "docs", filter=None)) == 50  # ``two`` now knows it
-    assert _run(loop, one.delete_collection(A, "docs")) is True
+    assert _run(loop, one.delete_collection(A, "docs", actor=ACTOR)) is True
     with pytest.raises(CollectionNotFound):
         _run(loop, two.count(A, "docs", filter=None))
     _ingest(loop, one, 20, distance="Euclid")
@@ -214,11 +220,16 @@ def test_what_postgresql_cannot_hold_is_refused_with_a_clear_400(
     one, _ = replicas
     big = CollectionSpec(name="big", dim=2001, distance="Cosine")
     with pytest.raises(BadRequest, match="at most 2000"):
-        _run(loop, one.create_collection(A, big))
+        _run(loop, one.create_collection(A, big, actor=ACTOR))
     _ingest(loop, one, 10)
     vector = np.ones((1, DIM), np.float32)
     with pytest.raises(BadRequest, match="U\\+0000"):
-        _run(loop, one.upsert(A, "docs", [PointWrite(parse_point_id(99), {"a\x00": 1})], vector))
+        _run(
+            loop,
+            one.upsert(
+                A, "docs", [PointWrite(parse_point_id(99), {"a\x00": 1})], vector, actor=ACTOR
+            ),
+        )
     assert _run(loop, one.count(A, "docs", filter=None)) == 10
 
 
@@ -274,9 +285,9 @@ def test_collections_written_by_the_embedded_engine_on_postgresql_are_adopted(
     old.index_dir = Path(tempfile.mkdtemp())
     old.open()
     data = np.random.default_rng(3).normal(size=(30, DIM)).astype(np.float32)
-    _run(loop, old.create_collection(A, _spec("Euclid")))
+    _run(loop, old.create_collection(A, _spec("Euclid"), actor=ACTOR))
     writes = [PointWrite(parse_point_id(i), {"n": i}) for i in range(30)]
-    _run(loop, old.upsert(A, "docs", writes, data))
+    _run(loop, old.upsert(A, "docs", writes, data, actor=ACTOR))
     old.db.dispose()
     engine = PgVectorEngine(Database(url))
     engine.open()

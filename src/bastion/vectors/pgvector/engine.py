@@ -23,13 +23,18 @@ from dataclasses import asdict
 from datetime import UTC
 from typing import Any, TypeVar
 
+import anyio.to_thread
 import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
 from psycopg import AsyncConnection, errors, sql
 from psycopg.types.json import Json
+from sqlalchemy import Connection
 
 from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
 from bastion.storage import Database, new_id
+from bastion.vectors.audit import audited
 from bastion.vectors.engine import (
     CollectionInfo,
     CollectionSpec,
@@ -202,7 +207,24 @@ class PgVectorEngine:
 
         return await self._on(tenant_id, name, work)
 
-    async def create_collection(self, tenant_id: str, spec: CollectionSpec) -> None:
+    # -- writes: one transaction holds the change and its audit event ------------------
+
+    async def _write(self, work: Callable[[Connection, psycopg.Connection[Any]], T]) -> T:
+        """``work(conn, driver)`` in one write transaction of the shared database (a
+        thread): ``driver`` is psycopg's side of ``conn`` for the vector SQL, ``conn``
+        records the audit event (``vectors.audit``); both commit together or neither."""
+
+        def run() -> T:
+            with self.db.begin() as conn:
+                driver = conn.connection.driver_connection
+                assert isinstance(driver, psycopg.Connection)
+                if driver.adapters.types.get("vector") is None:
+                    register_vector(driver)
+                return work(conn, driver)
+
+        return await anyio.to_thread.run_sync(run)
+
+    async def create_collection(self, tenant_id: str, spec: CollectionSpec, *, actor: str) -> None:
         if spec.dim > MAX_INDEXED_DIM:
             raise BadRequest(
                 f"vectors.size must be at most {MAX_INDEXED_DIM} on PostgreSQL "
@@ -210,55 +232,74 @@ class PgVectorEngine:
             )
         collection_id = new_id("col")
         table = table_name(collection_id)
-        async with self._connection() as conn:
+
+        def work(conn: Connection, driver: psycopg.Connection[Any]) -> None:
+            created_at = self.clock.now()
             try:
-                async with conn.transaction():
-                    await conn.execute(
-                        queries.INSERT_COLLECTION,
-                        (
-                            collection_id,
-                            tenant_id,
-                            spec.name,
-                            spec.dim,
-                            spec.distance,
-                            Json({"hnsw": asdict(spec.hnsw)}),
-                            self.clock.now(),
-                        ),
-                    )
-                    for statement in create_statements(table, spec):
-                        await conn.execute(statement)
+                driver.execute(
+                    queries.INSERT_COLLECTION,
+                    (
+                        collection_id,
+                        tenant_id,
+                        spec.name,
+                        spec.dim,
+                        spec.distance,
+                        Json({"hnsw": asdict(spec.hnsw)}),
+                        created_at,
+                    ),
+                )
             except errors.UniqueViolation:
                 raise CollectionExists(spec.name) from None
+            for statement in create_statements(table, spec):
+                driver.execute(statement)
+            audited(conn, "collection.created", tenant_id, spec.name, actor, created_at,
+                    size=spec.dim, distance=spec.distance)  # fmt: skip
+
+        await self._write(work)
         self._collections.pop((tenant_id, spec.name), None)
 
-    async def delete_collection(self, tenant_id: str, name: str) -> bool:
+    async def delete_collection(self, tenant_id: str, name: str, *, actor: str) -> bool:
         self._collections.pop((tenant_id, name), None)
-        async with self._connection() as conn, conn.transaction():
-            cur = await conn.execute(queries.DELETE_COLLECTION, (tenant_id, name))
-            row = await cur.fetchone()
+
+        def work(conn: Connection, driver: psycopg.Connection[Any]) -> str | None:
+            row = driver.execute(queries.DELETE_COLLECTION, (tenant_id, name)).fetchone()
             if row is None:
-                return False
-            await conn.execute(queries.DELETE_PAYLOAD_INDEXES, (row[0],))
-            await conn.execute(drop_statement(table_name(row[0])))
-        self._searches.forget(row[0])
+                return None
+            driver.execute(queries.DELETE_PAYLOAD_INDEXES, (row[0],))
+            driver.execute(drop_statement(table_name(row[0])))
+            audited(conn, "collection.deleted", tenant_id, name, actor, self.clock.now())
+            return str(row[0])
+
+        deleted = await self._write(work)
+        if deleted is None:
+            return False
+        self._searches.forget(deleted)
         return True
 
     async def create_payload_index(
-        self, tenant_id: str, name: str, field_name: str, schema: str
+        self, tenant_id: str, name: str, field_name: str, schema: str, *, actor: str
     ) -> None:
-        async def work(live: PgCollection) -> None:
-            async with self._connection() as conn, conn.transaction():
-                await conn.execute(queries.DELETE_PAYLOAD_INDEX, (live.id, field_name))
-                await conn.execute(queries.INSERT_PAYLOAD_INDEX, (live.id, field_name, schema))
+        def work(live: PgCollection) -> Awaitable[None]:
+            def change(conn: Connection, driver: psycopg.Connection[Any]) -> None:
+                driver.execute(queries.DELETE_PAYLOAD_INDEX, (live.id, field_name))
+                driver.execute(queries.INSERT_PAYLOAD_INDEX, (live.id, field_name, schema))
                 if schema in INDEXED_SCHEMAS:
-                    await conn.execute(payload_index_statement(live.table))
+                    driver.execute(payload_index_statement(live.table))
+                audited(conn, "index.created", tenant_id, name, actor, self.clock.now(),
+                        field=field_name, schema=schema)  # fmt: skip
+
+            return self._write(change)
 
         await self._on(tenant_id, name, work)
 
-    # -- writes ------------------------------------------------------------------------
-
     async def upsert(
-        self, tenant_id: str, name: str, points: Sequence[PointWrite], vectors: Vector
+        self,
+        tenant_id: str,
+        name: str,
+        points: Sequence[PointWrite],
+        vectors: Vector,
+        *,
+        actor: str,
     ) -> int:
         live = await self._get(tenant_id, name)
         keys = [point.key for point in points]
@@ -272,16 +313,16 @@ class PgVectorEngine:
         if not np.isfinite(vectors).all():
             raise BadRequest("vectors must not contain NaN or infinity")
         payloads = [storable_payload(point.payload, index) for index, point in enumerate(points)]
-        stored = prepare(vectors, live.spec.distance)
+        stored = list(prepare(vectors, live.spec.distance))
 
-        async def work(live: PgCollection) -> int:
-            async with self._connection() as conn, conn.transaction():
-                await conn.execute(
-                    queries.upsert(live.table),
-                    {"k": keys, "v": list(stored), "p": payloads},
-                    binary=True,
-                )
-            return len(keys)
+        def work(live: PgCollection) -> Awaitable[int]:
+            def change(conn: Connection, driver: psycopg.Connection[Any]) -> int:
+                driver.execute(queries.upsert(live.table), {"k": keys, "v": stored, "p": payloads})
+                audited(conn, "points.upserted", tenant_id, name, actor, self.clock.now(),
+                        count=len(keys))  # fmt: skip
+                return len(keys)
+
+            return self._write(change)
 
         return await self._on(tenant_id, name, work)
 
@@ -292,6 +333,7 @@ class PgVectorEngine:
         *,
         keys: Sequence[str] | None = None,
         filter: Filter | None = None,
+        actor: str,
     ) -> int:
         where = Where()
         if keys is not None:
@@ -301,13 +343,18 @@ class PgVectorEngine:
         else:
             condition = where.filter(filter or Filter())
 
-        async def work(live: PgCollection) -> int:
+        def work(live: PgCollection) -> Awaitable[int]:
             statement = sql.SQL("DELETE FROM {} WHERE {}").format(
                 sql.Identifier(live.table), condition
             )
-            async with self._connection() as conn, conn.transaction():
-                cur = await conn.execute(statement, where.params)
-                return max(cur.rowcount, 0)
+
+            def change(conn: Connection, driver: psycopg.Connection[Any]) -> int:
+                deleted = max(driver.execute(statement, where.params).rowcount, 0)
+                audited(conn, "points.deleted", tenant_id, name, actor, self.clock.now(),
+                        count=deleted, by_filter=keys is None)  # fmt: skip
+                return deleted
+
+            return self._write(change)
 
         return await self._on(tenant_id, name, work)
 
