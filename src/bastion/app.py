@@ -12,10 +12,11 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from bastion import __version__, console
-from bastion.api import admin, auth, dataplane, me, setup, wellknown
+from bastion.api import admin, auth, dataplane, me, observability, setup, wellknown
 from bastion.api.guard import Door
 from bastion.api.headers import install as install_security_headers
 from bastion.api.limits import BodySizeLimit
+from bastion.api.observe import Observe
 from bastion.api.problems import install as install_error_handlers
 from bastion.audit import CHECKPOINT_INTERVAL, AuditBuffer
 from bastion.authn.liveness import LivenessCache
@@ -148,10 +149,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
         admin.router,
         setup.router,
         console.router,
+        observability.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    install_security_headers(app)  # outermost: on every response, the 413 too
+    install_security_headers(app)  # on every response, the 413 too
+    app.add_middleware(Observe, settings=settings)  # request id, metrics (outermost)
     return app
 
 

@@ -339,6 +339,32 @@ class Settings(BaseSettings):
         "a line, # comments) that the risk engine weighs; read at start.",
     )
 
+    # --- observability: logs, metrics (docs/observability.md) -----------------------------
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`text`, or `json`: one JSON object per line, with `request_id`."
+    )
+    access_log: bool = Field(
+        False,
+        description="One log line per request (method, route template, status, duration, "
+        "request id); off by default.",
+    )
+    metrics: Literal["loopback", "token", "off"] = Field(
+        "loopback",
+        description="Who may read `GET /metrics`: `loopback` (peers on 127.0.0.1/::1 only), "
+        "`token` (anyone presenting BASTION_METRICS_TOKEN as a Bearer token), `off`.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="Scrape token for `metrics = token` (at least 32 characters, random).",
+    )
+
+    @model_validator(mode="after")
+    def _check_metrics(self) -> Settings:
+        if (self.metrics == "token") != (self.metrics_token is not None):
+            raise ValueError("metrics = token and metrics_token go together: set both or neither")
+        return self
+
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 

@@ -1,4 +1,4 @@
-"""Public endpoints: Qdrant-style root, health, JWKS."""
+"""Public endpoints: Qdrant-style root, JWKS (health: ``api.observability``)."""
 
 from __future__ import annotations
 
@@ -22,14 +22,6 @@ def root() -> dict[str, Any]:
         "commit": None,
         "bastion_version": __version__,
     }
-
-
-@router.get("/healthz", summary="Liveness and database reachability")
-def healthz(request: Request) -> dict[str, str]:
-    rt = runtime(request)
-    with rt.db.read() as conn:
-        conn.exec_driver_sql("SELECT 1")
-    return {"status": "ok"}
 
 
 @router.get("/.well-known/jwks.json", summary="Public keys that sign access tokens")

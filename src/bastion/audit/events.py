@@ -38,6 +38,7 @@ from typing import Any, Literal
 from bastion.audit.chain import canonical_json
 from bastion.authz import Decision, Effect
 from bastion.domain import Principal
+from bastion.requestid import stamped
 
 Outcome = Literal["success", "failure", "denied", "challenge"]
 OUTCOMES: tuple[str, ...] = ("success", "failure", "denied", "challenge")
@@ -318,7 +319,7 @@ class AuditEvent:
         )
         if unknown:
             raise InvalidAuditEvent(f"{self.action}: unregistered detail keys {unknown}")
-        normalised = _normalise(dict(self.details), "details", 0)
+        normalised = _normalise(stamped(self.details), "details", 0)  # + request_id
         if len(canonical_json(normalised)) > MAX_DETAILS_BYTES:
             normalised = {"truncated": True}
         object.__setattr__(self, "details", MappingProxyType(normalised))

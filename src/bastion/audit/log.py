@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Row, Select, insert, select, text
 from bastion.audit.chain import GENESIS_HASH, canonical_json, chain_record, link_hash
 from bastion.audit.events import AuditEvent, Outcome
 from bastion.errors import ValidationError
+from bastion.metrics import count_audit_event
 from bastion.storage.schema import audit_events
 from bastion.storage.types import new_id
 
@@ -93,6 +94,7 @@ def emit(conn: Connection, event: AuditEvent, *, now: datetime) -> str:
             "hash": link_hash(prev_hash, record),
         },
     )
+    count_audit_event(event)  # metrics (bastion.metrics.tally.RULES)
     return event_id
 
 

@@ -8,7 +8,6 @@ accepts connections.
 
 from __future__ import annotations
 
-import logging
 import os
 from functools import partial
 from pathlib import Path
@@ -27,6 +26,8 @@ from bastion.config import Settings, load_settings
 from bastion.datadir import lock_for_server, prepare
 from bastion.errors import BastionError
 from bastion.identity.bootstrap import Bootstrap
+from bastion.logs import configure_logging, uvicorn_log_config
+from bastion.metrics import prepare as prepare_metrics
 from bastion.vectors import EmbeddedEngine
 
 
@@ -70,6 +71,7 @@ def serve(
         ReadyServer(config, on_ready=announce).run(sockets=[listener])
         return
     EmbeddedEngine.prepare_for_workers(application.state.runtime.db, settings.data_dir)
+    prepare_metrics(settings.data_dir)  # the workers add up their counters there
     application.state.runtime.close()
     # The workers read their settings as this process did, plus the options given here.
     os.environ.update(
@@ -108,6 +110,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "access_log": False,
         "server_header": False,
         "proxy_headers": bool(settings.trusted_proxies),
+        **uvicorn_log_config(settings.log_format),
     }
     if settings.trusted_proxies:
         options["forwarded_allow_ips"] = ",".join(settings.trusted_proxies)
@@ -155,7 +158,4 @@ def _announce(settings: Settings, started: Bootstrap, count: int) -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(level=settings.log_level, log_format=settings.log_format)

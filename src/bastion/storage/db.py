@@ -48,7 +48,7 @@ class Database:
             url = f"postgresql+psycopg://{rest}"
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"hide_parameters": True}  # errors never echo values
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
         else:
