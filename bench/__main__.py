@@ -1,7 +1,7 @@
 """``python -m bench``: every benchmark in one run, then the summary and docs/benchmarks.md.
 
 Options: ``--quick`` (a small data set, for trying the bench itself; never written to the
-docs), ``--only auth|risk|vectors|pgvector``, ``--keep`` (keep the temporary data folders).
+docs), ``--only auth|risk|vectors|pgvector|observe``, ``--keep`` (keep the temporary data folders).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import auth, pgvector, vectors
+from bench import auth, observe, pgvector, vectors
 from bench.data import make_dataset
 from bench.report import Results, console, print_section, print_summary, write_docs
 
@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="20,000 vectors; docs untouched")
     parser.add_argument(
-        "--only", choices=("auth", "risk", "vectors", "pgvector"), help="run one part only"
+        "--only",
+        choices=("auth", "risk", "vectors", "pgvector", "observe"),
+        help="run one part only",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folders")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite the docs")
@@ -39,6 +41,9 @@ def main(argv: list[str] | None = None) -> None:
 
             console.rule("risk: the engine per login and per data-plane request")
             risk.run(root / "risk", results)
+        if args.only in (None, "observe"):
+            console.rule("observe: per-request instrumentation, in-process")
+            observe.run(root, results)
         if args.only in (None, "vectors"):
             console.rule("vectors: data set and exact ground truth")
             dataset = make_dataset(n=20_000, queries=200) if args.quick else make_dataset()
