@@ -139,7 +139,7 @@ def guard(variants: Sequence[Variant], results: Results) -> None:
             f"{run.other_cores:.2f}",
         )
     section.add(
-        "GET /healthz (unauthenticated; a sync route with one DB read)",
+        "GET /healthz (unauthenticated; no database read)",
         fmt(health.rps),
         fmt(1e6 / health.rps),
         fmt(health.server_us_per_call),

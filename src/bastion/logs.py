@@ -2,8 +2,8 @@
 
 Every line written while a request is served carries its id (``bastion.requestid``):
 ``request_id`` in JSON, ``[id]`` after the logger's name in text. JSON lines hold
-``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, ``request_id`` when there is
-one, the access log's fields (``ACCESS_FIELDS``) and ``exception`` (the traceback).
+``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, ``pid``, ``request_id`` when
+there is one, the access log's fields (``ACCESS_FIELDS``) and ``exception`` (the traceback).
 Other attributes a library attaches to its records are not copied: only fields named
 here reach a line. Secrets never do: Bastion's code does not log them, and SQL errors
 are logged without their parameters (``storage.db``).
@@ -41,6 +41,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which worker of ``--workers N``
         }
         found = requestid.current()
         if found is not None:
@@ -61,7 +62,9 @@ def configure_logging(*, level: str, log_format: Literal["text", "json"]) -> Non
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # At INFO SQLAlchemy logs statements, at DEBUG result rows (hashes, sealed seeds): never.
+    for noisy in ("alembic", "sqlalchemy"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def uvicorn_log_config(log_format: Literal["text", "json"]) -> dict[str, Any]:

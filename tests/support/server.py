@@ -73,6 +73,7 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = None
     module: str = "bastion"  # ``python -m MODULE serve``; the bench's is ``bench.serve``
     log_path: Path = field(init=False)
+    stderr_path: Path | None = None  # stderr apart from stdout (default: both in log_path)
 
     def __post_init__(self) -> None:
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
@@ -83,7 +84,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         env = {**os.environ, **self.env}
-        with self.log_path.open("ab") as log:
+        with self.log_path.open("ab") as log, open(self.stderr_path or os.devnull, "ab") as err:
             self.process = subprocess.Popen(
                 [
                     sys.executable,
@@ -98,7 +99,7 @@ class ServerProcess:
                 env=env,
                 cwd=ROOT,
                 stdout=log,
-                stderr=subprocess.STDOUT,
+                stderr=err if self.stderr_path else subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + timeout
@@ -150,12 +151,16 @@ def start_server(
     env: dict[str, str] | None = None,
     *,
     module: str = "bastion",
+    stderr_path: Path | None = None,
 ) -> ServerProcess:
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     port = port or free_port()
     # The issuer of every token is the public URL: the server's and the minted ones agree.
     base = {**TEST_ENV, "BASTION_PUBLIC_URL": f"http://127.0.0.1:{port}"}
-    return ServerProcess(data_dir, port, {**base, **(env or {})}, module=module).start()
+    server = ServerProcess(
+        data_dir, port, {**base, **(env or {})}, module=module, stderr_path=stderr_path
+    )
+    return server.start()
 
 
 def open_runtime(data_dir: Path, env: dict[str, str]) -> Runtime:

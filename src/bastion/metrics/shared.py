@@ -63,6 +63,7 @@ class Publisher:
         self.pid = pid or os.getpid()
         self.path = folder / f"worker-{self.pid}.json"
         self._seen = -1
+        self._failing = False
 
     def publish(self) -> None:
         """Write the snapshot (atomically: readers see the old file or the new one)."""
@@ -80,13 +81,22 @@ class Publisher:
         os.replace(temporary, self.path)
         self._seen = changes
 
+    def try_publish(self) -> None:
+        """``publish``; a failure (a full disk …) is logged once and tried again later:
+        it must not stop the worker."""
+        try:
+            self.publish()
+        except OSError as exc:
+            if not self._failing:
+                log.warning("cannot write worker metrics to %s: %s", self.folder, exc.strerror)
+            self._failing = True
+        else:
+            self._failing = False
+
     def run_forever(self) -> None:
         while True:
-            try:
-                self.publish()
-            except OSError as exc:  # a full disk must not stop the worker; tried again
-                log.warning("cannot write worker metrics to %s: %s", self.folder, exc.strerror)
             time.sleep(PUBLISH_SECONDS)
+            self.try_publish()
 
 
 _started: dict[Path, Publisher] = {}
@@ -99,7 +109,7 @@ def publish_from_this_process(folder: Path) -> Publisher:
         publisher = _started.get(folder)
         if publisher is None:
             publisher = _started[folder] = Publisher(folder)
-            publisher.publish()  # at once: the worker counts as one from its start
+            publisher.try_publish()  # at once: the worker counts as one from its start
             threading.Thread(
                 target=publisher.run_forever, name="bastion-metrics", daemon=True
             ).start()
