@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 import orjson
@@ -189,9 +190,7 @@ async def _measure(app: FastAPI, api_key: str, results: Results) -> None:
 def run(root: Path, results: Results) -> None:
     data_dir = root / "observe"
     env = {"BASTION_ARGON2_PROFILE": "test", "BASTION_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD}
-    saved = {name: os.environ.get(name) for name in INSECURE}
-    os.environ.update(INSECURE)  # the bench-only switch, for this process's app only
-    try:
+    with patch.dict(os.environ, INSECURE):  # the bench-only switch, for this app only
         settings = load_settings(
             data_dir=data_dir,
             argon2_profile="test",
@@ -199,12 +198,6 @@ def run(root: Path, results: Results) -> None:
             auth_disabled_for_benchmarks=True,
             log_level="warning",
         )
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     app = create_app(settings)
     api_key = Credentials(data_dir, env).api_key(role="viewer")
     asyncio.run(_measure(app, api_key, results))
