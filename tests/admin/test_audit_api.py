@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from unittest.mock import ANY
 
 from sqlalchemy import text
 
@@ -110,6 +111,7 @@ def test_export_streams_ndjson_and_is_audited(env: Env) -> None:
     assert exported[0]["details"] == {
         "count": 3,
         "filters": {"action": "user.created", "actor": admin.user_id},
+        "request_id": ANY,  # the request's X-Request-ID (docs/observability.md)
     }
     assert exported[1]["details"]["count"] == len(lines)
 

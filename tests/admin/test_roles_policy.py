@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import ANY
+
 from tests.admin.helpers import events, mint, problem
 from tests.support.app import Env
 
@@ -51,10 +53,14 @@ def test_custom_role_lifecycle(env: Env) -> None:
     problem(env.client.delete("/admin/roles/admin", headers=admin.auth), 409, "role_builtin")
 
     [made] = events(env, admin, action="role.created")
-    assert made["details"] == {"role": "auditor", "permissions": ["audit.read"]}
+    assert made["details"] == {
+        "role": "auditor",
+        "permissions": ["audit.read"],
+        "request_id": ANY,
+    }
     assert made["resource"] == "role:auditor"
     [gone] = events(env, admin, action="role.deleted")
-    assert gone["details"] == {"role": "auditor"}
+    assert gone["details"] == {"role": "auditor", "request_id": ANY}
 
 
 def test_custom_role_input_is_validated(env: Env) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import ANY
+
 from sqlalchemy import select
 
 from bastion.storage.schema import api_keys
@@ -110,6 +112,7 @@ def test_service_account_and_key_lifecycle(env: Env) -> None:
         "name": "indexer",
         "roles": ["viewer"],
         "collections": ["docs-*"],
+        "request_id": ANY,
     }
     [key_event, _] = events(env, admin, action="api_key.created")[::-1]
     assert key_event["details"]["key_id"] == key["id"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest.mock import ANY
 
 from tests.admin.helpers import Minted, events, mint, problem
 from tests.support.app import Env
@@ -26,7 +27,7 @@ def test_create_and_list_tenants(env: Env) -> None:
     listed = env.client.get("/admin/tenants", headers=root.auth).json()["tenants"]
     assert [t["name"] for t in listed] == ["acme", "default"]
     [event] = events(env, root, action="tenant.created")
-    assert event["details"] == {"name": "acme"}
+    assert event["details"] == {"name": "acme", "request_id": ANY}
     assert event["tenant_id"] == created.json()["id"]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import ANY
+
 from sqlalchemy import select
 
 from bastion.storage.schema import setup_tokens, users
@@ -43,6 +45,7 @@ def test_create_user_with_password_is_audited_and_can_log_in(env: Env) -> None:
         "status": "active",
         "tenant": "default",
         "enrollment": False,
+        "request_id": ANY,
     }
 
 
@@ -238,4 +241,9 @@ def test_reset_factors_removes_factors_and_sessions(env: Env) -> None:
     problem(env.client.get("/me", headers=victim), 401, "invalid_token")
     assert env.login().json()["status"] == "enrollment_required"  # enrols again
     [event] = events(env, admin, action="user.factors_reset")
-    assert event["details"] == {"user_id": me["id"], "username": "admin", "factors_removed": 1}
+    assert event["details"] == {
+        "user_id": me["id"],
+        "username": "admin",
+        "factors_removed": 1,
+        "request_id": ANY,
+    }
