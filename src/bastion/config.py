@@ -356,7 +356,8 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         None,
         min_length=32,
-        description="Scrape token for `metrics = token` (at least 32 characters, random).",
+        max_length=1024,
+        description="Scrape token for `metrics = token` (32 to 1024 characters, random).",
     )
 
     @model_validator(mode="after")

@@ -135,16 +135,17 @@ def test_token_mode_serves_a_scraper_anywhere_with_the_token_and_nobody_without(
         missing = remote.get("/metrics")
         wrong = remote.get("/metrics", headers={"Authorization": "Bearer " + TOKEN[:-1] + "0"})
         basic = remote.get("/metrics", headers={"Authorization": "Basic " + TOKEN})
+        huge = remote.get("/metrics", headers={"Authorization": "Bearer " + TOKEN * 40})
         unauthenticated_local = local.get("/metrics")
         allowed = remote.get("/metrics", headers={"Authorization": "Bearer " + TOKEN})
-    for refused in (missing, wrong, basic, unauthenticated_local):
+    for refused in (missing, wrong, basic, huge, unauthenticated_local):
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"].startswith("Bearer")
         assert TOKEN not in refused.text
     assert allowed.status_code == 200
     found = parsed(allowed.text)
     assert value(found, "bastion_metrics_scrapes_refused_total", reason="missing_token") == 3
-    assert value(found, "bastion_metrics_scrapes_refused_total", reason="wrong_token") == 1
+    assert value(found, "bastion_metrics_scrapes_refused_total", reason="wrong_token") == 2
 
 
 def test_metrics_off_is_404_even_on_loopback(tmp_path: Path) -> None:

@@ -141,8 +141,8 @@ def _admit(request: Request, settings: Settings) -> None:
         TALLY.count(SCRAPES_REFUSED, ("missing_token",))
         raise AuthenticationError("Send the scrape token: Authorization: Bearer <token>.")
     expected = settings.metrics_token.get_secret_value().encode()
-    given = presented.strip().encode("utf-8", "surrogateescape")[:MAX_TOKEN]
-    if not hmac.compare_digest(given, expected):
+    given = presented.strip().encode("utf-8", "surrogateescape")
+    if len(given) > MAX_TOKEN or not hmac.compare_digest(given, expected):
         TALLY.count(SCRAPES_REFUSED, ("wrong_token",))
         raise AuthenticationError("The scrape token is not valid.", code="invalid_token")
 
