@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount
 
+from bastion.api.observe import _template
 from bastion.audit import query
 from bastion.config import load_settings
 from bastion.errors import ConfigurationError
@@ -47,28 +50,30 @@ def test_every_metric_is_documented() -> None:
 
 def test_routes_are_counted_by_template_and_status_never_by_raw_path(tmp_path: Path) -> None:
     with client(observed_app(tmp_path)) as http:
+        before = parsed(http.get("/metrics").text)
         http.post("/collections/Secret-Project-X/points/query", json={"query": [1.0]})
         http.get("/collections/Secret-Project-X/nothing-here")
         http.get("/tenant-data-in-the-path/1234")
         http.request("BREW", "/collections")
+        http.delete("/admin/roles/Secret-Role")
         text = http.get("/metrics").text
-    found = parsed(text)
-    query_route = {"method": "POST", "route": "/collections/{name}/points/query"}
-    assert value(found, "bastion_http_requests_total", status="401", **query_route) == 1
-    assert (
-        value(found, "bastion_http_requests_total", method="GET", route="unmatched", status="404")
-        == 2
-    )
-    assert (
-        value(
-            found, "bastion_http_requests_total", method="other", route="/collections", status="405"
-        )
-        == 1
-    )
-    assert "Secret-Project-X" not in text
-    assert "nothing-here" not in text
-    assert "tenant-data" not in text
-    assert "BREW" not in text
+    after = parsed(text)
+
+    def added(**labels: str) -> float:
+        name = "bastion_http_requests_total"
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert added(method="POST", route="/collections/{name}/points/query", status="401") == 1
+    assert added(method="GET", route="unmatched", status="404") == 2
+    assert added(method="other", route="/collections", status="405") == 1
+    assert added(method="DELETE", route="/admin/roles/{name}", status="401") == 1
+    for raw in ("Secret-Project-X", "nothing-here", "tenant-data", "BREW", "Secret-Role"):
+        assert raw not in text
+
+
+def test_a_mounted_app_is_counted_under_its_prefix() -> None:
+    scope = {"path": "/console/static/app.js", "path_params": {"path": "static/app.js"}}
+    assert _template(Mount("/console", app=PlainTextResponse("x")), scope) == "/console/{path}"
 
 
 def test_a_failed_login_is_counted_and_its_audit_event_carries_the_request_id(
@@ -131,21 +136,24 @@ def test_token_mode_serves_a_scraper_anywhere_with_the_token_and_nobody_without(
     tmp_path: Path,
 ) -> None:
     app = observed_app(tmp_path, metrics="token", metrics_token=TOKEN)
+    authorized = {"Authorization": "Bearer " + TOKEN}
     with client(app, REMOTE) as remote, client(app, LOOPBACK) as local:
+        before = parsed(remote.get("/metrics", headers=authorized).text)
         missing = remote.get("/metrics")
         wrong = remote.get("/metrics", headers={"Authorization": "Bearer " + TOKEN[:-1] + "0"})
         basic = remote.get("/metrics", headers={"Authorization": "Basic " + TOKEN})
         huge = remote.get("/metrics", headers={"Authorization": "Bearer " + TOKEN * 40})
         unauthenticated_local = local.get("/metrics")
-        allowed = remote.get("/metrics", headers={"Authorization": "Bearer " + TOKEN})
+        allowed = remote.get("/metrics", headers=authorized)
     for refused in (missing, wrong, basic, huge, unauthenticated_local):
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"].startswith("Bearer")
         assert TOKEN not in refused.text
     assert allowed.status_code == 200
     found = parsed(allowed.text)
-    assert value(found, "bastion_metrics_scrapes_refused_total", reason="missing_token") == 3
-    assert value(found, "bastion_metrics_scrapes_refused_total", reason="wrong_token") == 2
+    for reason, count in (("missing_token", 3), ("wrong_token", 2)):
+        name = "bastion_metrics_scrapes_refused_total"
+        assert value(found, name, reason=reason) - value(before, name, reason=reason) == count
 
 
 def test_metrics_off_is_404_even_on_loopback(tmp_path: Path) -> None:

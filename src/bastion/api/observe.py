@@ -25,6 +25,7 @@ import logging
 from time import perf_counter
 from typing import Any
 
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion import requestid
@@ -85,7 +86,7 @@ class Observe:
         """The template of the route that served the request (bounded: from code)."""
         route = scope.get("route")
         if route is not None:
-            return str(getattr(route, "path", UNMATCHED))
+            return _template(route, scope)
         path: str = scope["path"]
         if not path.startswith(_PREFIX):
             return UNMATCHED
@@ -114,6 +115,21 @@ class Observe:
 
         state.serving = False
         await self.app(scope, watch_receive, watch_send)
+
+
+def _template(route: Any, scope: Scope) -> str:
+    """The route's full template. FastAPI may hand over the route as its router declared
+    it, without the prefix it was included with (``/roles/{name}`` for
+    ``/admin/roles/{name}``): the prefix is then the literal start of the path before the
+    route's own segments (path parameters are single segments here)."""
+    own = str(getattr(route, "path", ""))
+    if isinstance(route, Mount):
+        return own + "/{path}"
+    if not own.startswith("/") or any("/" in str(v) for v in scope["path_params"].values()):
+        return own or UNMATCHED
+    parts = scope["path"].split("/")
+    prefix = "/".join(parts[: len(parts) - own.count("/")])
+    return prefix + own
 
 
 def _log_access(method: str, route: str, status: int, seconds: float, scope: Scope) -> None:
