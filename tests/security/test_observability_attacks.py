@@ -6,6 +6,7 @@ import logging
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.observability.support import (
     LOOPBACK,
@@ -16,7 +17,7 @@ from tests.observability.support import (
     parsed,
     value,
 )
-from tests.support.server import ADMIN_PASSWORD
+from tests.support.server import ADMIN_PASSWORD, start_server
 
 from bastion.audit import query
 
@@ -103,3 +104,22 @@ def series(text: str) -> set[str]:
         for line in text.splitlines()
         if line.startswith("bastion_http_requests_total")
     }
+
+
+def test_metrics_through_a_trusted_local_proxy_are_refused_to_its_remote_clients(
+    tmp_path: Path,
+) -> None:
+    """Behind a reverse proxy on the same host every connection comes from 127.0.0.1; with
+    the proxy in BASTION_TRUSTED_PROXIES the client's own address counts, so a remote
+    client does not reach /metrics through it (nor by writing 127.0.0.1 into the header a
+    proxy appends to)."""
+    server = start_server(tmp_path / "data", env={"BASTION_TRUSTED_PROXIES": "127.0.0.1"})
+    try:
+        url = server.url + "/metrics"
+        local = httpx.get(url, timeout=10)
+        forwarded = httpx.get(url, headers={"X-Forwarded-For": "203.0.113.9"}, timeout=10)
+        appended = httpx.get(url, headers={"X-Forwarded-For": "127.0.0.1, 203.0.113.9"}, timeout=10)
+    finally:
+        server.stop()
+    assert local.status_code == 200
+    assert forwarded.status_code == appended.status_code == 404

@@ -43,6 +43,7 @@ def prepare(data_dir: Path) -> Path:
     folder = folder_of(data_dir)
     try:
         folder.mkdir(mode=0o700)
+        os.chmod(folder, 0o700)  # ours: its mode does not depend on the umask
     except FileExistsError:
         if folder.is_symlink() or not folder.is_dir():
             raise ConfigurationError(
