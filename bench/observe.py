@@ -118,7 +118,9 @@ def _stacks(app: FastAPI) -> tuple[ASGIApp, ASGIApp]:
 async def _prepare(app: FastAPI, put: Callable[[Call], Awaitable[int]]) -> None:
     """A collection of ``POINTS`` random unit vectors, written without a credential
     (the bench-only switch) through the app itself."""
-    create = orjson.dumps({"vectors": {"size": DIM, "distance": "Cosine"}})
+    create = orjson.dumps(  # an HNSW search, as in production (not an exact scan)
+        {"vectors": {"size": DIM, "distance": "Cosine"}, "hnsw_config": {"full_scan_threshold": 0}}
+    )
     assert await put(Call("create", "PUT", f"/collections/{COLLECTION}", create, [])) == 200
     rng = np.random.default_rng(16)
     vectors = rng.standard_normal((POINTS, DIM), dtype=np.float32)
