@@ -14,7 +14,6 @@ hits both alike; the ratio is the median of the paired blocks' ratios.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import tempfile
 import time
@@ -22,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest.mock import patch
 
 import numpy as np
 import orjson
@@ -30,8 +28,8 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message
 
 from bastion.api.observe import Observe
-from bastion.app import create_app
 from bastion.config import load_settings
+from bench.app import create_bench_app
 from bench.report import Results, console, fmt, print_section, ratio
 from bench.servers import ADMIN_PASSWORD, Credentials
 
@@ -40,7 +38,6 @@ DIM = 384
 BLOCK = 400
 ROUNDS = 12
 COLLECTION = "observe"
-INSECURE = {"BASTION_I_UNDERSTAND_THIS_IS_INSECURE": "1"}
 
 
 @dataclass(frozen=True)
@@ -117,7 +114,7 @@ def _stacks(app: FastAPI) -> tuple[ASGIApp, ASGIApp]:
 
 async def _prepare(app: FastAPI, put: Callable[[Call], Awaitable[int]]) -> None:
     """A collection of ``POINTS`` random unit vectors, written without a credential
-    (the bench-only switch) through the app itself."""
+    (the bench's door lets those through) through the app itself."""
     create = orjson.dumps(  # an HNSW search, as in production (not an exact scan)
         {"vectors": {"size": DIM, "distance": "Cosine"}, "hnsw_config": {"full_scan_threshold": 0}}
     )
@@ -192,15 +189,13 @@ async def _measure(app: FastAPI, api_key: str, results: Results) -> None:
 def run(root: Path, results: Results) -> None:
     data_dir = root / "observe"
     env = {"BASTION_ARGON2_PROFILE": "test", "BASTION_BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD}
-    with patch.dict(os.environ, INSECURE):  # the bench-only switch, for this app only
-        settings = load_settings(
-            data_dir=data_dir,
-            argon2_profile="test",
-            bootstrap_admin_password=ADMIN_PASSWORD,
-            auth_disabled_for_benchmarks=True,
-            log_level="warning",
-        )
-    app = create_app(settings)
+    settings = load_settings(
+        data_dir=data_dir,
+        argon2_profile="test",
+        bootstrap_admin_password=ADMIN_PASSWORD,
+        log_level="warning",
+    )
+    app = create_bench_app(settings)  # credential-less requests pass (the setup only)
     api_key = Credentials(data_dir, env).api_key(role="viewer")
     asyncio.run(_measure(app, api_key, results))
 
