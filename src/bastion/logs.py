@@ -18,12 +18,15 @@ from typing import Any, Literal
 import orjson
 
 from bastion import requestid
+from bastion.text import PrintableFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(request)s: %(message)s"
 ACCESS_FIELDS = ("method", "route", "status", "duration_ms", "client")
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(PrintableFormatter):
+    """Text lines whose message cannot forge a line or rewrite a terminal."""
+
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
 

@@ -141,7 +141,8 @@ def test_stored_control_characters_are_escaped_in_the_console(tmp_path: Path) ->
             )
         page = browser.get("/console/admin/users")
         assert page.status_code == 200, page.text[:300]
-        assert "\u202e" not in page.text and "\x1b" not in page.text
+        assert "\u202e" not in page.text
+        assert "\x1b" not in page.text
         assert "eve\\u202egnp.exe\\x1b[31m" in page.text
 
 

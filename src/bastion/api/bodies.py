@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 import orjson
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from bastion.errors import ValidationError
+from bastion.text import why_unsafe
 
 FORM = "application/x-www-form-urlencoded"
+
+
+def _plain(value: str) -> str:
+    """``bastion.text.check_name`` for a body field (pydantic names the field)."""
+    reason = why_unsafe(value)
+    if reason is not None:
+        raise ValueError(reason)
+    return value
+
+
+# A name people choose (a factor's, a service account's, a role's name or description):
+# refused with a 422 naming the field when it holds a control character (issue 11.11).
+Name = Annotated[str, AfterValidator(_plain)]
 
 
 class StrictBody(BaseModel):

@@ -9,6 +9,7 @@ from types import MappingProxyType
 
 from bastion.authz.permissions import GRANTABLE, PERMISSIONS
 from bastion.errors import ValidationError
+from bastion.text import check_name
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,13 @@ ROLE_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 
 def validate_custom_role(name: str, permissions: Iterable[str], description: str = "") -> Role:
     """A custom role from admin input, or ``ValidationError`` saying what is wrong."""
+    if isinstance(name, str):
+        check_name(name, field="name")
     if not isinstance(name, str) or not ROLE_NAME.fullmatch(name):
         raise ValidationError(
             "A role name is 1 to 64 characters: lower-case letters, digits, '_', '.', '-', "
-            "starting with a letter."
+            "starting with a letter.",
+            field="name",
         )
     if name in BUILTIN_ROLES:
         raise ValidationError(f"{name!r} is a built-in role; choose another name.")
@@ -73,7 +77,10 @@ def validate_custom_role(name: str, permissions: Iterable[str], description: str
             f"Every user already holds {', '.join(personal)}; a role cannot grant it."
         )
     if not isinstance(description, str) or len(description) > 500:
-        raise ValidationError("description must be a string of at most 500 characters.")
+        raise ValidationError(
+            "description must be a string of at most 500 characters.", field="description"
+        )
+    check_name(description, field="description")
     return Role(name, description, frozenset(wanted), builtin=False)
 
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -24,6 +24,7 @@ from bastion.config import Settings, load_settings
 from bastion.datadir import lock_for_command, require_installation
 from bastion.errors import BastionError
 from bastion.runtime import Runtime
+from bastion.text import printable
 
 app = typer.Typer(
     help="Bastion: a vector database behind a zero-trust front door.",
@@ -52,9 +53,9 @@ ROLES = ("viewer", "developer", "admin")
 
 
 def fail(message: str, hint: str | None = None, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}")  # a path may hold "[…]"
+    err.print(f"[bold red]error:[/] {shown(message)}")  # a path may hold "[…]"
     if hint:
-        err.print(f"[dim]→ {escape(hint)}[/]")
+        err.print(f"[dim]→ {shown(hint)}[/]")
     raise typer.Exit(code)
 
 
@@ -111,8 +112,21 @@ def opened(data_dir: Path | None, **overrides: object) -> Iterator[Runtime]:
             rt.close()
 
 
+def shown(value: str) -> str:
+    """Stored text fit for the terminal: control characters escaped (``bastion.text``:
+    no ANSI escape, newline or bidi override reaches the screen) and rich markup too."""
+    return escape(printable(value))
+
+
+class SafeTable(Table):
+    """A table whose text cells are ``shown``: a name never rewrites the terminal."""
+
+    def add_row(self, *cells: Any, **options: Any) -> None:
+        super().add_row(*(shown(c) if isinstance(c, str) else c for c in cells), **options)
+
+
 def table(title: str, *columns: str) -> Table:
-    grid = Table(title=title, title_justify="left", header_style="bold")
+    grid = SafeTable(title=title, title_justify="left", header_style="bold")
     for column in columns:
         grid.add_column(column)
     return grid

@@ -20,11 +20,13 @@ import orjson
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from bastion.config import Settings
 from bastion.errors import BastionError
+from bastion.text import printable
 
 log = logging.getLogger("bastion.console")
 
@@ -45,12 +47,25 @@ SECURITY_HEADERS: Mapping[str, str] = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
+
+def _shown(value: Any) -> Any:
+    """Every ``{{ … }}`` of a template: text from the API or the database has its control
+    and invisible formatting characters escaped (``bastion.text``: autoescape makes HTML
+    inert, not a bidi override or an ANSI escape copied from the page), then autoescape
+    runs. Markup a template made itself (macros) is left as it is, and line breaks (white
+    space in HTML, and the layout of a JSON filter typed in a text area)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return printable(value, keep_layout=True)
+    return value
+
+
 TEMPLATES = Environment(
     loader=PackageLoader("bastion.console", "templates"),
     autoescape=True,
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    finalize=_shown,
 )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, insert, select, update
 from bastion.errors import Conflict, NotFound, ValidationError
 from bastion.storage import new_id
 from bastion.storage.schema import api_keys, service_accounts
+from bastion.text import check_name
 from bastion.tokens import hint, new_secret
 
 MAX_KEY_LIFETIME = 366 * 86400
@@ -84,7 +85,7 @@ def _key(row: object) -> ApiKeyRecord:
 def create_service_account(
     conn: Connection, *, tenant_id: str, name: str, now: datetime
 ) -> ServiceAccount:
-    name = name.strip()
+    name = check_name(name, field="name").strip()
     if not 1 <= len(name) <= 128:
         raise ValidationError("Service account names are 1 to 128 characters.", field="name")
     if find_service_account(conn, tenant_id=tenant_id, name=name):

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, insert, select
 from bastion.errors import Conflict, NotFound, ValidationError
 from bastion.storage import new_id
 from bastion.storage.schema import tenants
+from bastion.text import check_name
 
 DEFAULT_TENANT = "default"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -28,6 +29,7 @@ def _row(row: object) -> Tenant:
 
 
 def validate_tenant_name(name: str) -> str:
+    check_name(name, field="name")
     if not _NAME.fullmatch(name):
         raise ValidationError(
             "Tenant names are 1 to 63 characters: lower-case letters, digits, '-' and '_', "

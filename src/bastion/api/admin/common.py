@@ -32,6 +32,7 @@ from bastion.authz import Resource
 from bastion.domain import Principal
 from bastion.errors import AuthorizationError, NotFound, ValidationError
 from bastion.identity.tenants import Tenant, tenant_by_id, tenant_by_name
+from bastion.text import check_name
 
 T = TypeVar("T")
 
@@ -143,7 +144,9 @@ def now(request: Request) -> datetime:
 
 
 def plain_name(value: str, field: str) -> str:
-    """Refuse a name that looks like a secret (it would be refused by the audit log too)."""
+    """Refuse a name that holds a control character (``bastion.text``) or looks like a
+    secret (the audit log would redact it)."""
+    check_name(value, field=field)
     if secret_looking_value(value):
         raise ValidationError(
             f"This {field} looks like a secret or token; choose another.", field=field
