@@ -99,12 +99,12 @@ def test_usernames_are_unique_per_installation(env: Env) -> None:
     problem(
         env.client.post("/admin/users", headers=admin.auth, json={**body, "tenant": "acme"}),
         409,
-        "user_exists",
+        "username_unavailable",
     )
     problem(
         env.client.post("/admin/users", headers=admin.auth, json={**body, "username": "DAVE"}),
         409,
-        "user_exists",
+        "username_unavailable",
     )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 from bastion.audit import record, safe_text
 from bastion.authz import BUILTIN_ROLES, Resource, Role, permissions_of, resolve_roles, role_named
 from bastion.domain import Grant, Principal
+from bastion.errors import Conflict
 from bastion.factors.password import check_new_password, hash_password
 from bastion.identity.authorization import check
 from bastion.identity.credentials import reset_factors, revoke_user_sessions
@@ -47,6 +48,7 @@ from bastion.identity.users import (
     set_status,
     spend_enrollment_link,
 )
+from bastion.storage import CommitThenRaise
 
 ADMIN_PERMISSIONS = BUILTIN_ROLES["admin"].permissions
 
@@ -120,16 +122,30 @@ def create_user_account(
         now=now,
     )
     role_names = [role.name for role in granted]
-    user = provision_user(
-        conn,
-        hasher=hasher,
-        tenant_id=tenant.id,
-        username=username,
-        password=password,
-        roles=role_names,
-        collections=collections,
-        now=now,
-    )
+    try:
+        user = provision_user(
+            conn,
+            hasher=hasher,
+            tenant_id=tenant.id,
+            username=username,
+            password=password,
+            roles=role_names,
+            collections=collections,
+            now=now,
+        )
+    except Conflict as taken:  # recorded in the caller's tenant only: the probe, on record
+        record(
+            conn,
+            "user.created",
+            outcome="failure",
+            actor=actor.id,
+            tenant_id=tenant.id,
+            resource=f"tenant:{tenant.id}",
+            reason=taken.code,
+            details={"username": safe_text(username), "tenant": tenant.name},
+            now=now,
+        )
+        raise CommitThenRaise(taken) from None
     link = None if user.password_hash else create_enrollment_link(conn, user.id, now=now)
     record(
         conn,

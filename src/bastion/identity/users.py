@@ -13,6 +13,7 @@ from sqlalchemy import Connection, insert, select, update
 from bastion.errors import Conflict, InvalidToken, NotFound, ValidationError
 from bastion.storage import new_id
 from bastion.storage.schema import setup_tokens, users
+from bastion.text import check_name
 from bastion.tokens import new_secret, parse_secret
 
 UserStatus = Literal["active", "suspended", "deleted"]
@@ -55,6 +56,7 @@ def normalize_username(username: str) -> str:
 
 
 def validate_username(username: str) -> str:
+    check_name(username, field="username")
     name = normalize_username(username)
     if not _USERNAME.fullmatch(name):
         raise ValidationError(
@@ -75,7 +77,7 @@ def create_user(
 ) -> User:
     name = validate_username(username)
     if conn.execute(select(users.c.id).where(users.c.username == name)).first():
-        raise Conflict(f"User '{name}' already exists.", code="user_exists")
+        raise username_unavailable()
     user_id = new_id("usr")
     conn.execute(
         insert(users).values(
@@ -89,6 +91,13 @@ def create_user(
         )
     )
     return user_by_id(conn, user_id)
+
+
+def username_unavailable() -> Conflict:
+    """Usernames are unique per installation, so a taken one is refused whoever holds it.
+    The answer is the same whether it is held in the caller's tenant or another, and does
+    not repeat the name (issue 11.13: another tenant's users are not confirmed)."""
+    return Conflict("This username is not available; choose another.", code="username_unavailable")
 
 
 def find_user(conn: Connection, username: str) -> User | None:

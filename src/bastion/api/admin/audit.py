@@ -4,7 +4,9 @@ Tenant-scoped: an admin sees the events of their tenant; an installation admin
 (``default`` tenant) sees every event, or one tenant's with ``?tenant=``. Pages follow
 ``seq`` (newest first by default); ``next`` is the ``after`` of the next page.
 Verification walks the whole chain (it is one chain for the installation) and checks
-every signed checkpoint with the server's key ring.
+every signed checkpoint with the server's key ring; an admin of another tenant than the
+default is shown whether it is intact and how many of their own tenant's events it
+covers, never the installation's counts or positions (issue 11.13).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from sqlalchemy import Connection
 
 from bastion.api.admin.common import TenantParam, admit_all, now, read, write
 from bastion.api.guard import runtime
-from bastion.audit import MAX_LIMIT, OUTCOMES, export_ndjson, query, verify_chain
-from bastion.audit.access import record_export, record_verification
+from bastion.audit import MAX_LIMIT, OUTCOMES, ChainReport, export_ndjson, query, verify_chain
+from bastion.audit.access import record_export, record_verification, tenant_events, tenant_report
 from bastion.errors import ValidationError
 
 router = APIRouter()
@@ -172,18 +174,30 @@ async def export(
 
 @router.get("/audit/verify", summary="Verify the hash chain and signed checkpoints")
 async def verify(request: Request) -> dict[str, Any]:
-    principal, _ = await admit_all(request, "audit.read", None)
+    principal, scope_tenant = await admit_all(request, "audit.read", None)
     rt = runtime(request)
+    own = scope_tenant is not None  # None: an installation admin, who sees every count
 
     def check(kid: str, data: bytes, signature: bytes) -> None:
         rt.keyring.verify_signature(kid=kid, data=data, signature=signature)
 
-    report = await read(request, lambda conn: verify_chain(conn, verifier=check))
+    def walk(conn: Connection) -> tuple[ChainReport, int | None]:
+        report = verify_chain(conn, verifier=check)
+        return report, tenant_events(conn, report, principal.tenant_id) if own else None
+
+    report, counted = await read(request, walk)
 
     def record(conn: Connection) -> None:
         record_verification(
-            conn, actor=principal.id, tenant_id=principal.tenant_id, report=report, now=now(request)
+            conn,
+            actor=principal.id,
+            tenant_id=principal.tenant_id,
+            report=report,
+            now=now(request),
+            tenant_events=counted,
         )
 
     await write(request, record)
-    return report.to_json()
+    if counted is not None:
+        return tenant_report(report, counted)
+    return {**report.to_json(), "scope": "installation"}
