@@ -86,6 +86,12 @@ def sign_in_story(env: Env) -> None:
     ok(client.delete(f"/me/sessions/{session_of(env, other)}", headers=mine), 204)
     factor = ok(client.post("/me/factors/totp", headers=mine), 201)  # needs aal2: it has one
     ok(client.delete(f"/me/factors/{factor['factor_id']}", headers=mine), 204)  # factor.removed
+    pending = ok(client.post("/me/factors/totp", headers=mine), 201)
+    activate = f"/me/factors/totp/{pending['factor_id']}/activate"
+    for _ in range(5):  # factor.activated (failure) x 5, then factor.locked
+        assert client.post(activate, headers=mine, json={"code": "000000"}).status_code == 401
+    change = {"current_password": ADMIN_PASSWORD, "new_password": GOOD_PASSWORD}
+    ok(client.post("/me/password", headers=mine, json=change))  # user.password_changed
 
 
 def session_of(env: Env, tokens: dict[str, Any]) -> str:
@@ -112,6 +118,7 @@ def admin_story(env: Env) -> None:
     ok(client.patch(user, headers=admin.auth, json={"roles": ["viewer"]}))  # user.updated
     ok(client.patch(user, headers=admin.auth, json={"status": "suspended"}))  # user.suspended
     ok(client.post(f"{user}/reset-factors", headers=admin.auth))  # user.factors_reset
+    ok(client.post(f"{user}/unlock", headers=admin.auth))  # user.unlocked
     ok(client.delete(user, headers=admin.auth), 204)  # user.deleted
     role = {"name": "auditor", "permissions": ["audit.read"]}
     ok(client.post("/admin/roles", headers=admin.auth, json=role), 201)  # role.created

@@ -92,7 +92,9 @@ def test_familiar_address_failures_are_counted_apart(env: Env) -> None:
     assert sign_in(env, HOME).status_code == 429  # the owner's own typos are throttled too
     assert sign_in(env, STRANGERS[0], "a wrong guess").status_code == 401  # …apart
     env.client.app.state.audit_buffer.flush()  # type: ignore[attr-defined]
-    refused = [e.details["scope"] for e in audit(env, "login.failure") if e.reason == "rate_limited"]
+    refused = [
+        e.details["scope"] for e in audit(env, "login.failure") if e.reason == "rate_limited"
+    ]
     assert refused == ["account_familiar"]
 
 
@@ -121,7 +123,7 @@ def test_admin_unlock_clears_password_and_second_factor_counters(env: Env) -> No
     event = audit(env, "user.unlocked")[-1]
     assert event.actor == admin.user_id
     assert event.resource == f"user:{owner}"
-    assert event.details["password_failures"] == 10
+    assert event.details["sign_in_failures"] == 10
     assert event.details["second_factor_failures"] == 5
 
 

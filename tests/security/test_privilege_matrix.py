@@ -72,9 +72,11 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "tenants.manage":          ("A",   "DDDDAAD"),
     "me.read":                 ("VDA", "AAAAADA"),
     "me.factors.read":         ("VDA", "AAAAADD"),
-    # Without the account's attributes (not read): treated as holding a factor.
-    "me.factors.enroll":       ("VDA", "SAAAADD"),
+    # Without the account's attributes (not read): treated as holding a factor. Changes of
+    # how the account signs in need a recent (5 min) two-factor proof (issue 11.1).
+    "me.factors.enroll":       ("VDA", "SSAAADD"),
     "me.factors.remove":       ("VDA", "SSAAADD"),
+    "me.password.change":      ("VDA", "SSAAADD"),
     "me.sessions.manage":      ("VDA", "AAAAADD"),
     # Without the account's attributes: no factor able to step up is known.
     "me.step_up":              ("VDA", "DDDDDDD"),
@@ -92,6 +94,7 @@ RAISED_BY_ADMIN_SWITCH = {
 # me.factors.enroll also read the account, see the factor tables below).
 SELF_SERVICE = {
     "me.read", "me.factors.read", "me.factors.enroll", "me.factors.remove", "me.sessions.manage",
+    "me.password.change",
 }  # fmt: skip
 
 # A restricted enrollment token may do exactly these.
@@ -153,7 +156,7 @@ def test_privilege_matrix(permission: str, role: str, scenario: str) -> None:
     assert decision.effect is expected, (permission, role, scenario, decision.reason)
     if decision.effect is Effect.STEP_UP:
         required = DEFAULT_POLICY.requirement(permission)
-        floor = "aal2" if PERMISSIONS[permission].adds_factor else required.acr
+        floor = "aal2" if PERMISSIONS[permission].changes_sign_in else required.acr
         assert decision.required_acr == max(floor, required.acr)
         assert decision.max_age == required.max_age
 
@@ -250,11 +253,12 @@ def test_grant_ceiling_matrix(permission: str, role: str, scenario: str) -> None
 
 
 # me.factors.enroll, per scenario, for an account: without a factor, with one set up by
-# another session, with one set up by the caller's own (non-enrolment) session.
+# another session, with one set up by the caller's own (non-enrolment) session. Every
+# case needs a recent proof (max_age 300: the 10-minute-old session is asked again).
 ENROLL = {
-    "no factor":            "AAAAADD",
-    "has a factor":         "SAAAADD",
-    "set up by this token": "SAAAADD",
+    "no factor":            "SSAAADD",
+    "has a factor":         "SSAAADD",
+    "set up by this token": "SSAAADD",
 }  # fmt: skip
 ACCOUNTS = {
     "no factor": Account(has_active_factor=False),
@@ -271,7 +275,8 @@ def test_adding_a_factor_matrix(state: str, scenario: str) -> None:
     decision = decide(who, "me.factors.enroll", resource, policy=DEFAULT_POLICY, now=NOW)
     assert decision.effect is OUTCOME[ENROLL[state][SCENARIOS.index(scenario)]]
     if decision.effect is Effect.STEP_UP:
-        assert (decision.required_acr, decision.max_age) == ("aal2", None)
+        acr = "aal1" if state == "no factor" else "aal2"
+        assert (decision.required_acr, decision.max_age) == (acr, 300)
 
 
 @pytest.mark.parametrize(

@@ -52,14 +52,20 @@ def test_second_factor_guessing_across_transactions_is_limited(env: Env) -> None
     env.next_step()
     assert wrong_code_in_a_new_login(env, code=env.totp_now(secret)).status_code == 200
     failures = audit(env, "login.failure")
-    assert [e.details["failures"] for e in failures if e.reason == "invalid_code"] == [1, 2, 3, 4, 5]
+    assert [e.details["failures"] for e in failures if e.reason == "invalid_code"] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
     locked_events = audit(env, "factor.locked")
     assert locked_events[0].details["method"] == "totp"
     assert locked_events[0].details["retry_after"] == 30
 
 
 def test_a_right_password_does_not_reset_the_second_factor_counter(env: Env) -> None:
-    secret, _ = env.enrolled_admin()
+    _secret, _ = env.enrolled_admin()
     for _ in range(5):
         assert wrong_code_in_a_new_login(env).status_code == 401
     env.clock.advance(30)  # the first delay has passed: one more guess is allowed
@@ -91,7 +97,10 @@ def test_step_up_guessing_across_transactions_is_limited(env: Env) -> None:
 def test_recovery_code_guessing_is_limited_apart_from_totp(env: Env) -> None:
     secret, codes = env.enrolled_admin()
     for _ in range(5):
-        assert wrong_code_in_a_new_login(env, "recovery_code", "AAAA-BBBB-CCCC-DDDD").status_code == 401
+        assert (
+            wrong_code_in_a_new_login(env, "recovery_code", "AAAA-BBBB-CCCC-DDDD").status_code
+            == 401
+        )
     assert wrong_code_in_a_new_login(env, "recovery_code", codes[0]).status_code == 429
     # The owner's authenticator app still works: the method under attack is the one delayed.
     assert wrong_code_in_a_new_login(env, "totp", env.totp_now(secret)).status_code == 200
@@ -103,12 +112,13 @@ def test_activation_code_guessing_is_limited(env: Env) -> None:
     enrolled = env.client.post("/me/factors/totp", headers=restricted).json()
     url = f"/me/factors/totp/{enrolled['factor_id']}/activate"
     answers = [
-        env.client.post(url, headers=restricted, json={"code": WRONG}).status_code
-        for _ in range(7)
+        env.client.post(url, headers=restricted, json={"code": WRONG}).status_code for _ in range(7)
     ]
     assert answers == [401] * 5 + [429] * 2
     assert [e.outcome for e in audit(env, "factor.activated")] == ["failure"] * 5
-    right = env.client.post(url, headers=restricted, json={"code": env.totp_now(enrolled["secret"])})
+    right = env.client.post(
+        url, headers=restricted, json={"code": env.totp_now(enrolled["secret"])}
+    )
     assert right.status_code == 429  # the pending factor is locked too, whatever the code
 
 
@@ -138,7 +148,7 @@ def test_second_factor_guessing_stops_for_good_at_one_hundred_failures(env: Env)
 
 
 def test_a_failed_code_is_recorded_even_for_a_foreign_user_of_the_code(env: Env) -> None:
-    secret, _ = env.enrolled_admin()
+    _secret, _ = env.enrolled_admin()
     other = pyotp.random_base32()
     answer = wrong_code_in_a_new_login(env, code=pyotp.TOTP(other).at(env.clock.now()))
     assert answer.status_code == 401

@@ -447,7 +447,7 @@ def test_adding_a_factor_to_an_account_that_has_one_needs_aal2(
     decision = run(caller, "me.factors.enroll", Resource(ACME, account=account))
     assert decision.effect is expected, decision.reason
     if expected is Effect.STEP_UP:
-        assert (decision.required_acr, decision.max_age) == ("aal2", None)
+        assert (decision.required_acr, decision.max_age) == ("aal2", 300)
 
 
 @pytest.mark.parametrize(

@@ -15,13 +15,14 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.bodies import StrictBody, json_or_form, text_field
+from bastion.api.client import client_context, count_refused
 from bastion.api.guard import authenticate, forget, runtime
-from bastion.authn.login import ClientContext, password_login
+from bastion.authn.login import password_login
 from bastion.authn.results import IssuedTokens, LoginResult, MfaRequired
 from bastion.authn.second_factor import verify_factor
 from bastion.authn.sessions import end_session, refresh, session_of_refresh_token
 from bastion.authn.step_up import start_step_up
-from bastion.errors import BastionError, InvalidGrant, RateLimited, ValidationError
+from bastion.errors import BastionError, InvalidGrant, ValidationError
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -39,14 +40,6 @@ class VerifyBody(StrictBody):
 
 class StepUpBody(StrictBody):
     acr_values: Literal["aal2", "aal3"] | None = None
-
-
-def client_context(request: Request, device_id: str | None = None) -> ClientContext:
-    return ClientContext(
-        ip=request.client.host if request.client else None,
-        user_agent=request.headers.get("user-agent"),
-        device_id=device_id,
-    )
 
 
 def render_tokens(tokens: IssuedTokens) -> dict[str, Any]:
@@ -83,25 +76,24 @@ def render(result: LoginResult) -> dict[str, Any]:
 @router.post("/login", summary="Start a login with username and password")
 def login(request: Request, body: LoginBody) -> dict[str, Any]:
     context = client_context(request, body.device_id)
-    try:
+    with count_refused(request, context.ip):
         result = password_login(
             runtime(request).authn, username=body.username, password=body.password, context=context
         )
-    except RateLimited as refused:
-        request.app.state.audit_buffer.count_refused_sign_in(refused.scope, context.ip)
-        raise
     return render(result)
 
 
 @router.post("/login/{transaction_id}/verify", summary="Verify a second factor")
 def verify(request: Request, transaction_id: str, body: VerifyBody) -> dict[str, Any]:
-    result = verify_factor(
-        runtime(request).authn,
-        transaction_id=transaction_id,
-        method=body.method,
-        code=body.code,
-        context=client_context(request),
-    )
+    context = client_context(request)
+    with count_refused(request, context.ip):
+        result = verify_factor(
+            runtime(request).authn,
+            transaction_id=transaction_id,
+            method=body.method,
+            code=body.code,
+            context=context,
+        )
     return render(result)
 
 

@@ -1,10 +1,13 @@
-"""``/me``: the signed-in user's own account, factors, recovery codes and sessions.
+"""``/me``: the signed-in user's own account, factors, recovery codes, password and
+sessions.
 
-Routes parse and render; the use cases are ``authn.self_service``. Every allow, deny or
-step-up is ``authz.decide``'s: ``me.read``, ``me.factors.read``, ``me.factors.remove``
-and ``me.sessions.manage`` at the door, ``me.factors.enroll`` inside the transaction that
-adds the factor (it reads whether the account already has one). An
-``enrollment_required`` token reaches only ``me.read`` and the ``me.factors…`` enrolment.
+Routes parse and render; the use cases are ``authn.self_service`` and ``authn.password``.
+Every allow, deny or step-up is ``authz.decide``'s: ``me.read``, ``me.factors.read`` and
+``me.sessions.manage`` at the door; the changes of how the account signs in
+(``me.factors.enroll``, ``me.factors.remove``, ``me.password.change``: a recent proof
+with a factor the account already had) inside the transaction of the change, which
+reads the account's factors. An ``enrollment_required`` token reaches only ``me.read``
+and the ``me.factors…`` enrolment.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from fastapi import APIRouter, Request, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from bastion.api.bodies import StrictBody
+from bastion.api.bodies import Name, StrictBody
+from bastion.api.client import client_context, count_refused
 from bastion.api.guard import authenticate, authorize, forget, runtime
 from bastion.api.views import factor_view
 from bastion.authn.enrollment import list_factors
+from bastion.authn.password import change_password
 from bastion.authn.self_service import (
     drop_factor,
     end_own_session,
@@ -32,11 +37,16 @@ router = APIRouter(prefix="/me", tags=["me"])
 
 
 class TotpBody(StrictBody):
-    name: str = Field("Authenticator app", min_length=1, max_length=128)
+    name: Name = Field("Authenticator app", min_length=1, max_length=128)
 
 
 class CodeBody(StrictBody):
     code: str = Field(min_length=1, max_length=64)
+
+
+class PasswordBody(StrictBody):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
 
 
 @router.get("", summary="Who am I")
@@ -72,7 +82,10 @@ async def totp_enroll(request: Request, body: TotpBody | None = None) -> dict[st
     principal = await authenticate(request)
     name = body.name if body else "Authenticator app"
     deps = runtime(request).authn
-    enrollment = await run_in_threadpool(lambda: start_totp(deps, principal, name=name))
+    context = client_context(request)
+    enrollment = await run_in_threadpool(
+        lambda: start_totp(deps, principal, name=name, context=context)
+    )
     return {
         "factor_id": enrollment.factor_id,
         "secret": enrollment.secret,
@@ -85,9 +98,13 @@ async def totp_enroll(request: Request, body: TotpBody | None = None) -> dict[st
 async def totp_activate(request: Request, factor_id: str, body: CodeBody) -> dict[str, Any]:
     principal = await authenticate(request)
     deps = runtime(request).authn
-    factor = await run_in_threadpool(
-        lambda: finish_totp(deps, principal, factor_id=factor_id, code=body.code)
-    )
+    context = client_context(request)
+    with count_refused(request, context.ip):
+        factor = await run_in_threadpool(
+            lambda: finish_totp(
+                deps, principal, factor_id=factor_id, code=body.code, context=context
+            )
+        )
     return {"status": "active", "factor": factor_view(factor)}
 
 
@@ -95,15 +112,40 @@ async def totp_activate(request: Request, factor_id: str, body: CodeBody) -> dic
 async def recovery_codes(request: Request) -> dict[str, Any]:
     principal = await authenticate(request)
     deps = runtime(request).authn
-    return {"codes": await run_in_threadpool(lambda: new_recovery_codes(deps, principal))}
+    context = client_context(request)
+    codes = await run_in_threadpool(lambda: new_recovery_codes(deps, principal, context=context))
+    return {"codes": codes}
 
 
 @router.delete("/factors/{factor_id}", status_code=204, summary="Remove an authenticator (step-up)")
 async def factor_remove(request: Request, factor_id: str) -> Response:
-    principal = await authorize(request, "me.factors.remove")
+    principal = await authenticate(request)
     deps = runtime(request).authn
-    await run_in_threadpool(lambda: drop_factor(deps, principal, factor_id))
+    context = client_context(request)
+    await run_in_threadpool(lambda: drop_factor(deps, principal, factor_id, context=context))
     return Response(status_code=204)
+
+
+@router.post(
+    "/password",
+    summary="Change my password (current and new; a recent proof; my other sessions end)",
+)
+async def password(request: Request, body: PasswordBody) -> dict[str, Any]:
+    principal = await authenticate(request)
+    deps = runtime(request).authn
+    context = client_context(request)
+    with count_refused(request, context.ip):
+        ended = await run_in_threadpool(
+            lambda: change_password(
+                deps,
+                principal,
+                current=body.current_password,
+                new=body.new_password,
+                context=context,
+            )
+        )
+    forget(request, subject=principal.id)
+    return {"status": "changed", "sessions_revoked": ended}
 
 
 @router.get("/sessions", summary="My live sessions")

@@ -76,18 +76,25 @@ _SPECS = (
     _spec("login.failure", "A login was refused (reason: invalid_credentials, invalid_code, "
           "risk_denied, rate_limited, transaction_expired …; rate_limited: one event per "
           "limit, address and second, attempts = how many were refused).", "failure denied",
-          "username method attempts scope risk_level risk_score risk_reasons"),
+          "username method attempts failures retry_after scope risk_level risk_score "
+          "risk_reasons"),
     _spec("login.mfa_required", "A password was accepted; a second factor is asked.",
           "challenge", "username methods risk_level risk_score risk_reasons"),
     _spec("login.enrollment_required", "A user without a factor got a restricted token.",
           "challenge", "username session_id"),
-    _spec("factor.enrolled", "A factor was added (pending until activated).", "success",
-          "factor_id factor_type name"),
-    _spec("factor.activated", "A pending factor was activated.", "success failure",
-          "factor_id factor_type"),
-    _spec("factor.removed", "A factor was removed.", "success", "factor_id factor_type user_id"),
+    _spec("factor.enrolled", "A factor was added (pending until activated); session_id, ip "
+          "and user_agent say where from.", "success", "factor_id factor_type name session_id"),
+    _spec("factor.activated", "A pending factor was activated (failure: a wrong code).",
+          "success failure", "factor_id factor_type session_id failures retry_after"),
+    _spec("factor.removed", "A factor was removed.", "success",
+          "factor_id factor_type user_id session_id"),
+    _spec("factor.locked", "Too many wrong codes of a guessable method (TOTP, recovery codes): "
+          "it is locked for retry_after seconds (reason account_limit: every guessable method "
+          "of the account, until a reset).", "failure",
+          "method failures retry_after activation"),
     _spec("recovery_code.used", "A recovery code was spent.", "success", "remaining"),
-    _spec("recovery_codes.regenerated", "All recovery codes were replaced.", "success", "count"),
+    _spec("recovery_codes.regenerated", "All recovery codes were replaced.", "success",
+          "count session_id"),
     _spec("token.refreshed", "A refresh token was rotated.", "success failure", "session_id"),
     _spec("token.refresh_reuse_detected", "A rotated refresh token came back; its family "
           "was revoked.", "denied", "session_id"),
@@ -102,7 +109,8 @@ _SPECS = (
           "(RFC 9470).", "challenge", "permission required_acr max_age acr"),
     _spec("step_up.success", "A step-up finished with new tokens.", "success",
           "session_id acr amr"),
-    _spec("step_up.failure", "A step-up was refused.", "failure", "method attempts"),
+    _spec("step_up.failure", "A step-up was refused.", "failure",
+          "method attempts failures retry_after"),
     _spec("api_key.rejected", "An unknown, expired or revoked API key was presented (one "
           "event per key, reason and second; attempts = how many).", "denied",
           "key_id service_account_id attempts"),
@@ -119,6 +127,11 @@ _SPECS = (
           "user_id username before after"),
     _spec("user.password_set", "A user chose a password with an enrollment link.", "success",
           "user_id username"),
+    _spec("user.password_changed", "A user changed their own password (failure: the current "
+          "password was wrong); their other sessions ended.", "success failure",
+          "user_id session_id sessions_revoked"),
+    _spec("user.unlocked", "An administrator cleared a user's failed sign-in and second-factor "
+          "counts.", "success", "user_id username sign_in_failures second_factor_failures"),
     _spec("user.suspended", "A user was suspended.", "success", "user_id username before after"),
     _spec("user.deleted", "A user was deprovisioned.", "success", "user_id username before"),
     _spec("user.factors_reset", "An admin removed every factor of a user.", "success",

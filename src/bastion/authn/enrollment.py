@@ -2,7 +2,9 @@
 
 The pure verifiers live in ``bastion.factors``; this module loads their state,
 calls them and saves what changed (last TOTP step, used recovery code) in the
-caller's transaction.
+caller's transaction. Every factor and recovery-code sheet records where it was added
+(``Origin``: session, address, user agent): a step-up never accepts one its own session
+added (``excluding_session``), and ``/me/factors`` shows when and from where.
 """
 
 from __future__ import annotations
@@ -29,6 +31,23 @@ ISSUER = "Bastion"
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a factor or a recovery-code sheet was added from."""
+
+    session_id: str | None
+    ip: str | None = None
+    user_agent: str | None = None
+
+    def columns(self) -> dict[str, str | None]:
+        """The ``added_…`` columns of a stored factor."""
+        return {
+            "added_session_id": self.session_id,
+            "added_ip": (self.ip or "")[:64] or None,
+            "added_user_agent": (self.user_agent or "")[:256] or None,
+        }
+
+
+@dataclass(frozen=True)
 class FactorRecord:
     id: str
     type: str
@@ -36,10 +55,22 @@ class FactorRecord:
     status: str
     created_at: datetime
     last_used_at: datetime | None
+    added: Origin = Origin(None)
+    activated_at: datetime | None = None
 
 
 def _record(row: Any) -> FactorRecord:
-    return FactorRecord(row.id, row.type, row.name, row.status, row.created_at, row.last_used_at)
+    added = Origin(row.added_session_id, row.added_ip, row.added_user_agent)
+    return FactorRecord(
+        row.id,
+        row.type,
+        row.name,
+        row.status,
+        row.created_at,
+        row.last_used_at,
+        added,
+        row.activated_at,
+    )
 
 
 def _context(factor_id: str) -> bytes:
@@ -53,20 +84,35 @@ def list_factors(conn: Connection, user_id: str) -> list[FactorRecord]:
     return [_record(r) for r in rows]
 
 
-def unused_recovery_codes(conn: Connection, user_id: str) -> dict[str, str]:
+def unused_recovery_codes(
+    conn: Connection, user_id: str, *, excluding_session: str | None = None
+) -> dict[str, str]:
+    """The unused codes (id -> hash); without those ``excluding_session`` made."""
     rows = conn.execute(
-        select(recovery_codes.c.id, recovery_codes.c.code_hash).where(
-            recovery_codes.c.user_id == user_id, recovery_codes.c.used_at.is_(None)
-        )
+        select(
+            recovery_codes.c.id, recovery_codes.c.code_hash, recovery_codes.c.added_session_id
+        ).where(recovery_codes.c.user_id == user_id, recovery_codes.c.used_at.is_(None))
     )
-    return {row.id: row.code_hash for row in rows}
+    return {
+        row.id: row.code_hash
+        for row in rows
+        if excluding_session is None or row.added_session_id != excluding_session
+    }
 
 
-def login_methods(conn: Connection, user_id: str) -> list[str]:
-    """Second-factor methods this user can use now, strongest first."""
-    types = {f.type for f in list_factors(conn, user_id) if f.status == "active"}
+def login_methods(
+    conn: Connection, user_id: str, *, excluding_session: str | None = None
+) -> list[str]:
+    """Second-factor methods this user can use now, strongest first; for a step-up, not
+    with what the stepping-up session itself added (``excluding_session``)."""
+    types = {
+        f.type
+        for f in list_factors(conn, user_id)
+        if f.status == "active"
+        and (excluding_session is None or f.added.session_id != excluding_session)
+    }
     methods: list[str] = [method for method in ("webauthn", "totp") if method in types]
-    if methods and unused_recovery_codes(conn, user_id):
+    if methods and unused_recovery_codes(conn, user_id, excluding_session=excluding_session):
         methods.append("recovery_code")
     return methods
 
@@ -78,13 +124,11 @@ def has_active_second_factor(conn: Connection, user_id: str) -> bool:
 def all_active_enrolled_in(conn: Connection, user_id: str, session_id: str) -> bool:
     """Whether every active factor of the user was enrolled in ``session_id``."""
     rows = conn.execute(
-        select(factors.c.public_data).where(
+        select(factors.c.added_session_id).where(
             factors.c.user_id == user_id, factors.c.status == "active"
         )
     ).all()
-    return bool(rows) and all(
-        (row.public_data or {}).get("enrolled_in_session") == session_id for row in rows
-    )
+    return bool(rows) and all(row.added_session_id == session_id for row in rows)
 
 
 @dataclass(frozen=True)
@@ -103,7 +147,7 @@ def enroll_totp(
     account_name: str,
     name: str,
     now: datetime,
-    session_id: str | None,
+    origin: Origin,
 ) -> TotpEnrollment:
     pending = [f for f in list_factors(conn, user_id) if f.type == "totp" and f.status == "pending"]
     if len(pending) >= MAX_PENDING_TOTP:
@@ -118,9 +162,10 @@ def enroll_totp(
             name=name,
             status="pending",
             sealed_secret=sealer.seal(secret.encode(), context=_context(factor_id)),
-            public_data={"enrolled_in_session": session_id},
+            public_data={},
             replay_counter=0,
             created_at=now,
+            **origin.columns(),
         )
     )
     uri = provisioning_uri(secret=secret, account_name=account_name, issuer=ISSUER)
@@ -155,15 +200,24 @@ def activate_totp(
 
 
 def verify_totp_login(
-    conn: Connection, sealer: Sealer, *, user_id: str, code: str, now: datetime
+    conn: Connection,
+    sealer: Sealer,
+    *,
+    user_id: str,
+    code: str,
+    now: datetime,
+    excluding_session: str | None = None,
 ) -> FactorRecord:
-    """Check ``code`` against every active TOTP factor; remember the step (no replay)."""
+    """Check ``code`` against every active TOTP factor (for a step-up, not those its own
+    session added: ``excluding_session``); remember the step (no replay)."""
     rows = conn.execute(
         select(factors).where(
             factors.c.user_id == user_id, factors.c.type == "totp", factors.c.status == "active"
         )
     ).all()
     for row in rows:
+        if excluding_session is not None and row.added_session_id == excluding_session:
+            continue
         secret = sealer.unseal(row.sealed_secret, context=_context(row.id)).decode()
         try:
             verified = verify_totp(
@@ -182,11 +236,18 @@ def verify_totp_login(
     raise InvalidCode("The code is not valid.")
 
 
-def use_recovery_code(conn: Connection, *, user_id: str, code: str, now: datetime) -> int:
-    """Consume one recovery code (single use, compare-and-set); returns how many remain."""
-    verified = verify_recovery_code(
-        presented=code, unused_hashes=unused_recovery_codes(conn, user_id)
-    )
+def use_recovery_code(
+    conn: Connection,
+    *,
+    user_id: str,
+    code: str,
+    now: datetime,
+    excluding_session: str | None = None,
+) -> int:
+    """Consume one recovery code (single use, compare-and-set); returns how many remain.
+    For a step-up, codes its own session made do not count (``excluding_session``)."""
+    unused = unused_recovery_codes(conn, user_id, excluding_session=excluding_session)
+    verified = verify_recovery_code(presented=code, unused_hashes=unused)
     changed = conn.execute(
         update(recovery_codes)
         .where(recovery_codes.c.id == verified.code_id, recovery_codes.c.used_at.is_(None))
@@ -197,14 +258,21 @@ def use_recovery_code(conn: Connection, *, user_id: str, code: str, now: datetim
     return len(unused_recovery_codes(conn, user_id))
 
 
-def regenerate_recovery_codes(conn: Connection, *, user_id: str, now: datetime) -> list[str]:
-    """Ten new codes, shown once; every earlier code stops working."""
+def regenerate_recovery_codes(
+    conn: Connection, *, user_id: str, now: datetime, session_id: str | None
+) -> list[str]:
+    """Ten new codes, shown once; every earlier code stops working. ``session_id``: the
+    session that made them (they never satisfy its own step-up)."""
     conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
     codes = generate_recovery_codes(10)
     for code in codes:
         conn.execute(
             insert(recovery_codes).values(
-                id=new_id("rc"), user_id=user_id, code_hash=hash_recovery_code(code), created_at=now
+                id=new_id("rc"),
+                user_id=user_id,
+                code_hash=hash_recovery_code(code),
+                created_at=now,
+                added_session_id=session_id,
             )
         )
     return codes

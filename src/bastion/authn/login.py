@@ -22,6 +22,8 @@ from sqlalchemy import Connection
 
 from bastion.audit import record
 from bastion.authn.enrollment import login_methods
+from bastion.authn.familiar import familiar_address, remember_sign_in
+from bastion.authn.notices import Notifier, log_notice
 from bastion.authn.results import LoginResult, MfaRequired
 from bastion.authn.sessions import RESTRICTED_ENROLLMENT, IssuedTokens, SessionIssuer, start_session
 from bastion.authn.throttle import FailureThrottle
@@ -53,16 +55,56 @@ class ClientContext:
         }
 
 
+THIRTY_DAYS = 30 * 86_400
+
+
 class LoginThrottles:
-    """Failed logins per account (10 / 15 min) and per client address (100 / 15 min).
+    """Failed sign-ins per client address (100 / 15 min) and per account (issue 11.9).
+
+    An account's failures are counted apart for addresses its user has signed in from
+    (``account_familiar``, ``authn.familiar``) and for every other address (``account``),
+    so strangers cannot keep the owner out of a familiar place. Each count throttles by
+    delay, not by a lock: 10 free failures, then 30 s after the last one, doubling with
+    each failure up to an hour; 50 failures in 30 days stop that count until the oldest
+    leaves, a right password from that kind of address, or an admin's unlock (at most
+    100 guesses a month per account, NIST SP 800-63B-4 §3.2.2).
 
     Only the limits: the counts live in the database (``authn.throttle``), shared by
     every worker process.
     """
 
     def __init__(self) -> None:
-        self.by_account = FailureThrottle(scope="account", limit=10, window=900)
         self.by_address = FailureThrottle(scope="address", limit=100, window=900)
+        self.by_account = FailureThrottle(
+            scope="account",
+            limit=50,
+            window=THIRTY_DAYS,
+            free=10,
+            first_delay=30,
+            max_delay=3600,
+        )
+        self.by_familiar_account = FailureThrottle(
+            scope="account_familiar",
+            limit=50,
+            window=THIRTY_DAYS,
+            free=10,
+            first_delay=30,
+            max_delay=3600,
+        )
+
+    def account(self, *, familiar: bool) -> FailureThrottle:
+        """The account count of an attempt from a familiar address, or from any other."""
+        return self.by_familiar_account if familiar else self.by_account
+
+    def account_keys(self, sealer: Sealer, username: str) -> list[tuple[FailureThrottle, str]]:
+        """Both account counts of ``username`` and their keys (an admin's unlock)."""
+        typed = account_text(username)
+        return [(t, t.key(sealer, typed)) for t in (self.by_account, self.by_familiar_account)]
+
+
+def account_text(username: str) -> str:
+    """What an account count is keyed by: the typed username, as a login compares it."""
+    return username.strip().casefold()[:MAX_USERNAME]
 
 
 @dataclass(frozen=True)
@@ -79,6 +121,8 @@ class AuthnDeps:
     transaction_ttl: int
     max_attempts: int
     throttles: LoginThrottles = field(default_factory=LoginThrottles)
+    # Tells a user about changes to how their account signs in (``authn.notices``).
+    notify: Notifier = log_notice
 
 
 def password_login(
@@ -95,20 +139,23 @@ def password_login(
     that finds the limit reached answers 429 whatever its password was).
     """
     throttles = deps.throttles
-    account_key = throttles.by_account.key(deps.sealer, username.strip().casefold()[:MAX_USERNAME])
     address_key = throttles.by_address.key(deps.sealer, context.ip or "-")
     with deps.db.read() as conn:
-        _check_throttles(throttles, conn, address_key, account_key, now=deps.clock.now())
+        now = deps.clock.now()
         user = find_user(conn, username) if len(username) <= MAX_USERNAME else None
+        familiar = familiar_address(conn, user_id=user.id if user else None, ip=context.ip, now=now)
+        by_account = throttles.account(familiar=familiar)
+        account_key = by_account.key(deps.sealer, account_text(username))
+        _check_throttles(throttles.by_address, by_account, conn, address_key, account_key, now=now)
     failure, new_hash = _check_password(deps.hasher, user, password)
     with deps.db.begin() as conn:
         now = deps.clock.now()
-        _check_throttles(throttles, conn, address_key, account_key, now=now)
+        _check_throttles(throttles.by_address, by_account, conn, address_key, account_key, now=now)
         if user is not None and failure is None:  # the account may have changed meanwhile
             user, failure = _still_valid(conn, user)
         if failure is not None:
             throttles.by_address.fail(conn, address_key, now=now)
-            throttles.by_account.fail(conn, account_key, now=now)
+            by_account.fail(conn, account_key, now=now)
             record(
                 conn,
                 "login.failure",
@@ -124,20 +171,21 @@ def password_login(
         assert user is not None
         if new_hash is not None:
             set_password_hash(conn, user.id, new_hash, now=now)
-        throttles.by_account.clear(conn, account_key)
+        by_account.clear(conn, account_key)  # never the second-factor counts (authn.guessing)
         return _signed_in_with_password(deps, conn, user, context=context, now=now)
 
 
 def _check_throttles(
-    throttles: LoginThrottles,
+    by_address: FailureThrottle,
+    by_account: FailureThrottle,
     conn: Connection,
     address_key: str,
     account_key: str,
     *,
     now: datetime,
 ) -> None:
-    throttles.by_address.check(conn, address_key, now=now)
-    throttles.by_account.check(conn, account_key, now=now)
+    by_address.check(conn, address_key, now=now)
+    by_account.check(conn, account_key, now=now)
 
 
 def _check_password(
@@ -259,6 +307,7 @@ def finish(
         ip=context.ip,
         user_agent=context.user_agent,
     )
+    remember_sign_in(conn, user_id=user.id, tenant_id=user.tenant_id, ip=context.ip, now=now)
     record(
         conn,
         "login.success",

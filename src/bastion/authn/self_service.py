@@ -3,9 +3,13 @@
 Each runs in one write transaction with one ``now``: it reads the account's state
 (``Resource.account``: whether it already has an active factor, and whether this
 session set every one of them up), asks ``authz.decide`` (``identity.authorization``),
-acts, and records its own event. A stolen password alone never adds the thief's
-authenticator to an account that has one: ``decide`` asks for aal2 then, unless the
-enrolment session that set the account up is finishing its set-up.
+acts, and records its own event. Every change of how the account signs in (a factor
+enrolled, activated or removed, new recovery codes; the password: ``authn.password``) is
+a ``changes_sign_in`` permission: a recent proof with a factor the account already had,
+so a stale or stolen token never adds the thief's authenticator (issue 11.1); the
+enrolment session setting up the first factor is the exception. Each change records
+where it came from (session, address, user agent) and is notified once committed
+(``authn.notices``).
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from bastion.audit import record
+from bastion.audit.events import Outcome
 from bastion.authn.enrollment import (
     FactorRecord,
+    Origin,
     TotpEnrollment,
     activate_totp,
     all_active_enrolled_in,
@@ -25,12 +31,17 @@ from bastion.authn.enrollment import (
     regenerate_recovery_codes,
     remove_factor,
 )
-from bastion.authn.login import AuthnDeps
+from bastion.authn.guessing import activation_subject, check_guess, count_failure
+from bastion.authn.login import AuthnDeps, ClientContext
+from bastion.authn.notices import AccountNotice, deliver
 from bastion.authn.sessions import end_session, session_by_id
 from bastion.authz import Account, Resource
 from bastion.domain import Principal
-from bastion.errors import NotFound
+from bastion.errors import InvalidCode, NotFound
 from bastion.identity.authorization import check
+from bastion.identity.users import user_by_id
+from bastion.storage import CommitThenRaise
+from bastion.text import check_name
 
 
 def account_of(conn: Connection, principal: Principal) -> Account:
@@ -44,16 +55,76 @@ def account_of(conn: Connection, principal: Principal) -> Account:
     return Account(has_active_factor=has_factor, set_up_by_this_session=set_up_here)
 
 
-def _may_add_factor(conn: Connection, principal: Principal, now: datetime) -> None:
+def may_change_sign_in(
+    conn: Connection, principal: Principal, action: str, *, now: datetime
+) -> None:
+    """``decide`` on a ``changes_sign_in`` action, with the account as it is now."""
     resource = Resource(principal.tenant_id, account=account_of(conn, principal))
-    check(conn, principal, "me.factors.enroll", resource, subject=f"user:{principal.id}", now=now)
+    check(conn, principal, action, resource, subject=f"user:{principal.id}", now=now)
 
 
-def start_totp(deps: AuthnDeps, principal: Principal, *, name: str) -> TotpEnrollment:
+def origin(principal: Principal, context: ClientContext) -> Origin:
+    return Origin(principal.session_id, context.ip, context.user_agent)
+
+
+def notice(
+    principal: Principal,
+    event: str,
+    context: ClientContext,
+    *,
+    now: datetime,
+    **details: str,
+) -> AccountNotice:
+    return AccountNotice(
+        event=event,
+        user_id=principal.id,
+        tenant_id=principal.tenant_id,
+        at=now,
+        session_id=principal.session_id,
+        ip=context.ip,
+        user_agent=context.user_agent,
+        details=details,
+    )
+
+
+def record_change(
+    conn: Connection,
+    principal: Principal,
+    action: str,
+    context: ClientContext,
+    *,
+    now: datetime,
+    outcome: Outcome = "success",
+    reason: str | None = None,
+    **details: object,
+) -> None:
+    """An event of the caller's own account, with where the change came from."""
+    record(
+        conn,
+        action,
+        outcome=outcome,
+        actor=principal.id,
+        tenant_id=principal.tenant_id,
+        resource=f"user:{principal.id}",
+        reason=reason,
+        details={
+            **details,
+            "session_id": principal.session_id,
+            "ip": context.ip,
+            "user_agent": context.user_agent,
+        },
+        now=now,
+    )
+
+
+def start_totp(
+    deps: AuthnDeps, principal: Principal, *, name: str, context: ClientContext
+) -> TotpEnrollment:
     """A pending TOTP factor and its secret (shown once)."""
+    check_name(name, field="name")
     with deps.db.begin() as conn:
         now = deps.clock.now()
-        _may_add_factor(conn, principal, now)
+        may_change_sign_in(conn, principal, "me.factors.enroll", now=now)
         enrollment = enroll_totp(
             conn,
             deps.sealer,
@@ -61,75 +132,116 @@ def start_totp(deps: AuthnDeps, principal: Principal, *, name: str) -> TotpEnrol
             account_name=principal.name,
             name=name,
             now=now,
-            session_id=principal.session_id,
+            origin=origin(principal, context),
         )
-        record(
+        record_change(
             conn,
+            principal,
             "factor.enrolled",
-            actor=principal.id,
-            tenant_id=principal.tenant_id,
-            resource=f"user:{principal.id}",
-            details={"factor_type": "totp", "factor_id": enrollment.factor_id, "name": name},
+            context,
             now=now,
+            factor_type="totp",
+            factor_id=enrollment.factor_id,
+            name=name,
         )
-        return enrollment
+    deliver(deps.notify, notice(principal, "factor.enrolled", context, now=now, factor_type="totp"))
+    return enrollment
 
 
 def finish_totp(
-    deps: AuthnDeps, principal: Principal, *, factor_id: str, code: str
+    deps: AuthnDeps, principal: Principal, *, factor_id: str, code: str, context: ClientContext
 ) -> FactorRecord:
-    """Activate a pending TOTP factor with a valid code (RFC 6238)."""
+    """Activate a pending TOTP factor with a valid code (RFC 6238); wrong codes are counted
+    on that factor (``authn.guessing``) and recorded."""
     with deps.db.begin() as conn:
         now = deps.clock.now()
-        _may_add_factor(conn, principal, now)
-        factor = activate_totp(
-            conn, deps.sealer, user_id=principal.id, factor_id=factor_id, code=code, now=now
+        may_change_sign_in(conn, principal, "me.factors.enroll", now=now)
+        subject = activation_subject(factor_id)
+        check_guess(
+            conn, deps.sealer, user_id=principal.id, method="totp", subject=subject, now=now
         )
-        record(
+        try:
+            factor = activate_totp(
+                conn, deps.sealer, user_id=principal.id, factor_id=factor_id, code=code, now=now
+            )
+        except InvalidCode as wrong:
+            user = user_by_id(conn, principal.id)
+            counted = count_failure(
+                conn, deps.sealer, user=user, method="totp", subject=subject, now=now
+            )
+            record_change(
+                conn,
+                principal,
+                "factor.activated",
+                context,
+                now=now,
+                outcome="failure",
+                reason="invalid_code",
+                factor_type="totp",
+                factor_id=factor_id,
+                failures=counted.failures,
+                retry_after=counted.retry_after,
+            )
+            raise CommitThenRaise(wrong) from None
+        record_change(
             conn,
+            principal,
             "factor.activated",
-            actor=principal.id,
-            tenant_id=principal.tenant_id,
-            resource=f"user:{principal.id}",
-            details={"factor_type": "totp", "factor_id": factor.id},
+            context,
             now=now,
+            factor_type="totp",
+            factor_id=factor.id,
         )
-        return factor
+    deliver(
+        deps.notify,
+        notice(
+            principal, "factor.activated", context, now=now, factor_type="totp", name=factor.name
+        ),
+    )
+    return factor
 
 
-def new_recovery_codes(deps: AuthnDeps, principal: Principal) -> list[str]:
+def new_recovery_codes(
+    deps: AuthnDeps, principal: Principal, *, context: ClientContext
+) -> list[str]:
     """Ten new recovery codes (shown once); the old ones stop working."""
     with deps.db.begin() as conn:
         now = deps.clock.now()
-        _may_add_factor(conn, principal, now)
-        codes = regenerate_recovery_codes(conn, user_id=principal.id, now=now)
-        record(
-            conn,
-            "recovery_codes.regenerated",
-            actor=principal.id,
-            tenant_id=principal.tenant_id,
-            resource=f"user:{principal.id}",
-            details={"count": len(codes)},
-            now=now,
+        may_change_sign_in(conn, principal, "me.factors.enroll", now=now)
+        codes = regenerate_recovery_codes(
+            conn, user_id=principal.id, now=now, session_id=principal.session_id
         )
-        return codes
+        record_change(
+            conn, principal, "recovery_codes.regenerated", context, now=now, count=len(codes)
+        )
+    deliver(deps.notify, notice(principal, "recovery_codes.regenerated", context, now=now))
+    return codes
 
 
-def drop_factor(deps: AuthnDeps, principal: Principal, factor_id: str) -> FactorRecord:
-    """Remove one of the caller's factors (the door asked for step-up already)."""
+def drop_factor(
+    deps: AuthnDeps, principal: Principal, factor_id: str, *, context: ClientContext
+) -> FactorRecord:
+    """Remove one of the caller's factors (a recent two-factor proof)."""
     with deps.db.begin() as conn:
         now = deps.clock.now()
+        may_change_sign_in(conn, principal, "me.factors.remove", now=now)
         factor = remove_factor(conn, user_id=principal.id, factor_id=factor_id)
-        record(
+        record_change(
             conn,
+            principal,
             "factor.removed",
-            actor=principal.id,
-            tenant_id=principal.tenant_id,
-            resource=f"user:{principal.id}",
-            details={"factor_type": factor.type, "factor_id": factor.id},
+            context,
             now=now,
+            factor_type=factor.type,
+            factor_id=factor.id,
         )
-        return factor
+    deliver(
+        deps.notify,
+        notice(
+            principal, "factor.removed", context, now=now, factor_type=factor.type, name=factor.name
+        ),
+    )
+    return factor
 
 
 def end_own_session(deps: AuthnDeps, principal: Principal, session_id: str) -> None:

@@ -259,6 +259,20 @@ def refresh(
     return RefreshOutcome(tokens, None)
 
 
+def revoke_other_sessions(
+    conn: Connection, user_id: str, *, keep: str | None, reason: str, now: datetime
+) -> int:
+    """End every live session of the user but ``keep``; how many ended."""
+    query = update(sessions).where(
+        sessions.c.user_id == user_id,
+        sessions.c.revoked_at.is_(None),
+        sessions.c.expires_at > now,
+    )
+    if keep is not None:
+        query = query.where(sessions.c.id != keep)
+    return int(conn.execute(query.values(revoked_at=now, revoked_reason=reason)).rowcount)
+
+
 def revoke_session(conn: Connection, session_id: str, *, reason: str, now: datetime) -> None:
     conn.execute(
         update(sessions)

@@ -31,7 +31,12 @@ def start_step_up(
         raise ValidationError("acr_values must be 'aal2' or 'aal3'.", field="acr_values")
     with deps.db.begin() as conn:
         now = deps.clock.now()
-        methods = login_methods(conn, principal.id) if principal.kind == "user" else []
+        # Not with a factor or recovery codes this session added (issue 11.1).
+        methods = (
+            login_methods(conn, principal.id, excluding_session=principal.session_id)
+            if principal.kind == "user"
+            else []
+        )
         able = [m for m in methods if required != "aal3" or m in AAL3_METHODS]
         account = Account(has_active_factor=bool(methods), step_up_methods=tuple(able))
         resource = Resource(principal.tenant_id, account=account)

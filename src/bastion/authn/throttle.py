@@ -1,7 +1,11 @@
-"""Failed-login throttling per account and per client address.
+"""Failure throttling: failed sign-ins per account and per client address, failed
+second-factor codes per account and per method (``authn.guessing``).
 
-Throttling, not lock-out: an attacker cannot lock a victim out for long, and
-every limit answers ``429`` with ``Retry-After``.
+Throttling by delay (NIST SP 800-63B-4 §3.2.2), not a quarter-hour lock-out: after
+``free`` failures each further attempt waits a delay that doubles with every failure (up
+to ``max_delay``), and ``limit`` failures in the ``window`` stop the key until the oldest
+leaves the window, a success clears it, or an administrator unlocks it. Every refusal
+answers ``429`` with ``Retry-After``.
 
 Failures are rows of ``login_failures`` in the database, so every worker process counts
 the same failures. The caller checks them before it checks the password, and again, with
@@ -53,11 +57,23 @@ _FORGET = delete(login_failures).where(
 
 @dataclass(frozen=True)
 class FailureThrottle:
-    """At most ``limit`` failures per key of ``scope`` in a sliding ``window`` of seconds."""
+    """At most ``limit`` failures per key of ``scope`` in a sliding ``window`` of seconds;
+    with ``free`` set, growing delays between the failures that follow the first ``free``."""
 
-    scope: str  # "account" | "address": one table, separate counts
+    scope: str  # "address", "account", "account_familiar", "factor"…: one table, apart
     limit: int
     window: int
+    # After ``free`` failures in the window, the next attempt waits ``first_delay`` seconds
+    # after the newest failure, doubling with each further failure, at most ``max_delay``.
+    free: int | None = None
+    first_delay: int = 30
+    max_delay: int = 3600
+
+    def delay_after(self, failures: int) -> int:
+        """Seconds an attempt must wait after the newest of ``failures`` failures."""
+        if self.free is None or failures < self.free:
+            return 0
+        return min(self.max_delay, self.first_delay << min(failures - self.free, 24))
 
     def key(self, sealer: Sealer, value: str) -> str:
         """The stored form of ``value`` (a username or an address) for this scope."""
@@ -67,16 +83,33 @@ class FailureThrottle:
     def _since(self, now: datetime) -> datetime:
         return now - timedelta(seconds=self.window)
 
-    def check(self, conn: Connection, key: str, *, now: datetime) -> None:
-        """Raise RateLimited when ``key`` has used up its failures."""
+    def failures(self, conn: Connection, key: str, *, now: datetime) -> int:
+        """How many failures of ``key`` are in the window."""
         recent = {"scope": self.scope, "key": key, "since": self._since(now)}
-        if conn.execute(_COUNT_RECENT, recent).scalar_one() < self.limit:
-            return
-        # Allowed again once the limit-th newest failure leaves the window.
-        counted_from = conn.execute(_NTH_NEWEST, {**recent, "skip": self.limit - 1}).scalar_one()
-        frees_at = counted_from + timedelta(seconds=self.window)
-        retry_after = max(1, math.ceil((frees_at - now).total_seconds()))
-        raise RateLimited(retry_after, scope=self.scope)
+        count: int = conn.execute(_COUNT_RECENT, recent).scalar_one()
+        return count
+
+    def retry_after(self, conn: Connection, key: str, *, now: datetime) -> int:
+        """Seconds until ``key`` may try again (0: now)."""
+        recent = {"scope": self.scope, "key": key, "since": self._since(now)}
+        count: int = conn.execute(_COUNT_RECENT, recent).scalar_one()
+        if count >= self.limit:
+            # Allowed again once the limit-th newest failure leaves the window.
+            counted_from = conn.execute(_NTH_NEWEST, {**recent, "skip": self.limit - 1})
+            opens_at = counted_from.scalar_one() + timedelta(seconds=self.window)
+        elif delay := self.delay_after(count):
+            newest = conn.execute(_NTH_NEWEST, {**recent, "skip": 0}).scalar_one()
+            opens_at = newest + timedelta(seconds=delay)
+        else:
+            return 0
+        seconds = (opens_at - now).total_seconds()
+        return max(1, math.ceil(seconds)) if seconds > 0 else 0
+
+    def check(self, conn: Connection, key: str, *, now: datetime) -> None:
+        """Raise RateLimited when ``key`` has used up its failures or must wait."""
+        wait = self.retry_after(conn, key, now=now)
+        if wait:
+            raise RateLimited(wait, scope=self.scope)
 
     def fail(self, conn: Connection, key: str, *, now: datetime) -> None:
         """Record one failure of ``key``; forget every failure of the scope that has expired."""

@@ -33,9 +33,11 @@ decides (fail closed):
 8. assurance: service accounts (API keys, ``aal1``, no interactive MFA) may perform only
    the policy's ``service_account_actions``, anything else is denied; users need the
    policy's ``acr`` and an ``auth_time`` within ``max_age``, else ``STEP_UP``
-   (RFC 9470 challenge with the required ``acr`` and ``max_age``). Adding a factor to an
-   account that has one needs at least ``aal2``, unless the enrolment session that set
-   up every active factor is finishing that set-up.
+   (RFC 9470 challenge with the required ``acr`` and ``max_age``). A change of how the
+   account signs in (``changes_sign_in``: a factor enrolled, activated or removed, new
+   recovery codes, a new password) needs a recent proof (its ``max_age``) and, once the
+   account has an active factor, at least ``aal2``, unless the enrolment session that
+   set up every active factor is finishing that set-up (issue 11.1).
 """
 
 from __future__ import annotations
@@ -202,13 +204,13 @@ def _assurance(
 ) -> Decision:
     """Step 8 for a user: the acr and freshness the action needs (STEP_UP otherwise)."""
     action = item.name
-    if item.adds_factor and _guarded_account(principal, resource.account):
+    if item.changes_sign_in and _guarded_account(principal, resource.account):
         if acr_rank(requirement.acr) < acr_rank(AAL2):
             requirement = Requirement(AAL2, requirement.max_age)
-        if not acr_satisfies(principal.acr, requirement.acr):
+        if not acr_satisfies(principal.acr, requirement.acr) or principal.restricted is not None:
             return Decision(
                 Effect.STEP_UP,
-                "Adding an authenticator needs a two-factor sign-in.",
+                "Changing how this account signs in needs a recent two-factor sign-in.",
                 required_acr=requirement.acr,
                 max_age=requirement.max_age,
                 code="insufficient_acr",

@@ -44,10 +44,13 @@ class Permission:
     default_max_age: int | None = None
     # Raised to aal3 by the policy switch ``admin_requires_aal3`` and never below aal2.
     administrative: bool = False
-    # Adds an authenticator to the caller's own account: once the account has an active
-    # factor, only an aal2 session (or the enrolment session that set every factor up)
-    # may add another (``Resource.account``).
-    adds_factor: bool = False
+    # Changes how the caller's own account signs in (adds, activates or removes a factor,
+    # replaces the recovery codes, changes the password): it needs a recent proof (its
+    # ``max_age``, which no policy may drop) with a factor the account already had, so at
+    # least aal2 once the account has an active factor; the enrolment session that set
+    # up every active factor may finish that set-up (``Resource.account``). A stale or
+    # stolen token can never add the thief's authenticator and step up with it.
+    changes_sign_in: bool = False
     # Proves a factor the caller holds (step-up): users only, not a restricted token,
     # and only with an enrolled factor able to reach the level asked for. Its own
     # requirement stays aal1 with no max_age (a step-up cannot need what it grants).
@@ -72,8 +75,10 @@ def _registry(*items: Permission) -> Mapping[str, Permission]:
             raise ValueError(f"permission {item.name}: unknown acr {item.default_acr}")
         if item.kind == "admin" and not item.administrative:
             raise ValueError(f"permission {item.name}: admin permissions are administrative")
-        if (item.adds_factor or item.proves_factor) and item.scope != "self":
+        if (item.changes_sign_in or item.proves_factor) and item.scope != "self":
             raise ValueError(f"permission {item.name}: factor rules apply to one's own account")
+        if item.changes_sign_in and item.default_max_age is None:
+            raise ValueError(f"permission {item.name}: a change of sign-in needs a max_age")
         table[item.name] = item
     return MappingProxyType(table)
 
@@ -283,20 +288,33 @@ PERMISSIONS: Mapping[str, Permission] = _registry(
     ),
     Permission(
         "me.factors.enroll",
-        "Enroll and activate one's own factors; regenerate one's recovery codes (aal2 once "
-        "the account has a factor, unless its enrolment session is finishing the set-up).",
+        "Enroll and activate one's own factors; regenerate one's recovery codes. A recent "
+        "proof (max_age), with a factor the account already had: aal2 once it has one, "
+        "unless its enrolment session is finishing the set-up.",
         "write",
         "self",
         "aal1",
-        adds_factor=True,
+        _FIVE_MINUTES,
+        changes_sign_in=True,
     ),
     Permission(
         "me.factors.remove",
-        "Remove one of one's own factors.",
+        "Remove one of one's own factors (a recent two-factor proof).",
         "write",
         "self",
         "aal2",
         _FIVE_MINUTES,
+        changes_sign_in=True,
+    ),
+    Permission(
+        "me.password.change",
+        "Change one's own password, giving the current one (a recent proof: aal2 once the "
+        "account has a factor); one's other sessions end.",
+        "write",
+        "self",
+        "aal1",
+        _FIVE_MINUTES,
+        changes_sign_in=True,
     ),
     Permission(
         "me.sessions.manage",

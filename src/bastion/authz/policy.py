@@ -29,6 +29,8 @@ from bastion.domain import ACR_VALUES, Requirement, acr_rank
 from bastion.errors import ValidationError
 
 MAX_AGE_LIMIT = 86_400  # a max_age beyond a day is no freshness requirement at all
+# A change of how an account signs in needs a proof at most this old (issue 11.1).
+RECENT_PROOF_LIMIT = 900
 PASSWORD_MIN_WITH_MFA = 8
 PASSWORD_MIN_ALONE = 15
 PASSWORD_MAX_MIN_LENGTH = 64
@@ -189,6 +191,11 @@ def _requirement(name: str, entry: object) -> Requirement:
         raise ValidationError(
             f"actions.{name} is administrative: it needs at least aal2 (multi-factor)."
         )
+    if PERMISSIONS[name].changes_sign_in and (max_age is None or max_age > RECENT_PROOF_LIMIT):
+        raise ValidationError(
+            f"actions.{name} changes how an account signs in: it needs a recent proof "
+            f"(max_age from 1 to {RECENT_PROOF_LIMIT} seconds)."
+        )
     if PERMISSIONS[name].proves_factor and (acr != "aal1" or max_age is not None):
         raise ValidationError(
             f"actions.{name} starts a step-up: it cannot require the assurance it grants "
@@ -234,6 +241,14 @@ def render_permissions_markdown(policy: Policy = DEFAULT_POLICY) -> str:
         "`me.factors.enroll`; a service account may use `me.read` and the actions listed",
         "in the policy's `service_account_actions` that its roles grant.",
         "",
+        "The changes of how an account signs in (`me.factors.enroll`, `me.factors.remove`,",
+        "`me.password.change`) need a recent proof: an authentication within their",
+        f"`max_age` (the policy may set 1 to {RECENT_PROOF_LIMIT} seconds, never null), and at",
+        "least `aal2` once the account has an active factor, so a stale or stolen token",
+        "cannot add the thief's authenticator. The enrolment token setting up an account's",
+        "first factor is the exception; a factor or recovery codes added in a session never",
+        "satisfy that session's step-up.",
+        "",
         "| permission | kind | scope | viewer | developer | admin | default acr | max_age (s) "
         "| with `admin_requires_aal3` | service accounts | description |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -276,7 +291,8 @@ def render_permissions_markdown(policy: Policy = DEFAULT_POLICY) -> str:
         "within their roles; administrative actions cannot be listed |",
         '| `actions` | the table above | per action `{"acr": …, "max_age": …}` with acr '
         "`aal1`, `aal2` or `aal3` and max_age whole seconds or null; administrative "
-        "actions need at least `aal2` |",
+        "actions need at least `aal2`; changes of how an account signs in need a "
+        f"max_age of at most {RECENT_PROOF_LIMIT} |",
         "",
     ]
     return "\n".join(lines)

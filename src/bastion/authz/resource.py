@@ -14,7 +14,7 @@ from bastion.authz.roles import Role
 
 @dataclass(frozen=True)
 class Account:
-    """The caller's own account, for actions on its authenticators (``adds_factor``,
+    """The caller's own account, for actions on how it signs in (``changes_sign_in``,
     ``proves_factor`` permissions)."""
 
     has_active_factor: bool

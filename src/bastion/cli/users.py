@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from bastion.audit import record
+from bastion.authn.unlock import clear_counts, notify_unlocked
 from bastion.cli.common import (
     ROLES,
     DataDir,
@@ -17,6 +18,7 @@ from bastion.cli.common import (
     opened,
     out,
     parse_duration,
+    shown,
     table,
     user_app,
 )
@@ -76,7 +78,7 @@ def user_create(
             now=now,
         )
     out.print(
-        f"Created user [bold]{user.username}[/] ({role}) in tenant {tenant}. "
+        f"Created user [bold]{shown(user.username)}[/] ({role}) in tenant {shown(tenant)}. "
         "They enrol an authenticator at first sign-in."
     )
 
@@ -118,7 +120,7 @@ def _change_status(name: str, status: str, data_dir: object) -> None:
             details={"user_id": user.id, "username": user.username, "before": user.status},
             now=now,
         )
-    out.print(f"User [bold]{user.username}[/] is now {status}; every session was revoked.")
+    out.print(f"User [bold]{shown(user.username)}[/] is now {status}; every session was revoked.")
 
 
 @user_app.command("suspend")
@@ -131,6 +133,22 @@ def user_suspend(name: str, data_dir: DataDir = None) -> None:
 def user_delete(name: str, data_dir: DataDir = None) -> None:
     """Deprovision a user: every token and session dies at once."""
     _change_status(name, "deleted", data_dir)
+
+
+@user_app.command("unlock")
+def user_unlock(name: str, data_dir: DataDir = None) -> None:
+    """Clear a user's failed sign-in and second-factor counts: they can sign in at once."""
+    with opened(data_dir) as rt:
+        with rt.db.begin() as conn:
+            user = find_user(conn, name)
+            if user is None or user.status == "deleted":
+                fail(f"no user named '{name}'", "see `bastion user list`")
+            done = clear_counts(conn, rt.authn, user, actor=CLI_ACTOR, now=rt.clock.now())
+        notify_unlocked(rt.authn, done, now=rt.clock.now())
+    out.print(
+        f"User [bold]{shown(user.username)}[/] unlocked: {done.sign_in_failures} failed "
+        f"sign-in(s) and {done.second_factor_failures} failed second-factor code(s) forgotten."
+    )
 
 
 @key_app.command("create")

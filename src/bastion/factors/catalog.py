@@ -66,6 +66,11 @@ class MethodProperties:
       or disallowed as a sole second factor).
     - ``counts_as_factor``: SP 800-63B recognises it as an authenticator. When ``False``
       (knowledge-based questions) it reports its ``amr`` but adds no category.
+    - ``guessable``: what is presented is a secret the user types (a code, an answer), so an
+      online attacker can guess it: failures are counted per account and per method and
+      delayed (``authn.guessing``). A cryptographic assertion (WebAuthn, a push approval
+      signed by the device, a remembered-device credential) cannot be guessed: a failure
+      is audited, not counted.
     """
 
     label: str
@@ -76,6 +81,7 @@ class MethodProperties:
     server_side_secret: bool
     works_offline: bool
     rating: Rating
+    guessable: bool
     multi_factor_capable: bool = False
     counts_as_factor: bool = True
 
@@ -91,6 +97,7 @@ CATALOG: Mapping[Method, MethodProperties] = MappingProxyType(
             server_side_secret=True,  # argon2id hash
             works_offline=True,
             rating=Rating.STANDARD,
+            guessable=True,
         ),
         Method.TOTP: MethodProperties(
             label="Authenticator app (TOTP)",
@@ -101,6 +108,7 @@ CATALOG: Mapping[Method, MethodProperties] = MappingProxyType(
             server_side_secret=True,  # the seed, sealed with the master key
             works_offline=True,
             rating=Rating.STANDARD,
+            guessable=True,
         ),
         Method.RECOVERY_CODE: MethodProperties(
             # NIST look-up secret: something you have (the printed sheet). RFC 8176 has no
@@ -114,6 +122,7 @@ CATALOG: Mapping[Method, MethodProperties] = MappingProxyType(
             server_side_secret=True,  # SHA-256 hashes of the codes
             works_offline=True,
             rating=Rating.STANDARD,
+            guessable=True,
         ),
         Method.WEBAUTHN: MethodProperties(
             label="Security key or passkey (WebAuthn)",
@@ -126,6 +135,7 @@ CATALOG: Mapping[Method, MethodProperties] = MappingProxyType(
             server_side_secret=False,  # public key only
             works_offline=True,
             rating=Rating.STRONG,
+            guessable=False,
             multi_factor_capable=True,
         ),
         Method.PUSH: MethodProperties(
@@ -137,6 +147,7 @@ CATALOG: Mapping[Method, MethodProperties] = MappingProxyType(
             server_side_secret=False,
             works_offline=False,
             rating=Rating.STANDARD,
+            guessable=False,
         ),
         Method.SMS: MethodProperties(
             label="Text message (SMS) code",
@@ -147,6 +158,7 @@ CATALOG: Mapping[Method, MethodProperties] = MappingProxyType(
             server_side_secret=True,  # short-lived code hash
             works_offline=False,
             rating=Rating.WEAK,
+            guessable=True,
         ),
         Method.VOICE: MethodProperties(
             label="Voice call code",
@@ -157,6 +169,7 @@ CATALOG: Mapping[Method, MethodProperties] = MappingProxyType(
             server_side_secret=True,
             works_offline=False,
             rating=Rating.WEAK,
+            guessable=True,
         ),
         Method.EMAIL: MethodProperties(
             # RFC 8176 has no e-mail value; "otp" is the closest registered one.
@@ -168,6 +181,7 @@ CATALOG: Mapping[Method, MethodProperties] = MappingProxyType(
             server_side_secret=True,
             works_offline=False,
             rating=Rating.WEAK,
+            guessable=True,
         ),
         Method.SECURITY_QUESTION: MethodProperties(
             # SP 800-63B forbids knowledge-based authentication as an authenticator:
@@ -180,6 +194,7 @@ CATALOG: Mapping[Method, MethodProperties] = MappingProxyType(
             server_side_secret=True,
             works_offline=True,
             rating=Rating.WEAK,
+            guessable=True,
             counts_as_factor=False,
         ),
         Method.REMEMBERED_DEVICE: MethodProperties(
@@ -192,6 +207,7 @@ CATALOG: Mapping[Method, MethodProperties] = MappingProxyType(
             server_side_secret=True,
             works_offline=True,
             rating=Rating.STANDARD,
+            guessable=False,
         ),
     }
 )

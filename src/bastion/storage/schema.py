@@ -131,6 +131,11 @@ factors = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("activated_at", UTCDateTime()),
     Column("last_used_at", UTCDateTime()),
+    # Where it was added (``authn.enrollment.Origin``): a factor never satisfies the
+    # step-up of the session that added it, and /me/factors shows when and from where.
+    Column("added_session_id", String(40)),
+    Column("added_ip", String(64)),
+    Column("added_user_agent", String(256)),
 )
 
 recovery_codes = Table(
@@ -141,6 +146,7 @@ recovery_codes = Table(
     Column("code_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("used_at", UTCDateTime()),
+    Column("added_session_id", String(40)),  # never satisfies that session's step-up
 )
 
 # A login (or step-up) in progress: single use, short-lived, dies after N wrong codes.

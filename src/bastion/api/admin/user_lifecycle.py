@@ -1,4 +1,5 @@
-"""``PATCH|DELETE /admin/users/{id}``, ``POST /admin/users/{id}/reset-factors``.
+"""``PATCH|DELETE /admin/users/{id}``, ``POST /admin/users/{id}/reset-factors``,
+``POST /admin/users/{id}/unlock``.
 
 The use cases are ``identity.lifecycle`` (roles and status, deprovisioning, factor
 resets, with the grant ceiling and the last-admin rule decided by ``authz.decide``).
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import Field
 from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
 from bastion.api.admin.common import (
     MAX_COLLECTIONS,
@@ -27,6 +29,8 @@ from bastion.api.admin.common import (
 )
 from bastion.api.admin.users import target_user, user_view
 from bastion.api.bodies import StrictBody
+from bastion.api.guard import runtime
+from bastion.authn.unlock import unlock_user
 from bastion.errors import ValidationError
 from bastion.identity.lifecycle import UserChange, delete_user, reset_user_factors, update_user
 
@@ -84,3 +88,18 @@ async def reset(request: Request, user_id: str) -> dict[str, Any]:
     )
     forget_credentials(request, subject=found.id)
     return {"user_id": found.id, "factors_removed": removed, "sessions_revoked": True}
+
+
+@router.post(
+    "/users/{user_id}/unlock",
+    summary="Clear a user's failed sign-in and second-factor counts (audited)",
+)
+async def unlock(request: Request, user_id: str) -> dict[str, Any]:
+    principal, found = await target_user(request, "users.manage", user_id)
+    deps = runtime(request).authn
+    done = await run_in_threadpool(lambda: unlock_user(deps, principal, found.id))
+    return {
+        "user_id": found.id,
+        "sign_in_failures": done.sign_in_failures,
+        "second_factor_failures": done.second_factor_failures,
+    }

@@ -159,6 +159,16 @@ async def user_reset(console: Console, form: Form, params: dict[str, str]) -> Re
     return see_other(f"{PREFIX}/admin/users/{_id(params['user_id'])}")
 
 
+@action(router, "/admin/users/{user_id}/unlock", label="Unlock a user", back=_user_back())
+async def user_unlock(console: Console, form: Form, params: dict[str, str]) -> Response:
+    done = await console.api("POST", f"/admin/users/{_id(params['user_id'])}/unlock")
+    await console.flash(
+        notice=f"Unlocked: {done['sign_in_failures']} failed sign-in(s) and "
+        f"{done['second_factor_failures']} failed code(s) forgotten."
+    )
+    return see_other(f"{PREFIX}/admin/users/{_id(params['user_id'])}")
+
+
 @action(router, "/admin/users/{user_id}/delete", label="Delete a user", back=_user_back())
 async def user_delete(console: Console, form: Form, params: dict[str, str]) -> Response:
     if form.get("confirm") != "yes":
