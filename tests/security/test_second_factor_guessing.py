@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyotp
+import pytest
 from tests.admin.helpers import mint, runtime_of
 from tests.support.app import Env
 
@@ -153,3 +154,30 @@ def test_a_failed_code_is_recorded_even_for_a_foreign_user_of_the_code(env: Env)
     answer = wrong_code_in_a_new_login(env, code=pyotp.TOTP(other).at(env.clock.now()))
     assert answer.status_code == 401
     assert audit(env, "login.failure")[-1].details["method"] == "totp"
+
+
+def test_the_limits_apply_by_the_methods_property_not_by_its_name(env: Env) -> None:
+    """A cryptographic assertion (WebAuthn) is never counted nor locked; a typed code is.
+    A method plugged into the verify path gets the right treatment from the catalogue."""
+    from bastion.authn.guessing import GuessFailure, check_guess, count_failure, guessable
+    from bastion.errors import RateLimited
+    from bastion.factors.catalog import CATALOG
+    from bastion.identity.users import find_user
+
+    assert {m.value for m, p in CATALOG.items() if not p.guessable} == {
+        "webauthn", "push", "remembered_device"}  # fmt: skip
+    assert guessable("something-new")  # unknown: counted (fail closed)
+    rt = runtime_of(env)
+    now = env.clock.now()
+    with rt.db.begin() as conn:
+        user = find_user(conn, "admin")
+        assert user is not None
+        for _ in range(20):
+            failed = count_failure(conn, rt.sealer, user=user, method="webauthn", now=now)
+            assert failed == GuessFailure(0, 0, 0, False)
+        check_guess(conn, rt.sealer, user_id=user.id, method="webauthn", now=now)
+        for _ in range(5):
+            count_failure(conn, rt.sealer, user=user, method="totp", now=now)
+        with pytest.raises(RateLimited):
+            check_guess(conn, rt.sealer, user_id=user.id, method="totp", now=now)
+        check_guess(conn, rt.sealer, user_id=user.id, method="webauthn", now=now)

@@ -348,3 +348,41 @@ def test_token_from_a_worker_that_rotated_passes_the_guard_of_another(env: Env) 
     response = env.client.get("/me", headers={"Authorization": f"Bearer {issued.access_token}"})
     assert response.status_code == 200, response.text
     assert env.client.get("/.well-known/jwks.json").json()["keys"][0]["kid"] == new_kid
+
+
+# -- second-factor guessing ------------------------------------------------------------------
+
+
+def test_second_factor_guesses_spread_over_workers_share_one_count(
+    workers: tuple[Runtime, Runtime],
+) -> None:
+    from bastion.authn.enrollment import Origin, activate_totp, enroll_totp
+    from bastion.authn.results import MfaRequired
+    from bastion.authn.second_factor import verify_factor
+    from bastion.errors import InvalidCode
+    from bastion.factors.totp import totp_code
+
+    one = workers[0]
+    with one.db.begin() as conn:
+        alice = find_user(conn, "alice")
+        assert alice is not None
+        enrolled = enroll_totp(conn, one.sealer, user_id=alice.id, account_name="alice",
+                               name="phone", now=T0, origin=Origin(None))  # fmt: skip
+        code = totp_code(secret=enrolled.secret, now=T0)
+        activate_totp(conn, one.sealer, user_id=alice.id, factor_id=enrolled.factor_id,
+                      code=code, now=T0)  # fmt: skip
+
+    def guess(rt: Runtime) -> int:
+        started = password_login(rt.authn, username="alice", password=PASSWORD, context=ATTACKER)
+        assert isinstance(started, MfaRequired)
+        try:
+            verify_factor(rt.authn, transaction_id=started.transaction_id, method="totp",
+                          code="000000", context=ATTACKER)  # fmt: skip
+        except InvalidCode:
+            return 401
+        except RateLimited:
+            return 429
+        return 200
+
+    # Each worker opens its own transactions; neither reaches the limit alone.
+    assert [guess(workers[n % 2]) for n in range(7)] == [401] * 5 + [429] * 2

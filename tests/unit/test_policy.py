@@ -161,3 +161,14 @@ def test_docs_are_the_generated_table() -> None:
     assert DOCS.read_text(encoding="utf-8").strip() == render_permissions_markdown().strip(), (
         "regenerate docs/permissions.md (see the comment at its top)"
     )
+
+
+@pytest.mark.parametrize("max_age", [None, 901])
+def test_a_change_of_sign_in_always_needs_a_recent_proof(max_age: int | None) -> None:
+    for action in ("me.factors.enroll", "me.factors.remove", "me.password.change"):
+        with pytest.raises(ValidationError, match="recent proof"):
+            Policy.from_document({"actions": {action: {"acr": "aal2", "max_age": max_age}}})
+    relaxed = {"me.factors.enroll": {"acr": "aal2", "max_age": 900}}
+    assert (
+        Policy.from_document({"actions": relaxed}).requirement("me.factors.enroll").max_age == 900
+    )

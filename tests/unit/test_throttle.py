@@ -117,3 +117,36 @@ def test_the_typed_username_is_never_stored(db: Database) -> None:
 
 def test_a_username_with_a_lone_surrogate_is_a_key_like_any_other() -> None:
     assert len(ACCOUNTS.key(SEALER, "\ud800")) == 64
+
+
+DELAYED = FailureThrottle(scope="account", limit=8, window=3600, free=3, first_delay=30,
+                          max_delay=100)  # fmt: skip
+
+
+def test_after_the_free_failures_each_attempt_waits_a_doubling_delay(db: Database) -> None:
+    alice = DELAYED.key(SEALER, "alice")
+    for second in range(3):
+        check(db, DELAYED, alice, T0 + timedelta(seconds=second))
+        fail(db, DELAYED, alice, T0 + timedelta(seconds=second))
+    with pytest.raises(RateLimited) as waiting:
+        check(db, DELAYED, alice, T0 + timedelta(seconds=12))
+    assert waiting.value.retry_after == 20  # 30 s after the newest failure (at +2)
+    check(db, DELAYED, alice, T0 + timedelta(seconds=32))  # the delay has passed
+    fail(db, DELAYED, alice, T0 + timedelta(seconds=32))
+    with pytest.raises(RateLimited) as longer:
+        check(db, DELAYED, alice, T0 + timedelta(seconds=33))
+    assert longer.value.retry_after == 59  # 60 s now
+    assert [DELAYED.delay_after(n) for n in range(2, 8)] == [0, 30, 60, 100, 100, 100]
+
+
+def test_the_limit_still_closes_a_delayed_key_until_the_oldest_leaves(db: Database) -> None:
+    alice = DELAYED.key(SEALER, "alice")
+    for n in range(8):
+        fail(db, DELAYED, alice, T0 + timedelta(seconds=n * 200))  # each after its delay
+    with pytest.raises(RateLimited) as closed:
+        check(db, DELAYED, alice, T0 + timedelta(seconds=1600))
+    assert closed.value.retry_after == 2000  # the first failure leaves the window at +3600
+
+
+def test_a_large_count_does_not_overflow_the_delay() -> None:
+    assert DELAYED.delay_after(10_000) == 100
