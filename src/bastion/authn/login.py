@@ -75,22 +75,8 @@ class LoginThrottles:
 
     def __init__(self) -> None:
         self.by_address = FailureThrottle(scope="address", limit=100, window=900)
-        self.by_account = FailureThrottle(
-            scope="account",
-            limit=50,
-            window=THIRTY_DAYS,
-            free=10,
-            first_delay=30,
-            max_delay=3600,
-        )
-        self.by_familiar_account = FailureThrottle(
-            scope="account_familiar",
-            limit=50,
-            window=THIRTY_DAYS,
-            free=10,
-            first_delay=30,
-            max_delay=3600,
-        )
+        self.by_account = _account_count("account")
+        self.by_familiar_account = _account_count("account_familiar")
 
     def account(self, *, familiar: bool) -> FailureThrottle:
         """The account count of an attempt from a familiar address, or from any other."""
@@ -100,6 +86,12 @@ class LoginThrottles:
         """Both account counts of ``username`` and their keys (an admin's unlock)."""
         typed = account_text(username)
         return [(t, t.key(sealer, typed)) for t in (self.by_account, self.by_familiar_account)]
+
+
+def _account_count(scope: str) -> FailureThrottle:
+    return FailureThrottle(
+        scope=scope, limit=50, window=THIRTY_DAYS, free=10, first_delay=30, max_delay=3600
+    )
 
 
 def account_text(username: str) -> str:
