@@ -100,15 +100,9 @@ def verify_factor(
         amr = list(assurance.amr)
         if tx.purpose != "step_up":
             return finish(
-                deps,
-                conn,
-                user,
-                acr=assurance.acr,
-                amr=amr,
-                context=context,
-                reason=method,
+                deps, conn, user, acr=assurance.acr, amr=amr, context=context, reason=method,
                 now=now,
-            )
+            )  # fmt: skip
         tokens = start_session(
             conn,
             deps.sessions,
