@@ -177,6 +177,13 @@ class Console:
         response = await call_api(self.request, method, path, token=token, body=body, query=query)
         return await self.result(response)
 
+    async def listing(self, path: str) -> Any:
+        """A listing the caller may not be allowed to see (then None)."""
+        try:
+            return await self.api("GET", path)
+        except Refused:
+            return None
+
     async def fetch(self, method: str, path: str, *, body: Any = None) -> ApiResponse:
         """Like ``api`` but the raw answer (a download), after the same error handling."""
         response = await call_api(

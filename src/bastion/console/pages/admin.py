@@ -26,14 +26,6 @@ def collections_field(form: Form) -> list[str] | None:
     return names or None
 
 
-async def _optional(console: Console, path: str) -> Any:
-    """A listing the caller may not be allowed to see (then None)."""
-    try:
-        return await console.api("GET", path)
-    except Refused:
-        return None
-
-
 async def _roles(console: Console) -> list[str]:
     found = await console.api("GET", "/admin/roles")
     return [str(role["name"]) for role in found["roles"]]
@@ -63,7 +55,7 @@ async def _principals_page(request: Request, kind: str, template: str) -> Respon
     """A list of users or service accounts, with the roles and tenants its form offers."""
     console = await Console.load(request)
     found = await console.api("GET", f"/admin/{kind}")
-    tenants = await _optional(console, "/admin/tenants")
+    tenants = await console.listing("/admin/tenants")
     return await console.page(
         template,
         listed=found[kind.replace("-", "_")],

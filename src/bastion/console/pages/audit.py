@@ -25,6 +25,29 @@ def _moment(value: str) -> str | None:
     return value + ("" if value.endswith("Z") or "+" in value else "+00:00")
 
 
+async def actor_names(console: Console) -> dict[str, str]:
+    """Who each actor id is, as far as the caller may see: usernames and service accounts of
+    the tenants it administers (an id it cannot resolve is shown as the id)."""
+    names: dict[str, str] = {}
+    users = await console.listing("/admin/users")
+    for user in users["users"] if users else ():
+        names[str(user["id"])] = str(user["username"])
+    accounts = await console.listing("/admin/service-accounts")
+    for account in accounts["service_accounts"] if accounts else ():
+        names[str(account["id"])] = f"{account['name']} (service account)"
+    return names
+
+
+def actor_query(value: str, names: dict[str, str]) -> str:
+    """The actor filter as the API takes it: an id, or the id of the name typed."""
+    if value in names:
+        return value
+    ids = [
+        id_ for id_, name in names.items() if name == value or name == f"{value} (service account)"
+    ]
+    return ids[0] if len(ids) == 1 else value
+
+
 @router.get("/admin/audit")
 async def audit_page(request: Request) -> Response:
     console = await Console.load(request)
@@ -32,8 +55,11 @@ async def audit_page(request: Request) -> Response:
     chosen = {
         name: params.get(name, "").strip()[:256] for name in (*AUDIT_FILTERS, "since", "until")
     }
+    names = await actor_names(console)
     query: dict[str, str | int] = {"limit": PAGE}
     query.update({name: chosen[name] for name in AUDIT_FILTERS if chosen[name]})
+    if chosen["actor"]:
+        query["actor"] = actor_query(chosen["actor"], names)
     for name in ("since", "until"):
         moment = _moment(chosen[name])
         if moment:
@@ -51,6 +77,7 @@ async def audit_page(request: Request) -> Response:
     return await console.page(
         "audit.html",
         events=found["events"],
+        names=names,
         next_query=next_query if found.get("next") is not None else None,
         chosen=chosen,
         outcomes=OUTCOMES,
