@@ -19,8 +19,13 @@ from bastion.authn.sessions import SessionIssuer
 from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
 from bastion.datadir import prepare as prepare_data_dir
-from bastion.errors import UnknownSigningKey
+from bastion.errors import ConfigurationError, UnknownSigningKey
 from bastion.factors.password import make_hasher
+from bastion.factors.webauthn import (
+    RelyingParty,
+    attestation_policy_from_settings,
+    relying_party_from_settings,
+)
 from bastion.identity.tenants import ensure_default_tenant
 from bastion.sealing import Sealer, load_or_create_master_key, master_key_from_setting
 from bastion.storage import Database
@@ -94,7 +99,17 @@ class Runtime:
             sessions=self.sessions,
             transaction_ttl=self.settings.login_transaction_ttl,
             max_attempts=self.settings.login_max_attempts,
+            relying_party=self.relying_party,
+            attestation=attestation_policy_from_settings(self.settings),
         )
+
+    @cached_property
+    def relying_party(self) -> RelyingParty | None:
+        """WebAuthn's relying party; None when the public URL is an IP address."""
+        try:
+            return relying_party_from_settings(self.settings)
+        except ConfigurationError:
+            return None
 
     def verify_access_token(self, token: str) -> VerifiedAccessToken:
         """Verify a presented access token against this installation's keys and settings.

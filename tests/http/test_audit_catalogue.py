@@ -24,7 +24,9 @@ from bastion.storage import Database
 from bastion.storage.schema import audit_events
 from tests.admin.helpers import mint
 from tests.support.app import Env
+from tests.support.authenticator import SoftAuthenticator
 from tests.support.server import ADMIN_PASSWORD
+from tests.support.webauthn import ORIGIN
 
 # Registered for work in flight elsewhere, with where it will come from. An entry here
 # that the story below emits fails the test: then it is no longer pending.
@@ -90,6 +92,16 @@ def sign_in_story(env: Env) -> None:
     activate = f"/me/factors/totp/{pending['factor_id']}/activate"
     for _ in range(5):  # factor.activated (failure) x 5, then factor.locked
         assert client.post(activate, headers=mine, json={"code": "000000"}).status_code == 401
+    key = SoftAuthenticator()
+    credential = key.create(
+        ok(client.post("/me/factors/webauthn/options", headers=mine)), origin=ORIGIN
+    )
+    answer = {"credential": credential, "name": "Key"}
+    made = ok(client.post("/me/factors/webauthn", headers=mine, json=answer), 201)
+    replayed = client.post("/me/factors/webauthn", headers=mine, json=answer)
+    assert replayed.status_code == 400  # webauthn.refused (challenge_expired: used)
+    rename = {"name": "Desk key"}
+    ok(client.patch(f"/me/factors/{made['factor']['id']}", headers=mine, json=rename))
     change = {"current_password": ADMIN_PASSWORD, "new_password": GOOD_PASSWORD}
     ok(client.post("/me/password", headers=mine, json=change))  # user.password_changed
 

@@ -76,6 +76,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
     # how the account signs in need a recent (5 min) two-factor proof (issue 11.1).
     "me.factors.enroll":       ("VDA", "SSAAADD"),
     "me.factors.remove":       ("VDA", "SSAAADD"),
+    "me.factors.rename":       ("VDA", "AAAAADD"),  # a label: not a sign-in change
     "me.password.change":      ("VDA", "SSAAADD"),
     "me.sessions.manage":      ("VDA", "AAAAADD"),
     # Without the account's attributes: no factor able to step up is known.
@@ -94,7 +95,7 @@ RAISED_BY_ADMIN_SWITCH = {
 # me.factors.enroll also read the account, see the factor tables below).
 SELF_SERVICE = {
     "me.read", "me.factors.read", "me.factors.enroll", "me.factors.remove", "me.sessions.manage",
-    "me.password.change",
+    "me.password.change", "me.factors.rename",
 }  # fmt: skip
 
 # A restricted enrollment token may do exactly these.

@@ -1,8 +1,9 @@
 """``/auth``: login, second factors, refresh, revocation, logout, step-up (API.md "Login").
 
 The ceremonies (``authn``) return typed results; this module renders them. Only the
-second factors that are built are offered: TOTP and recovery codes (the ``/challenge``
-step of WebAuthn, push and one-time codes by message comes with those factors).
+second factors that are built are offered: TOTP, recovery codes and WebAuthn security
+keys and passkeys (``/challenge`` with ``method: webauthn``; passwordless with
+``/auth/passkey/…``). Push and one-time codes by message come with those factors.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from bastion.api.bodies import StrictBody, json_or_form, text_field
 from bastion.api.client import client_context, count_refused
 from bastion.api.guard import authenticate, forget, runtime
 from bastion.authn.login import password_login
+from bastion.authn.passkeys import passkey_options, passkey_sign_in
 from bastion.authn.results import IssuedTokens, LoginResult, MfaRequired
-from bastion.authn.second_factor import verify_factor
+from bastion.authn.second_factor import start_key_challenge, verify_factor
 from bastion.authn.sessions import end_session, refresh, session_of_refresh_token
 from bastion.authn.step_up import start_step_up
 from bastion.errors import BastionError, InvalidGrant, ValidationError
@@ -34,8 +36,19 @@ class LoginBody(StrictBody):
 
 
 class VerifyBody(StrictBody):
-    method: Literal["totp", "recovery_code"]
+    method: Literal["totp", "recovery_code", "webauthn"]
     code: str | None = Field(None, max_length=64)
+    # PublicKeyCredentialJSON (AuthenticationResponseJSON) of navigator.credentials.get()
+    credential: dict[str, Any] | None = None
+
+
+class ChallengeBody(StrictBody):
+    method: Literal["webauthn"]
+
+
+class PasskeyBody(StrictBody):
+    transaction_id: str = Field(min_length=1, max_length=64)
+    credential: dict[str, Any]
 
 
 class StepUpBody(StrictBody):
@@ -83,6 +96,15 @@ def login(request: Request, body: LoginBody) -> dict[str, Any]:
     return render(result)
 
 
+@router.post(
+    "/login/{transaction_id}/challenge",
+    summary="Ask for a second factor's challenge (webauthn: the request options)",
+)
+def challenge(request: Request, transaction_id: str, body: ChallengeBody) -> dict[str, Any]:
+    options = start_key_challenge(runtime(request).authn, transaction_id=transaction_id)
+    return {"options": options}
+
+
 @router.post("/login/{transaction_id}/verify", summary="Verify a second factor")
 def verify(request: Request, transaction_id: str, body: VerifyBody) -> dict[str, Any]:
     context = client_context(request)
@@ -92,6 +114,29 @@ def verify(request: Request, transaction_id: str, body: VerifyBody) -> dict[str,
             transaction_id=transaction_id,
             method=body.method,
             code=body.code,
+            credential=body.credential,
+            context=context,
+        )
+    return render(result)
+
+
+@router.post(
+    "/passkey/options",
+    summary="Start a passwordless sign-in with a passkey (no username): request options",
+)
+def passkey_start(request: Request) -> dict[str, Any]:
+    started = passkey_options(runtime(request).authn)
+    return {"transaction_id": started.transaction_id, "options": started.options}
+
+
+@router.post("/passkey/verify", summary="Finish a passkey sign-in: tokens, or invalid_credentials")
+def passkey_verify(request: Request, body: PasskeyBody) -> dict[str, Any]:
+    context = client_context(request)
+    with count_refused(request, context.ip):
+        result = passkey_sign_in(
+            runtime(request).authn,
+            transaction_id=body.transaction_id,
+            credential=body.credential,
             context=context,
         )
     return render(result)

@@ -23,6 +23,11 @@ from bastion.api.client import client_context, count_refused
 from bastion.api.guard import authenticate, authorize, forget, runtime
 from bastion.api.views import factor_view
 from bastion.authn.enrollment import list_factors
+from bastion.authn.key_enrollment import (
+    finish_key_registration,
+    rename_factor,
+    start_key_registration,
+)
 from bastion.authn.password import change_password
 from bastion.authn.self_service import (
     drop_factor,
@@ -38,6 +43,16 @@ router = APIRouter(prefix="/me", tags=["me"])
 
 class TotpBody(StrictBody):
     name: Name = Field("Authenticator app", min_length=1, max_length=128)
+
+
+class KeyBody(StrictBody):
+    # PublicKeyCredentialJSON (RegistrationResponseJSON) of navigator.credentials.create()
+    credential: dict[str, Any]
+    name: Name = Field("Security key", min_length=1, max_length=128)
+
+
+class RenameBody(StrictBody):
+    name: Name = Field(min_length=1, max_length=128)
 
 
 class CodeBody(StrictBody):
@@ -106,6 +121,41 @@ async def totp_activate(request: Request, factor_id: str, body: CodeBody) -> dic
             )
         )
     return {"status": "active", "factor": factor_view(factor)}
+
+
+@router.post(
+    "/factors/webauthn/options",
+    summary="Start registering a security key or passkey: the creation options",
+)
+async def webauthn_options(request: Request) -> dict[str, Any]:
+    principal = await authenticate(request)
+    deps = runtime(request).authn
+    context = client_context(request)
+    return await run_in_threadpool(lambda: start_key_registration(deps, principal, context=context))
+
+
+@router.post("/factors/webauthn", status_code=201, summary="Register a security key or passkey")
+async def webauthn_register(request: Request, body: KeyBody) -> dict[str, Any]:
+    principal = await authenticate(request)
+    deps = runtime(request).authn
+    context = client_context(request)
+    factor = await run_in_threadpool(
+        lambda: finish_key_registration(
+            deps, principal, credential=body.credential, name=body.name, context=context
+        )
+    )
+    return {"status": "active", "factor": factor_view(factor)}
+
+
+@router.patch("/factors/{factor_id}", summary="Rename one of my authenticators")
+async def factor_rename(request: Request, factor_id: str, body: RenameBody) -> dict[str, Any]:
+    principal = await authenticate(request)
+    deps = runtime(request).authn
+    context = client_context(request)
+    factor = await run_in_threadpool(
+        lambda: rename_factor(deps, principal, factor_id, name=body.name, context=context)
+    )
+    return factor_view(factor)
 
 
 @router.post("/recovery-codes", summary="New recovery codes, shown once (old ones stop working)")

@@ -88,6 +88,19 @@ _SPECS = (
           "success failure", "factor_id factor_type session_id failures retry_after"),
     _spec("factor.removed", "A factor was removed.", "success",
           "factor_id factor_type user_id session_id"),
+    _spec("factor.renamed", "A factor was renamed by its owner (not a sign-in change).",
+          "success", "factor_id before after session_id"),
+    _spec("webauthn.registered", "A security key or passkey was registered (active at once); "
+          "backup_eligible: a synced passkey (aal2 at most) or a device-bound key.", "success",
+          "factor_id factor_type name session_id backup_eligible user_verified aaguid "
+          "attestation_format attestation_trusted"),
+    _spec("webauthn.refused", "A WebAuthn registration or assertion was refused (reason: "
+          "wrong_origin, wrong_rp_id, challenge_expired, challenge_mismatch, "
+          "algorithm_not_allowed, duplicate_credential, unknown_credential, "
+          "malformed_credential, invalid_signature, counter_regression, "
+          "backup_eligibility_changed …); suspicion: possible_clone or "
+          "backup_eligibility_changed.", "failure",
+          "ceremony factor_id suspicion other_account session_id"),
     _spec("factor.locked", "Too many wrong codes of a guessable method (TOTP, recovery codes): "
           "it is locked for retry_after seconds (reason account_limit: every guessable method "
           "of the account, until a reset).", "failure",
@@ -107,8 +120,9 @@ _SPECS = (
           "session_id required_acr methods"),
     _spec("step_up.challenged", "An action asked for stronger or fresher authentication "
           "(RFC 9470).", "challenge", "permission required_acr max_age acr"),
-    _spec("step_up.success", "A step-up finished with new tokens.", "success",
-          "session_id acr amr"),
+    _spec("step_up.success", "A step-up finished with new tokens (acr below required_acr: "
+          "nothing offered could reach it, e.g. a synced passkey asked for aal3).", "success",
+          "session_id acr amr required_acr"),
     _spec("step_up.failure", "A step-up was refused.", "failure",
           "method attempts failures retry_after"),
     _spec("api_key.rejected", "An unknown, expired or revoked API key was presented (one "
@@ -142,8 +156,9 @@ _SPECS = (
           "service_account_id name"),
     _spec("role.created", "A custom role was created.", "success", "role permissions"),
     _spec("role.deleted", "A custom role was deleted.", "success", "role"),
-    _spec("policy.updated", "The MFA/assurance policy changed.", "success",
-          "changes"),  # changes: [{"field", "before", "after"}]
+    _spec("policy.updated", "The MFA/assurance policy changed (failure admin_lockout: it "
+          "would require aal3 for administration while admins hold no aal3-capable factor).",
+          "success failure", "changes admins"),  # changes: [{"field", "before", "after"}]
     _spec("tenant.created", "A tenant was created.", "success", "name"),
     # Data plane
     _spec("collection.created", "A collection was created.", "success",

@@ -20,8 +20,9 @@ verifier reports a biometric value (then inherence).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bastion.domain.assurance import AAL1, AAL2, AAL3, ACR_VALUES, acr_rank, acr_satisfies
 from bastion.factors.catalog import CATALOG, Category, Method
@@ -36,6 +37,7 @@ __all__ = [
     "acr_rank",
     "acr_satisfies",
     "compute_assurance",
+    "factor_record",
 ]
 
 # RFC 8176 values that name a biometric; any other user verification counts as knowledge
@@ -72,6 +74,28 @@ class VerifiedFactor:
             device_bound=not backup_eligible,
             user_verified=user_verified,
         )
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> VerifiedFactor:
+        """Read back what :func:`factor_record` stored on a login transaction."""
+        return cls(
+            method=Method(record["method"]),
+            amr=tuple(record.get("amr", ())),
+            phishing_resistant=bool(record.get("phishing_resistant", False)),
+            device_bound=bool(record.get("device_bound", False)),
+            user_verified=bool(record.get("user_verified", False)),
+        )
+
+
+def factor_record(factor: VerifiedFactor) -> dict[str, Any]:
+    """A verified factor as a login transaction keeps it (JSON)."""
+    return {
+        "method": factor.method.value,
+        "amr": list(factor.amr),
+        "phishing_resistant": factor.phishing_resistant,
+        "device_bound": factor.device_bound,
+        "user_verified": factor.user_verified,
+    }
 
 
 @dataclass(frozen=True, slots=True)

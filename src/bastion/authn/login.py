@@ -31,6 +31,7 @@ from bastion.authn.transactions import Transaction, open_transaction
 from bastion.clock import Clock
 from bastion.errors import InvalidCredentials
 from bastion.factors.password import burn_dummy_verify, hash_password, verify_password
+from bastion.factors.webauthn import AttestationPolicy, RelyingParty
 from bastion.identity.rules import load_policy
 from bastion.identity.users import User, find_user, find_user_by_id, set_password_hash
 from bastion.sealing import Sealer
@@ -115,6 +116,10 @@ class AuthnDeps:
     throttles: LoginThrottles = field(default_factory=LoginThrottles)
     # Tells a user about changes to how their account signs in (``authn.notices``).
     notify: Notifier = log_notice
+    # WebAuthn: who Bastion is to authenticators (None: no RP ID can be derived from the
+    # public URL, an IP address, so security keys are unavailable) and which may register.
+    relying_party: RelyingParty | None = None
+    attestation: AttestationPolicy = field(default_factory=AttestationPolicy)
 
 
 def password_login(

@@ -1,6 +1,8 @@
 """``verify_factor``: one more factor on a pending login or step-up transaction.
 
-RFC 6238 TOTP or a recovery code; a transaction dies after ``max_attempts`` wrong codes.
+RFC 6238 TOTP, a recovery code, or a WebAuthn assertion answering the challenge of
+``start_key_challenge`` (``/challenge`` with ``method: webauthn``); a transaction dies
+after ``max_attempts`` wrong codes or refused assertions.
 Wrong codes are recorded (``login.failure`` or ``step_up.failure``) and committed before
 the error is answered. Across transactions, every method is wrapped by the guessing
 limits (``authn.guessing``: checked before the code is looked at, a failure counted by
@@ -10,17 +12,21 @@ step-up never accepts a factor or a recovery code its own session added (issue 1
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection
 
 from bastion.audit import record
-from bastion.authn.assurance import VerifiedFactor, compute_assurance
+from bastion.authn.assurance import VerifiedFactor, compute_assurance, factor_record
 from bastion.authn.enrollment import login_methods, use_recovery_code, verify_totp_login
 from bastion.authn.guessing import check_guess, clear_guesses, count_failure
 from bastion.authn.login import AuthnDeps, ClientContext, finish, mfa_required
 from bastion.authn.results import LoginResult
+from bastion.authn.security_keys import credentials_of, verify_key, webauthn_unavailable
 from bastion.authn.sessions import start_session
+from bastion.authn.step_up import AAL3_METHODS
 from bastion.authn.transactions import (
     InvalidTransaction,
     Transaction,
@@ -29,13 +35,99 @@ from bastion.authn.transactions import (
     load_pending,
     record_failure,
 )
+from bastion.authn.webauthn_challenges import (
+    issue_transaction_challenge,
+    take_transaction_challenge,
+)
 from bastion.domain import acr_satisfies
-from bastion.errors import InvalidCode, ValidationError
-from bastion.factors.catalog import Method
+from bastion.errors import AssertionRefused, BastionError, InvalidCode, ValidationError
+from bastion.factors.webauthn import authentication_options
 from bastion.identity.users import User, user_by_id
 from bastion.storage import CommitThenRaise
 
-SECOND_FACTOR_METHODS = ("totp", "recovery_code")
+SECOND_FACTOR_METHODS = ("totp", "recovery_code", "webauthn")
+
+
+def _pending(
+    deps: AuthnDeps, conn: Connection, transaction_id: str, now: datetime
+) -> tuple[Transaction, User, str | None, list[str]]:
+    """The pending transaction, its live user, the session a step-up may not use the
+    factors of, and the methods available."""
+    try:
+        tx = load_pending(conn, transaction_id, now=now)
+    except InvalidTransaction as exc:
+        raise CommitThenRaise(exc) from None
+    user = user_by_id(conn, tx.user_id)
+    if not user.active:
+        close(conn, tx.id, status="dead")
+        raise CommitThenRaise(InvalidTransaction())
+    # A step-up is never satisfied with what its own session added (issue 11.1).
+    own = tx.session_id if tx.purpose == "step_up" else None
+    return tx, user, own, login_methods(conn, user.id, excluding_session=own)
+
+
+def _not_available(method: str, available: list[str]) -> ValidationError:
+    return ValidationError(
+        f"Method '{method}' is not available for this login; use one of: " + ", ".join(available),
+        code="method_not_available",
+    )
+
+
+def start_key_challenge(deps: AuthnDeps, *, transaction_id: str) -> dict[str, Any]:
+    """``PublicKeyCredentialRequestOptionsJSON`` for the transaction's user's keys; the
+    challenge is kept on the transaction (single use, 5 minutes at most). User
+    verification is required when no other factor was proven yet (a passkey session's
+    step-up), so that the key alone proves two categories."""
+    rp = deps.relying_party
+    if rp is None:
+        raise webauthn_unavailable()
+    with deps.db.begin() as conn:
+        now = deps.clock.now()
+        tx, user, own, available = _pending(deps, conn, transaction_id, now)
+        if "webauthn" not in available:
+            raise _not_available("webauthn", available)
+        keys = credentials_of(conn, user.id, excluding_session=own)
+        user_verification = not tx.verified
+        pending = issue_transaction_challenge(
+            conn,
+            tx,
+            allow=[key.stored.credential_id for key in keys],
+            user_verification=user_verification,
+            now=now,
+        )
+        return authentication_options(
+            rp=rp,
+            challenge=pending.challenge,
+            allow=[key.stored.descriptor() for key in keys],
+            user_verification="required" if user_verification else "preferred",
+        )
+
+
+def _verify_key(
+    deps: AuthnDeps,
+    conn: Connection,
+    tx: Transaction,
+    user: User,
+    credential: Mapping[str, Any],
+    *,
+    own: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    rp = deps.relying_party
+    if rp is None:
+        raise webauthn_unavailable()
+    pending = take_transaction_challenge(conn, tx, now=now)
+    used = verify_key(
+        conn,
+        rp,
+        credential=credential,
+        pending=pending,
+        user_id=user.id,
+        ceremony=tx.purpose,
+        now=now,
+        excluding_session=own,
+    )
+    return factor_record(used.factor)
 
 
 def verify_factor(
@@ -45,36 +137,31 @@ def verify_factor(
     method: str,
     code: str | None,
     context: ClientContext,
+    credential: Mapping[str, Any] | None = None,
 ) -> LoginResult:
     """Verify one more factor; tokens once the transaction's assurance is reached."""
     with deps.db.begin() as conn:
         now = deps.clock.now()
-        try:
-            tx = load_pending(conn, transaction_id, now=now)
-        except InvalidTransaction as exc:
-            raise CommitThenRaise(exc) from None
-        user = user_by_id(conn, tx.user_id)
-        if not user.active:
-            close(conn, tx.id, status="dead")
-            raise CommitThenRaise(InvalidTransaction())
-        # A step-up is never satisfied with what its own session added (issue 11.1).
-        own = tx.session_id if tx.purpose == "step_up" else None
-        available = login_methods(conn, user.id, excluding_session=own)
+        tx, user, own, available = _pending(deps, conn, transaction_id, now)
         if method not in SECOND_FACTOR_METHODS or method not in available:
-            raise ValidationError(
-                f"Method '{method}' is not available for this login; use one of: "
-                + ", ".join(available),
-                code="method_not_available",
-            )
-        if not code:
+            raise _not_available(method, available)
+        if method == "webauthn" and credential is None:
+            raise ValidationError("This method needs a 'credential'.", field="credential")
+        if method != "webauthn" and not code:
             raise ValidationError("This method needs a 'code'.", field="code")
         check_guess(conn, deps.sealer, user_id=user.id, method=method, now=now)
         try:
-            if method == "totp":
+            if method == "webauthn":
+                assert credential is not None
+                factor = _verify_key(deps, conn, tx, user, credential, own=own, now=now)
+            elif method == "totp":
+                assert code is not None
                 verify_totp_login(
                     conn, deps.sealer, user_id=user.id, code=code, now=now, excluding_session=own
                 )
+                factor = {"method": method, "amr": ["otp"]}
             else:
+                assert code is not None
                 codes_left = use_recovery_code(
                     conn, user_id=user.id, code=code, now=now, excluding_session=own
                 )
@@ -86,16 +173,24 @@ def verify_factor(
                     details={"remaining": codes_left},
                     now=now,
                 )
-        except InvalidCode:
-            raise refused(deps, conn, tx, user, method, now=now) from None
+                factor = {"method": method, "amr": ["recovery_code"]}
+        except (InvalidCode, AssertionRefused) as wrong:
+            raise refused(deps, conn, tx, user, method, now=now, error=wrong) from None
         clear_guesses(conn, deps.sealer, user_id=user.id, now=now)
 
-        tx = add_verified(conn, tx, {"method": method, "amr": ["otp"]})
-        assurance = compute_assurance(
-            [VerifiedFactor(method=Method(f["method"]), amr=tuple(f["amr"])) for f in tx.verified]
-        )
+        tx = add_verified(conn, tx, factor)
+        assurance = compute_assurance([VerifiedFactor.from_record(f) for f in tx.verified])
         if not acr_satisfies(assurance.acr, tx.required_acr):
-            return mfa_required(tx, [m for m in available if m != method], now=now)
+            further = [
+                m
+                for m in available
+                if m != method and (tx.required_acr != "aal3" or m in AAL3_METHODS)
+            ]
+            # A step-up ends with what was proven when nothing offered can raise it (a
+            # synced passkey asked for aal3): fresh tokens at that level, and the action
+            # that asked for more stays refused.
+            if further or tx.purpose != "step_up":
+                return mfa_required(tx, further, now=now)
         close(conn, tx.id, status="completed")
         amr = list(assurance.amr)
         if tx.purpose != "step_up":
@@ -119,18 +214,32 @@ def verify_factor(
             "step_up.success",
             actor=user.id,
             tenant_id=user.tenant_id,
-            details={"acr": assurance.acr, "amr": ",".join(amr), "session_id": tx.session_id},
+            details={
+                "acr": assurance.acr,
+                "amr": ",".join(amr),
+                "session_id": tx.session_id,
+                "required_acr": tx.required_acr,
+            },
             now=now,
         )
         return tokens
 
 
 def refused(
-    deps: AuthnDeps, conn: Connection, tx: Transaction, user: User, method: str, *, now: datetime
+    deps: AuthnDeps,
+    conn: Connection,
+    tx: Transaction,
+    user: User,
+    method: str,
+    *,
+    now: datetime,
+    error: BastionError | None = None,
 ) -> CommitThenRaise:
     """A wrong code or a refused assertion of ``method``: counted across transactions when
     the method can be guessed (``authn.guessing``), counted on the transaction, recorded;
-    the error to raise once that has committed."""
+    the error to raise once that has committed. A refused assertion keeps its reason
+    (``wrong_origin``, ``counter_regression``…) in the answer and the event."""
+    reason = getattr(error, "reason", None) if isinstance(error, AssertionRefused) else None
     counted = count_failure(conn, deps.sealer, user=user, method=method, now=now)
     dead = record_failure(conn, tx, max_attempts=deps.max_attempts)
     record(
@@ -139,7 +248,7 @@ def refused(
         outcome="failure",
         actor=user.id,
         tenant_id=user.tenant_id,
-        reason="invalid_code",
+        reason=reason or "invalid_code",
         details={
             "method": method,
             "attempts": tx.failed_attempts + 1,
@@ -149,8 +258,12 @@ def refused(
         now=now,
     )
     message = "The code is not valid."
+    if error is not None and reason is not None:
+        message = f"The security key's answer was refused: {error.detail}"
     if dead:
         message += " Too many wrong codes: sign in again."
     elif counted.retry_after:
         message += f" Too many wrong codes: try again in {counted.retry_after} seconds."
+    if reason is not None:
+        return CommitThenRaise(InvalidCode(message, reason=reason))
     return CommitThenRaise(InvalidCode(message))

@@ -307,6 +307,13 @@ PERMISSIONS: Mapping[str, Permission] = _registry(
         changes_sign_in=True,
     ),
     Permission(
+        "me.factors.rename",
+        "Rename one of one's own factors (not a change of how the account signs in).",
+        "write",
+        "self",
+        "aal1",
+    ),
+    Permission(
         "me.password.change",
         "Change one's own password, giving the current one (a recent proof: aal2 once the "
         "account has a factor); one's other sessions end.",

@@ -167,6 +167,22 @@ login_transactions = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
 )
 
+# A WebAuthn challenge not bound to a login transaction (those live in its ``challenge``):
+# a registration (bound to the user and session) or a passkey sign-in that starts with no
+# username. Single use (deleted when answered, right or wrong), 5 minutes at most.
+webauthn_challenges = Table(
+    "webauthn_challenges",
+    metadata,
+    Column("id", String(64), primary_key=True),  # "ptx_…" is a passkey transaction id
+    Column("purpose", String(16), nullable=False),  # register | passkey
+    Column("user_id", String(40), index=True),  # None for a passkey sign-in
+    Column("session_id", String(40)),
+    Column("challenge", String(64), nullable=False, unique=True),  # base64url, ≥ 16 bytes
+    Column("details", JSON, nullable=False),  # what the options asked (user verification…)
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+)
+
 # One row per failed sign-in, kept for the throttle window: every worker process counts
 # the same failures. The key is a keyed fingerprint (authn.throttle), never the typed value.
 login_failures = Table(

@@ -59,6 +59,9 @@ class Refusal(StrEnum):
     INVALID_SIGNATURE = "invalid_signature"  # the assertion is not signed by the stored key
     BACKUP_ELIGIBILITY_CHANGED = "backup_eligibility_changed"  # BE differs from registration
     COUNTER_REGRESSION = "counter_regression"  # sign count did not grow: possible clone
+    # Refused by the caller, around the ceremony (state the pure verifiers do not hold):
+    CHALLENGE_EXPIRED = "challenge_expired"  # no challenge pending: used, expired, never issued
+    DUPLICATE_CREDENTIAL = "duplicate_credential"  # this credential id is already registered
 
 
 class Algorithm(IntEnum):
