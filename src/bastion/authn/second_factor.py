@@ -24,7 +24,12 @@ from bastion.authn.enrollment import login_methods, use_recovery_code, verify_to
 from bastion.authn.guessing import check_guess, clear_guesses, count_failure
 from bastion.authn.login import AuthnDeps, ClientContext, finish, mfa_required
 from bastion.authn.results import LoginResult
-from bastion.authn.security_keys import credentials_of, verify_key, webauthn_unavailable
+from bastion.authn.security_keys import (
+    audit_refusal,
+    credentials_of,
+    verify_key,
+    webauthn_unavailable,
+)
 from bastion.authn.sessions import start_session
 from bastion.authn.step_up import AAL3_METHODS
 from bastion.authn.transactions import (
@@ -116,7 +121,11 @@ def _verify_key(
     rp = deps.relying_party
     if rp is None:
         raise webauthn_unavailable()
-    pending = take_transaction_challenge(conn, tx, now=now)
+    try:
+        pending = take_transaction_challenge(conn, tx, now=now)
+    except AssertionRefused as refused:
+        audit_refusal(conn, refused, key=None, user_id=user.id, ceremony=tx.purpose, now=now)
+        raise
     used = verify_key(
         conn,
         rp,

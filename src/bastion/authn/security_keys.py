@@ -44,6 +44,7 @@ __all__ = [
     "KeyUse",
     "aal3_capable",
     "add_credential",
+    "audit_refusal",
     "credential_by_id",
     "credentials_of",
     "verify_key",
@@ -171,7 +172,7 @@ def add_credential(
     return FactorRecord(factor_id, WEBAUTHN, name, "active", now, None, origin, activated_at=now)
 
 
-def _audit_refusal(
+def audit_refusal(
     conn: Connection,
     refused: AssertionRefused,
     *,
@@ -259,7 +260,7 @@ def verify_key(
                 "The security key's signature counter did not grow: possible replay.",
             )
     except AssertionRefused as refused:
-        _audit_refusal(conn, refused, key=key, user_id=user_id, ceremony=ceremony, now=now)
+        audit_refusal(conn, refused, key=key, user_id=user_id, ceremony=ceremony, now=now)
         raise
     factor = VerifiedFactor.webauthn(
         backup_eligible=verified.backup_eligible, user_verified=verified.user_verified

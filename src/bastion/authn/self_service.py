@@ -34,11 +34,13 @@ from bastion.authn.enrollment import (
 from bastion.authn.guessing import activation_subject, check_guess, count_failure
 from bastion.authn.login import AuthnDeps, ClientContext
 from bastion.authn.notices import AccountNotice, deliver
+from bastion.authn.security_keys import aal3_capable
 from bastion.authn.sessions import end_session, session_by_id
 from bastion.authz import Account, Resource
 from bastion.domain import Principal
-from bastion.errors import InvalidCode, NotFound
+from bastion.errors import Conflict, InvalidCode, NotFound
 from bastion.identity.authorization import check
+from bastion.identity.rules import load_policy
 from bastion.identity.users import user_by_id
 from bastion.storage import CommitThenRaise
 from bastion.text import check_name
@@ -221,10 +223,23 @@ def new_recovery_codes(
 def drop_factor(
     deps: AuthnDeps, principal: Principal, factor_id: str, *, context: ClientContext
 ) -> FactorRecord:
-    """Remove one of the caller's factors (a recent two-factor proof)."""
+    """Remove one of the caller's factors (a recent two-factor proof). The last factor
+    that reaches aal3 stays while the policy requires aal3 of this user (an admin under
+    ``admin_requires_aal3``): ``409 last_aal3_factor``."""
     with deps.db.begin() as conn:
         now = deps.clock.now()
         may_change_sign_in(conn, principal, "me.factors.remove", now=now)
+        if (
+            "admin" in principal.roles
+            and load_policy(conn, principal.tenant_id).admin_requires_aal3
+            and aal3_capable(conn, principal.id)
+            and not aal3_capable(conn, principal.id, excluding_factor=factor_id)
+        ):
+            raise Conflict(
+                "This is your last security key that reaches aal3, and the policy requires "
+                "aal3 for administration: register another device-bound key first.",
+                code="last_aal3_factor",
+            )
         factor = remove_factor(conn, user_id=principal.id, factor_id=factor_id)
         record_change(
             conn,

@@ -1,16 +1,17 @@
 """What a user holds to sign in, as the directory ends it: sessions and factors.
 
 ``authn`` creates sessions and enrols factors; suspending, deleting or resetting a user
-(``identity.lifecycle``, the CLI) ends them through these two functions.
+(``identity.lifecycle``, the CLI) ends them through these two functions. The policy's
+lock-out guard asks which admins could not reach ``aal3``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, update
+from sqlalchemy import Connection, delete, select, update
 
-from bastion.storage.schema import factors, recovery_codes, sessions
+from bastion.storage.schema import factors, recovery_codes, role_grants, sessions, users
 
 
 def revoke_user_sessions(conn: Connection, user_id: str, *, reason: str, now: datetime) -> None:
@@ -27,3 +28,29 @@ def reset_factors(conn: Connection, *, user_id: str) -> int:
     removed = conn.execute(delete(factors).where(factors.c.user_id == user_id)).rowcount
     conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
     return int(removed)
+
+
+def admins_without_aal3_factor(conn: Connection, *, tenant_id: str) -> list[str]:
+    """The usernames of the tenant's active admins who hold no ``aal3``-capable factor
+    (an active, device-bound WebAuthn credential: BE = 0), sorted."""
+    admins = (
+        select(users.c.id, users.c.username)
+        .join(role_grants, role_grants.c.principal_id == users.c.id)
+        .where(
+            role_grants.c.tenant_id == tenant_id,
+            role_grants.c.principal_kind == "user",
+            role_grants.c.role == "admin",
+            users.c.status == "active",
+        )
+        .distinct()
+    )
+    capable = set(
+        conn.execute(
+            select(factors.c.user_id).where(
+                factors.c.type == "webauthn",
+                factors.c.status == "active",
+                factors.c.backup_eligible.is_(False),
+            )
+        ).scalars()
+    )
+    return sorted(row.username for row in conn.execute(admins) if row.id not in capable)

@@ -12,11 +12,20 @@ from sqlalchemy import Connection
 from bastion.audit import record
 from bastion.authz import Policy, Resource, Role
 from bastion.domain import Principal
-from bastion.errors import Conflict
+from bastion.errors import BastionError, Conflict
 from bastion.identity.authorization import check
+from bastion.identity.credentials import admins_without_aal3_factor
 from bastion.identity.grants import role_holders
 from bastion.identity.rules import create_custom_role, delete_custom_role, load_policy, save_policy
 from bastion.identity.tenants import Tenant, create_tenant
+from bastion.storage import CommitThenRaise
+
+
+class AdminLockout(BastionError):
+    """A policy that would lock administrators out of administration (400)."""
+
+    code = "admin_lockout"
+    title = "The policy would lock administrators out"
 
 
 def add_tenant(conn: Connection, actor: Principal, name: str, *, now: datetime) -> Tenant:
@@ -100,6 +109,32 @@ def replace_policy(
     conn: Connection, actor: Principal, tenant_id: str, policy: Policy, *, now: datetime
 ) -> Policy:
     before = load_policy(conn, tenant_id).to_document()
+    # No lock-out by policy: aal3 for administration needs every active admin to hold a
+    # factor that reaches it (a device-bound security key), or they lose administration.
+    lacking = (
+        admins_without_aal3_factor(conn, tenant_id=tenant_id) if policy.admin_requires_aal3 else []
+    )
+    if lacking:
+        record(
+            conn,
+            "policy.updated",
+            outcome="failure",
+            actor=actor.id,
+            tenant_id=tenant_id,
+            resource="policy",
+            reason="admin_lockout",
+            details={"admins": lacking},
+            now=now,
+        )
+        raise CommitThenRaise(
+            AdminLockout(
+                "admin_requires_aal3 would lock these admins out of administration: they hold "
+                "no factor that reaches aal3 (a device-bound security key): "
+                + ", ".join(lacking)
+                + ". Have them register one first.",
+                errors=lacking,
+            )
+        )
     save_policy(conn, tenant_id, policy, now=now)
     record(
         conn,
