@@ -73,7 +73,7 @@ def sign_in_password(page: Any, username: str, password: str) -> None:
     page.goto("/console/sign-in")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def sign_in_totp(page: Any, username: str, password: str, totp: Totp) -> None:

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.routing import BaseRoute
 
 from bastion.console.web import Form, credential_field
 
@@ -30,9 +29,12 @@ def webauthn_available(request: Request) -> bool:
     """True when every WebAuthn route the console's script uses is served here."""
     known = getattr(request.app.state, "console_webauthn", None)
     if known is None:
-        routes: list[BaseRoute] = list(request.app.routes)
-        paths = {getattr(route, "path", None) for route in routes}
-        known = all(path in paths for path in WEBAUTHN_ROUTES)
+        # The served OpenAPI document lists every route (included routers are not
+        # flattened into ``app.routes``); WebAuthn also needs a relying party (an RP ID).
+        paths = set(request.app.openapi().get("paths", {}))
+        runtime = getattr(request.app.state, "runtime", None)
+        configured = runtime is None or runtime.relying_party is not None
+        known = configured and all(path in paths for path in WEBAUTHN_ROUTES)
         request.app.state.console_webauthn = known
     return bool(known)
 
