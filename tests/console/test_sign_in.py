@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from bastion.storage.schema import audit_events, console_sessions
@@ -160,7 +161,12 @@ def test_a_sign_in_in_progress_is_sent_to_its_own_page(console: Console) -> None
     assert browser.get("/console/admin/users").url.path == "/console/enrol"
 
 
-def test_no_security_key_button_while_the_server_has_no_webauthn_routes(console: Console) -> None:
+def test_no_security_key_button_while_the_server_has_no_relying_party(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Browsers refuse WebAuthn on an IP-address origin: with such a public URL and no RP ID
+    # configured there is no relying party, and the console shows no button.
+    monkeypatch.setattr(console.runtime, "relying_party", None)
     browser, _ = console.signed_in("no-keys")
     for path in ("/console/account", "/console/sign-in"):
         page = browser.get(path)
@@ -174,3 +180,12 @@ def test_no_security_key_button_while_the_server_has_no_webauthn_routes(console:
         headers={"Origin": "http://localhost:6333"},
     )
     assert options.status_code == 404
+
+
+def test_security_keys_are_offered_once_the_api_serves_them(console: Console) -> None:
+    browser, _ = console.signed_in("with-keys")
+    account = browser.get("/console/account")
+    assert "webauthn.js" in account.text
+    assert "Add a security key or passkey" in account.text
+    browser.get("/console/sign-out")
+    assert 'autocomplete="username webauthn"' in console.browser().get("/console/sign-in").text
