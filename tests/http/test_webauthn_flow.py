@@ -27,6 +27,7 @@ def test_register_a_security_key_and_list_it(env: Env) -> None:
     assert factor["type"] == "webauthn"
     assert factor["name"] == "YubiKey 5"
     assert factor["added_from"]["session_id"] is not None  # provenance, as for TOTP
+    assert factor["device_bound"] is True  # BE = 0: it can reach aal3
     listed = env.client.get("/me/factors", headers=bearer(tokens)).json()
     assert [f["name"] for f in listed if f["type"] == "webauthn"] == ["YubiKey 5"]
     assert "public_key" not in str(listed)
@@ -86,6 +87,8 @@ def test_synced_passkey_as_second_factor_is_aal2_at_most(env: Env) -> None:
     assert signed_in.status_code == 200, signed_in.text
     assert signed_in.json()["acr"] == "aal2"
     assert "swk" in signed_in.json()["amr"]
+    listed = env.client.get("/me/factors", headers=bearer(signed_in.json())).json()
+    assert [f["device_bound"] for f in listed if f["type"] == "webauthn"] == [False]
 
 
 def test_step_up_to_aal3_with_a_device_bound_key_then_export(env: Env) -> None:

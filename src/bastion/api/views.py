@@ -9,8 +9,10 @@ from bastion.authn.enrollment import FactorRecord
 
 def factor_view(factor: FactorRecord) -> dict[str, Any]:
     """A factor as ``/me/factors`` and the admin API show it: never a secret; when
-    (``created_at``, ``activated_at``) and from where (``added_from``) it was added."""
-    return {
+    (``created_at``, ``activated_at``) and from where (``added_from``) it was added. A
+    security key or passkey says whether it is ``device_bound`` (BE = 0: it can reach
+    aal3) or synced (aal2 at most)."""
+    view: dict[str, Any] = {
         "id": factor.id,
         "type": factor.type,
         "name": factor.name,
@@ -24,3 +26,6 @@ def factor_view(factor: FactorRecord) -> dict[str, Any]:
             "session_id": factor.added.session_id,
         },
     }
+    if factor.type == "webauthn" and factor.backup_eligible is not None:
+        view["device_bound"] = not factor.backup_eligible
+    return view

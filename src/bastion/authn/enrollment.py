@@ -57,6 +57,7 @@ class FactorRecord:
     last_used_at: datetime | None
     added: Origin = Origin(None)
     activated_at: datetime | None = None
+    backup_eligible: bool | None = None  # WebAuthn: a synced passkey (True) or not (False)
 
 
 def _record(row: Any) -> FactorRecord:
@@ -70,6 +71,7 @@ def _record(row: Any) -> FactorRecord:
         row.last_used_at,
         added,
         row.activated_at,
+        row.backup_eligible,
     )
 
 

@@ -169,7 +169,17 @@ def add_credential(
             **origin.columns(),
         )
     )
-    return FactorRecord(factor_id, WEBAUTHN, name, "active", now, None, origin, activated_at=now)
+    return FactorRecord(
+        factor_id,
+        WEBAUTHN,
+        name,
+        "active",
+        now,
+        None,
+        origin,
+        activated_at=now,
+        backup_eligible=verified.backup_eligible,
+    )
 
 
 def audit_refusal(

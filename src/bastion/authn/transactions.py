@@ -153,6 +153,28 @@ def set_challenge(conn: Connection, tx: Transaction, challenge: Mapping[str, Any
     )
 
 
+def claim_challenge(conn: Connection, tx: Transaction, key: str) -> Mapping[str, Any] | None:
+    """Take the pending challenge ``key`` off the transaction (single use) and return it.
+
+    The row is read again under a row lock (PostgreSQL; SQLite's write transaction
+    serialises already), so two answers sent at once cannot both find the challenge."""
+    row = conn.execute(
+        select(login_transactions.c.challenge)
+        .where(login_transactions.c.id == tx.id)
+        .with_for_update()
+    ).first()
+    current: Mapping[str, Any] = (row.challenge if row is not None else None) or {}
+    pending = current.get(key)
+    if pending is not None:
+        remaining = {k: v for k, v in current.items() if k != key}
+        conn.execute(
+            update(login_transactions)
+            .where(login_transactions.c.id == tx.id)
+            .values(challenge=remaining)
+        )
+    return pending if isinstance(pending, Mapping) else None
+
+
 def close(conn: Connection, tx_id: str, *, status: Literal["completed", "dead"]) -> None:
     conn.execute(
         update(login_transactions).where(login_transactions.c.id == tx_id).values(status=status)

@@ -16,14 +16,14 @@ challenge or one of another user or session finds nothing (``challenge_expired``
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection, delete, insert, select
 
-from bastion.authn.transactions import Transaction, set_challenge
+from bastion.authn.transactions import Transaction, claim_challenge, set_challenge
 from bastion.errors import AssertionRefused, AttestationRefused, WebAuthnRefused
 from bastion.factors.webauthn import Refusal, b64url, b64url_decode, new_challenge
 from bastion.storage import new_id
@@ -97,8 +97,11 @@ def _take(conn: Connection, condition: Any, now: datetime) -> PendingChallenge |
     row = conn.execute(select(webauthn_challenges).where(condition)).first()
     if row is None:
         return None
-    conn.execute(delete(webauthn_challenges).where(webauthn_challenges.c.id == row.id))
-    if now >= row.expires_at:
+    # Whoever deletes it holds it: of two answers sent at once, one finds nothing.
+    taken = conn.execute(
+        delete(webauthn_challenges).where(webauthn_challenges.c.id == row.id)
+    ).rowcount
+    if taken != 1 or now >= row.expires_at:
         return None
     details = row.details or {}
     return PendingChallenge(
@@ -215,10 +218,9 @@ def take_transaction_challenge(
     conn: Connection, tx: Transaction, *, now: datetime
 ) -> PendingChallenge:
     """The transaction's WebAuthn challenge, now used up; ``challenge_expired`` otherwise."""
-    pending: Mapping[str, Any] | None = tx.challenge.get("webauthn")
+    pending = claim_challenge(conn, tx, "webauthn")
     if pending is None:
         raise _expired(AssertionRefused)
-    set_challenge(conn, tx, {k: v for k, v in tx.challenge.items() if k != "webauthn"})
     if now >= datetime.fromisoformat(str(pending["expires_at"])):
         raise _expired(AssertionRefused)
     return PendingChallenge(
