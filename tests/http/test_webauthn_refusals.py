@@ -9,8 +9,11 @@ from typing import Any
 import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import select
 
 from bastion.factors.webauthn import b64url
+from bastion.runtime import Runtime
+from bastion.storage.schema import login_failures
 from tests.admin.helpers import mint
 from tests.http.webauthn_helpers import (
     actions,
@@ -386,3 +389,14 @@ def test_passkey_with_an_unknown_transaction_is_the_generic_failure(env: Env) ->
         json={"transaction_id": "ptx_forged", "credential": key.get(options, origin=ORIGIN)},
     )
     passkey_refused(refused, "challenge_expired", env)
+
+
+def test_failed_passkey_sign_ins_count_on_the_address_throttle_only(env: Env) -> None:
+    key = with_key(env)
+    passkey_refused(passkey_sign_in(env, key, origin=EVIL), "wrong_origin", env)
+    rt: Runtime = env.client.app.state.runtime  # type: ignore[attr-defined]
+    with rt.db.read() as conn:
+        scopes = sorted(conn.execute(select(login_failures.c.scope)).scalars())
+    # The address, like a wrong password; not the account: a credential id is no secret,
+    # and a stranger must not throttle its owner's password sign-in with it.
+    assert scopes == ["address"]

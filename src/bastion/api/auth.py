@@ -125,7 +125,9 @@ def verify(request: Request, transaction_id: str, body: VerifyBody) -> dict[str,
     summary="Start a passwordless sign-in with a passkey (no username): request options",
 )
 def passkey_start(request: Request) -> dict[str, Any]:
-    started = passkey_options(runtime(request).authn)
+    context = client_context(request)
+    with count_refused(request, context.ip):
+        started = passkey_options(runtime(request).authn, context=context)
     return {"transaction_id": started.transaction_id, "options": started.options}
 
 

@@ -9,11 +9,13 @@ user handle names the account. User verification is required, so the passkey alo
 proves two categories (``aal2``; ``aal3`` when it is device-bound, BE = 0).
 
 Throttled and audited like a password login (``authn.login``): the per-address count is
-checked first and counted on every failure (the account's once the credential names
-one), and every refusal — unknown or expired transaction, unknown credential, a
-signature, origin, flag or counter refused, a suspended user — answers the same
-``401 invalid_credentials``; the reason is only in the audit log (``login.failure``, and
-``webauthn.refused`` once a stored credential is involved).
+checked first (also for new options) and counted on every failure. The account's count
+is not, unless the key itself verified (a suspended user): a credential id is no
+secret, and a stranger must not throttle its owner's password with it. Every refusal
+(unknown or expired transaction, unknown credential, a signature, origin, flag or
+counter refused, a suspended user) answers the same ``401 invalid_credentials``; the
+reason is only in the audit log (``login.failure``, and ``webauthn.refused`` once a
+stored credential is involved).
 """
 
 from __future__ import annotations
@@ -46,13 +48,18 @@ class PasskeyStart:
     options: dict[str, Any]
 
 
-def passkey_options(deps: AuthnDeps) -> PasskeyStart:
-    """A passkey sign-in transaction and its request options (no allow list, UV required)."""
+def passkey_options(deps: AuthnDeps, *, context: ClientContext) -> PasskeyStart:
+    """A passkey sign-in transaction and its request options (no allow list, UV required);
+    refused (429) while the address is throttled for failed sign-ins."""
     rp = deps.relying_party
     if rp is None:
         raise webauthn_unavailable()
+    throttles = deps.throttles
+    address_key = throttles.by_address.key(deps.sealer, context.ip or "-")
     with deps.db.begin() as conn:
-        pending = issue_passkey_challenge(conn, now=deps.clock.now())
+        now = deps.clock.now()
+        throttles.by_address.check(conn, address_key, now=now)
+        pending = issue_passkey_challenge(conn, now=now)
     options = authentication_options(
         rp=rp, challenge=pending.challenge, user_verification="required"
     )

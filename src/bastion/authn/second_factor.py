@@ -195,10 +195,10 @@ def verify_factor(
                 for m in available
                 if m != method and (tx.required_acr != "aal3" or m in AAL3_METHODS)
             ]
-            # A step-up ends with what was proven when nothing offered can raise it (a
-            # synced passkey asked for aal3): fresh tokens at that level, and the action
-            # that asked for more stays refused.
-            if further or tx.purpose != "step_up":
+            # A step-up ends with what was proven when nothing offered can raise it and
+            # that is still multi-factor (a synced passkey asked for aal3): fresh tokens
+            # at that level, and the action that asked for more stays refused.
+            if further or tx.purpose != "step_up" or not acr_satisfies(assurance.acr, "aal2"):
                 return mfa_required(tx, further, now=now)
         close(conn, tx.id, status="completed")
         amr = list(assurance.amr)
