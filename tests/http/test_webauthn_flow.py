@@ -205,3 +205,19 @@ def test_remove_a_key_needs_a_fresh_proof(env: Env) -> None:
     stale = env.client.delete(f"/me/factors/{factor['id']}", headers=bearer(tokens))
     assert stale.status_code == 401
     assert "insufficient_user_authentication" in stale.headers["www-authenticate"]
+
+
+def test_aal3_admin_actions_are_reachable_with_a_device_bound_key(env: Env) -> None:
+    # Export, factor resets and audit export: reachable by a real sign-in (issue 13).
+    _, tokens = signed_in_admin(env)
+    key = SoftAuthenticator()
+    assert register_key(env, bearer(tokens), key).status_code == 201
+    env.next_step()
+    signed_in = sign_in_with_key(env, key)
+    assert signed_in.json()["acr"] == "aal3"
+    auth = bearer(signed_in.json())
+    assert env.client.get("/admin/audit/export", headers=auth).status_code == 200
+    made = env.client.post("/admin/users", headers=auth, json={"username": "kim", "roles": []})
+    assert made.status_code == 201, made.text
+    reset = env.client.post(f"/admin/users/{made.json()['id']}/reset-factors", headers=auth)
+    assert reset.status_code == 200, reset.text
