@@ -6,7 +6,9 @@ from sqlalchemy import select
 
 from bastion.storage.schema import users
 from tests.admin.helpers import Minted, events, mint, problem, runtime_of
+from tests.http.webauthn_helpers import register_key
 from tests.support.app import Env
+from tests.support.authenticator import SoftAuthenticator
 
 
 def bootstrap_admin_id(env: Env) -> str:
@@ -194,6 +196,9 @@ def test_aal3_needed_for_factor_reset_and_audit_export(env: Env) -> None:
 
 def test_policy_switch_raises_admin_actions_to_aal3(env: Env) -> None:
     admin = mint(env, acr="aal3")
+    bootstrap = {"Authorization": f"Bearer {env.login().json()['access_token']}"}
+    for auth in (admin.auth, bootstrap):  # no lock-out: every admin holds a security key
+        assert register_key(env, auth, SoftAuthenticator()).status_code == 201
     document = env.client.get("/admin/policy", headers=admin.auth).json()
     document["admin_requires_aal3"] = True
     assert env.client.put("/admin/policy", headers=admin.auth, json=document).status_code == 200
