@@ -35,6 +35,7 @@ from bastion.storage import Database, new_id
 from bastion.vectors.ann import AnnIndex
 from bastion.vectors.audit import audited
 from bastion.vectors.batching import SearchBatcher
+from bastion.vectors.checks import check_batch, check_query
 from bastion.vectors.engine import (
     CollectionInfo,
     CollectionSpec,
@@ -335,13 +336,7 @@ class EmbeddedEngine:
         keys = [point.key for point in points_]
         if len(set(keys)) != len(keys):
             raise BadRequest("duplicate point ids in one batch")
-        if vectors.ndim != 2 or vectors.shape != (len(keys), live.spec.dim):
-            raise BadRequest(
-                f"wrong vector dimension: expected {live.spec.dim}, "
-                f"got {vectors.shape[-1] if vectors.ndim == 2 else 'a ragged batch'}"
-            )
-        if not np.isfinite(vectors).all():
-            raise BadRequest("vectors must not contain NaN or infinity")
+        check_batch(vectors, live.spec, len(keys))
         payloads = [point.payload for point in points_]
         return await _off_loop(lambda: self._upsert(live, keys, vectors, payloads, actor))
 
@@ -468,12 +463,7 @@ class EmbeddedEngine:
         if self._watch is not None:
             await self._fresh()
         live = self._get(tenant_id, name)
-        if query.vector.shape != (live.spec.dim,):
-            raise BadRequest(
-                f"wrong vector dimension: expected {live.spec.dim}, got {query.vector.shape[-1]}"
-            )
-        if not np.isfinite(query.vector).all():
-            raise BadRequest("the query vector must not contain NaN or infinity")
+        check_query(query.vector, live.spec)
         plain = live.plain_ann(query)
         if plain is not None:  # the graph alone answers: batched with its neighbours
             vector, breadth = plain

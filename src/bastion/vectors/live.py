@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bastion.vectors.ann import AnnIndex
+from bastion.vectors.checks import unit, unit_rows
 from bastion.vectors.engine import (
     CollectionSpec,
     PayloadSelector,
@@ -76,21 +77,15 @@ class LiveCollection:
 
     def prepare(self, vectors: Vector) -> Vector:
         """The stored form: Cosine vectors are normalised once, on write (as Qdrant)."""
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.spec.distance == "Cosine":
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            norms[norms == 0] = 1.0
-            vectors = (vectors / norms).astype(np.float32)
-        return vectors
+            return unit_rows(vectors)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def _prepare_query(self, vector: Vector) -> Vector:
         """``prepare`` for one query vector, without the batch machinery (hot path)."""
-        vector = np.ascontiguousarray(vector, dtype=np.float32)
         if self.spec.distance == "Cosine":
-            norm = math.sqrt(float(vector @ vector))
-            if norm > 0:
-                vector = vector * np.float32(1.0 / norm)
-        return vector
+            return unit(vector)
+        return np.ascontiguousarray(vector, dtype=np.float32)
 
     def plan_slots(self, keys: Sequence[str]) -> SlotPlan:
         free = list(self.free)

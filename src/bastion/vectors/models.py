@@ -23,14 +23,16 @@ from bastion.vectors.engine import (
     SearchQuery,
     Vector,
 )
-from bastion.vectors.errors import BadRequest, PayloadTooLarge
+from bastion.vectors.errors import BadRequest
 from bastion.vectors.filters import Filter, parse_filter
 from bastion.vectors.ids import parse_point_id, parse_point_ids
+from bastion.vectors.payloads import check_payload
 
 MAX_LIMIT = 10_000
 MAX_OFFSET = 100_000
 MAX_BATCH = 10_000
 MAX_DIM = 65_536
+MAX_VECTOR_WRAPPERS = 3
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
 
 
@@ -104,15 +106,24 @@ def with_vector_of(raw: Any) -> bool:
 
 
 def vector_of(raw: Any, where: str = "vector") -> Vector:
-    """One dense vector (a list of numbers, or Qdrant's ``{"": [...]}`` / named form)."""
-    if isinstance(raw, dict):
+    """One dense vector (a list of numbers, or Qdrant's ``{"": [...]}`` / named form).
+
+    Wrappers are taken off in a loop, at most ``MAX_VECTOR_WRAPPERS`` of them (Qdrant's
+    deepest form is ``{"nearest": {"vector": {"": [...]}}}``): ~990 nested wrappers used
+    to exhaust Python's recursion limit (a 500, issue 11, item 15)."""
+    for _ in range(MAX_VECTOR_WRAPPERS + 1):
+        if not isinstance(raw, dict):
+            break
         if "nearest" in raw:
-            return vector_of(raw["nearest"], where)
-        if set(raw) <= {"name", "vector"} and "vector" in raw:
-            return vector_of(raw["vector"], where)
-        if len(raw) == 1 and "" in raw:
-            return vector_of(raw[""], where)
-        raise BadRequest(f"{where}: named, sparse and multi vectors are not supported")
+            raw = raw["nearest"]
+        elif set(raw) <= {"name", "vector"} and "vector" in raw:
+            raw = raw["vector"]
+        elif len(raw) == 1 and "" in raw:
+            raw = raw[""]
+        else:
+            raise BadRequest(f"{where}: named, sparse and multi vectors are not supported")
+    else:
+        raise BadRequest(f"{where} is wrapped too deeply (nearest / vector)")
     if not isinstance(raw, list) or not raw:
         raise BadRequest(f"{where} must be a non-empty list of numbers")
     try:
@@ -162,9 +173,9 @@ def points_of(body: dict[str, Any], max_payload_bytes: int) -> tuple[list[PointW
         if not isinstance(batch, dict):
             raise BadRequest("batch must be an object")
         ids, raw_vectors = batch.get("ids"), batch.get("vectors")
-        payloads = batch.get("payloads") or [None] * len(ids or [])
         if not isinstance(ids, list) or not isinstance(raw_vectors, list):
             raise BadRequest("batch needs ids and vectors lists")
+        payloads = batch.get("payloads") or [None] * len(ids)
         if not isinstance(payloads, list) or not len(ids) == len(raw_vectors) == len(payloads):
             raise BadRequest("batch ids, vectors and payloads must have the same length")
         items = [
@@ -187,12 +198,7 @@ def points_of(body: dict[str, Any], max_payload_bytes: int) -> tuple[list[PointW
             raise BadRequest(f"points[{index}] must have an id and a vector")
         payload = item.get("payload")
         if payload is not None:
-            if not isinstance(payload, dict):
-                raise BadRequest(f"points[{index}].payload must be an object")
-            if len(orjson.dumps(payload)) > max_payload_bytes:
-                raise PayloadTooLarge(
-                    f"points[{index}].payload is larger than {max_payload_bytes} bytes"
-                )
+            check_payload(payload, f"points[{index}].payload", max_payload_bytes)
         writes.append(PointWrite(parse_point_id(item["id"]), payload))
         rows.append(vector_of(item["vector"], f"points[{index}].vector"))
     if len({len(row) for row in rows}) != 1:

@@ -24,7 +24,6 @@ from datetime import UTC
 from typing import Any, TypeVar
 
 import anyio.to_thread
-import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import AsyncConnection, errors, sql
@@ -35,6 +34,7 @@ from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
 from bastion.storage import Database, new_id
 from bastion.vectors.audit import audited
+from bastion.vectors.checks import check_batch
 from bastion.vectors.engine import (
     CollectionInfo,
     CollectionSpec,
@@ -305,13 +305,7 @@ class PgVectorEngine:
         keys = [point.key for point in points]
         if len(set(keys)) != len(keys):
             raise BadRequest("duplicate point ids in one batch")
-        if vectors.ndim != 2 or vectors.shape != (len(keys), live.spec.dim):
-            raise BadRequest(
-                f"wrong vector dimension: expected {live.spec.dim}, "
-                f"got {vectors.shape[-1] if vectors.ndim == 2 else 'a ragged batch'}"
-            )
-        if not np.isfinite(vectors).all():
-            raise BadRequest("vectors must not contain NaN or infinity")
+        check_batch(vectors, live.spec, len(keys))
         payloads = [storable_payload(point.payload, index) for index, point in enumerate(points)]
         stored = list(prepare(vectors, live.spec.distance))
 

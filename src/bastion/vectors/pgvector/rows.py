@@ -10,6 +10,7 @@ import numpy as np
 import orjson
 from psycopg.types.json import Jsonb
 
+from bastion.vectors.checks import unit_rows
 from bastion.vectors.engine import (
     CollectionSpec,
     PayloadSelector,
@@ -35,13 +36,10 @@ def threshold_rows(spec: CollectionSpec) -> int:
 
 
 def prepare(vectors: Vector, distance: str) -> Vector:
-    """The stored form: Cosine vectors unit-length (a zero vector stays zero)."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    """The stored form: Cosine vectors unit-length (``vectors.checks``)."""
     if distance == "Cosine":
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        vectors = (vectors / norms).astype(np.float32)
-    return vectors
+        return unit_rows(vectors)
+    return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 def storable_payload(payload: dict[str, Any] | None, index: int) -> Jsonb:

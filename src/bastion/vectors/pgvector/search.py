@@ -9,11 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 from psycopg import sql
 
+from bastion.vectors.checks import check_query
 from bastion.vectors.engine import ScoredRecord, SearchQuery, Vector
-from bastion.vectors.errors import BadRequest
 from bastion.vectors.pgvector import queries
 from bastion.vectors.pgvector.pool import Connections
 from bastion.vectors.pgvector.rows import default_ef, prepare, scored, threshold_rows
@@ -36,12 +35,7 @@ class Searches:
         self._estimates.pop(collection_id, None)
 
     def check(self, live: PgCollection, query: SearchQuery) -> None:
-        if query.vector.shape != (live.spec.dim,):
-            raise BadRequest(
-                f"wrong vector dimension: expected {live.spec.dim}, got {query.vector.shape[-1]}"
-            )
-        if not np.isfinite(query.vector).all():
-            raise BadRequest("the query vector must not contain NaN or infinity")
+        check_query(query.vector, live.spec)
 
     async def run(self, live: PgCollection, query: SearchQuery) -> list[ScoredRecord]:
         """The nearest points: by the graph, or exactly (small collection, ``exact``, or
