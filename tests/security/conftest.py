@@ -16,6 +16,8 @@ import pytest
 from tests.support.postgres import fresh_database
 from tests.support.server import LiveServer, start_server
 
+from bastion.audit import StoredEvent, query
+
 _names = itertools.count()
 
 
@@ -40,6 +42,15 @@ class DataPlane:
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=self.headers(), timeout=60)
+
+    def events(self, action: str) -> list[StoredEvent]:
+        """The audit events ``action`` recorded so far (read from the server's database)."""
+        runtime = self.live._runtime()
+        try:
+            with runtime.db.read() as conn:
+                return list(query(conn, tenant_id=None, action=action, limit=1000).events)
+        finally:
+            runtime.close()
 
     def collection(self, http: httpx.Client, *, size: int = 4, distance: str = "Dot") -> str:
         """A new collection of its own for one test."""

@@ -214,6 +214,18 @@ async def create_payload_index(request: Request, name: str) -> Response:
     return _ok(_update_result(), started)
 
 
+@_route(
+    "DELETE", "/collections/{name}/index/{field_name:anything}", "Delete a payload index (Qdrant's)"
+)
+async def delete_payload_index(request: Request, name: str, field_name: str) -> Response:
+    started = time.perf_counter()
+    principal = await authorize(request, "indexes.write", collection=name)
+    await _engine(request).delete_payload_index(
+        principal.tenant_id, name, field_name, actor=principal.id
+    )
+    return _ok(_update_result(), started)
+
+
 # -- points: writes --------------------------------------------------------------------
 
 

@@ -212,11 +212,14 @@ class EmbeddedEngine:
     def _catch_up(self, live: LiveCollection, version: int, indexes: Sequence[Any]) -> None:
         wanted = {i["field"]: i["schema"] for i in indexes if i["collection_id"] == live.id}
         missing = {f: s for f, s in wanted.items() if live.index_schema.get(f) != s}
-        if version == live.version and not missing:
+        dropped = set(live.index_schema) - set(wanted)
+        if version == live.version and not missing and not dropped:
             return  # most commits (audit, sessions) change no collection: searches go on
         with live.lock.write():
             with self.db.read() as conn:
                 catch_up(conn, live)
+            for field in dropped:
+                live.remove_payload_index(field)
             for field, schema in missing.items():
                 live.add_payload_index(field, schema)
 
@@ -319,6 +322,30 @@ class EmbeddedEngine:
                 live.add_payload_index(field_name, schema)
 
         await _off_loop(work)
+
+    async def delete_payload_index(
+        self, tenant_id: str, name: str, field_name: str, *, actor: str
+    ) -> bool:
+        await self._fresh()
+        live = self._get(tenant_id, name)
+
+        def work() -> bool:
+            with live.lock.write():
+                self._check_alive(live)
+                with self.db.begin() as conn:
+                    dropped = conn.execute(
+                        delete(payload_indexes).where(
+                            payload_indexes.c.collection_id == live.id,
+                            payload_indexes.c.field == field_name,
+                        )
+                    ).rowcount
+                    if dropped:
+                        audited(conn, "index.deleted", tenant_id, name, actor, self.clock.now(),
+                                field=field_name)  # fmt: skip
+                live.remove_payload_index(field_name)
+                return bool(dropped)
+
+        return await _off_loop(work)
 
     # -- writes ------------------------------------------------------------------------
 

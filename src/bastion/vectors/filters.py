@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bastion.text import why_unsafe
 from bastion.vectors.errors import BadRequest
 from bastion.vectors.ids import parse_point_id
 
@@ -102,6 +103,18 @@ def parse_key(key: Any) -> tuple[PathPart, ...]:
         for bracket in re.findall(r"\[(\d*)\]", found.group(2)):
             parts.append(PathPart("", True if bracket == "" else int(bracket)))
     return tuple(parts)
+
+
+def parse_index_field(name: Any) -> tuple[PathPart, ...]:
+    """A payload index's ``field_name``: a valid filter key (``parse_key``), and, as every
+    name people choose (``bastion.text``), free of control and invisible formatting
+    characters. Any name used to be accepted, and ``GET /collections/{name}`` then
+    answered 400 for everyone (issue 11, item 6)."""
+    parts = parse_key(name)
+    reason = why_unsafe(name)
+    if reason is not None:
+        raise BadRequest(f"field_name {reason}")
+    return parts
 
 
 def parse_filter(raw: Any, *, _depth: int = 0) -> Filter:

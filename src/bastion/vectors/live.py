@@ -27,6 +27,7 @@ from bastion.vectors.engine import (
     SearchQuery,
     Vector,
 )
+from bastion.vectors.errors import BadRequest
 from bastion.vectors.filters import Filter
 from bastion.vectors.predicates import compile_filter, extract, indexable_matches, required_keys
 from bastion.vectors.predicates import typed as typed_value
@@ -170,6 +171,10 @@ class LiveCollection:
             for slot in np.flatnonzero(self.live[: len(self.keys)]).tolist():
                 self._index_field(field, slot)
 
+    def remove_payload_index(self, field: str) -> None:
+        self.index_schema.pop(field, None)
+        self.inverted.pop(field, None)
+
     def _index_field(self, field: str, slot: int) -> None:
         payload = self.payloads[slot]
         if not payload or field not in payload:
@@ -201,6 +206,9 @@ class LiveCollection:
         counts: dict[str, int] = {}
         for field in self.index_schema:
             path = _path(field)
+            if path is None:  # a name stored before names were checked: no count
+                counts[field] = 0
+                continue
             counts[field] = sum(
                 1
                 for slot, payload in enumerate(self.payloads)
@@ -395,7 +403,10 @@ class LiveCollection:
 def _path(field: str) -> Any:
     from bastion.vectors.filters import parse_key
 
-    return parse_key(field)
+    try:
+        return parse_key(field)
+    except BadRequest:
+        return None
 
 
 def select_payload(

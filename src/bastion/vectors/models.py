@@ -24,7 +24,7 @@ from bastion.vectors.engine import (
     Vector,
 )
 from bastion.vectors.errors import BadRequest
-from bastion.vectors.filters import Filter, parse_filter
+from bastion.vectors.filters import Filter, parse_filter, parse_index_field
 from bastion.vectors.ids import parse_point_id, parse_point_ids
 from bastion.vectors.payloads import check_payload
 
@@ -235,6 +235,7 @@ def index_request(body: dict[str, Any]) -> tuple[str, str]:
     field = body.get("field_name")
     if not isinstance(field, str) or not field:
         raise BadRequest("field_name must be a non-empty string")
+    parse_index_field(field)
     schema = body.get("field_schema")
     if isinstance(schema, dict):
         schema = schema.get("type")

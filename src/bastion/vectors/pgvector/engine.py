@@ -176,7 +176,7 @@ class PgVectorEngine:
                 where = Where()
                 counts: list[sql.Composable] = [sql.SQL("count(*)")]
                 for field, _schema in indexes:
-                    path = jsonpath(parse_key(field))
+                    path = _field_path(field)
                     counts.append(
                         sql.SQL(
                             "count(*) FILTER (WHERE jsonb_path_exists(payload, {}::jsonpath))"
@@ -291,6 +291,22 @@ class PgVectorEngine:
             return self._write(change)
 
         await self._on(tenant_id, name, work)
+
+    async def delete_payload_index(
+        self, tenant_id: str, name: str, field_name: str, *, actor: str
+    ) -> bool:
+        def work(live: PgCollection) -> Awaitable[bool]:
+            def change(conn: Connection, driver: psycopg.Connection[Any]) -> bool:
+                dropped = driver.execute(queries.DELETE_PAYLOAD_INDEX, (live.id, field_name))
+                if not dropped.rowcount:
+                    return False
+                audited(conn, "index.deleted", tenant_id, name, actor, self.clock.now(),
+                        field=field_name)  # fmt: skip
+                return True
+
+            return self._write(change)
+
+        return await self._on(tenant_id, name, work)
 
     async def upsert(
         self,
@@ -453,3 +469,13 @@ class PgVectorEngine:
         live = await self._get(tenant_id, name)
         self._searches.check(live, query)
         return await self._on(tenant_id, name, lambda live: self._searches.run(live, query))
+
+
+def _field_path(field: str) -> str | None:
+    """The jsonpath of a payload index's field; None for a name stored before names were
+    checked (``parse_index_field``), which then counts no points instead of failing
+    ``GET /collections/{name}`` for everyone."""
+    try:
+        return jsonpath(parse_key(field))
+    except BadRequest:
+        return None
