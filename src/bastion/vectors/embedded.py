@@ -504,8 +504,10 @@ class EmbeddedEngine:
                     return live.finish_ann(labels, raw, query)
                 finally:
                     live.lock.release_read()
-        # A cheap plan runs right here: a thread hop costs more CPU than a search.
-        if live.is_cheap(query.filter) and live.lock.try_acquire_read():
+        # A cheap plan runs right here: a thread hop costs more CPU than a search. Any
+        # other (a filter over many points, a long exact scan) runs in a worker thread:
+        # on the loop it would stall every other request meanwhile.
+        if live.is_cheap(query) and live.lock.try_acquire_read():
             try:
                 return live.search(query)
             finally:

@@ -38,6 +38,12 @@ INDEXED_SCHEMAS = ("keyword", "integer", "bool", "uuid")  # exact-value inverted
 _OVERSAMPLE_MIN_FRACTION = 0.2
 EF_SCALE_POINTS = 100_000  # the default ef applies as is up to this many points
 MAX_DEFAULT_EF = 1024
+# What a search may cost on the event loop (issue 11, item 5): a request run there stalls
+# every other one meanwhile, so only work bounded to about a millisecond runs there;
+# more goes to a worker thread (a hop costs ~0.4 ms of CPU, docs/benchmarks.md).
+ON_LOOP_RESULTS = 1_000  # offset + limit
+ON_LOOP_FILTER_STEPS = 4_096  # candidate points x filter weight (conditions + values)
+ON_LOOP_MULTIPLY_ADDS = 1 << 22  # an exact scan: candidate points x dimension
 
 
 @dataclass(frozen=True)
@@ -221,11 +227,26 @@ class LiveCollection:
     def live_slots(self) -> Slots:
         return np.flatnonzero(self.live[: len(self.keys)]).astype(np.int64)
 
-    def is_cheap(self, node: Filter | None) -> bool:
-        """Whether evaluating ``node`` is fast enough for the event loop."""
-        if node is None or self.count <= 20_000:
-            return True
-        return self._narrowed(node) is not None
+    def is_cheap(self, query: SearchQuery) -> bool:
+        """Whether ``search(query)`` is bounded to about a millisecond: then it may run on
+        the event loop (the ``ON_LOOP_*`` bounds). A filter's cost is its weight times
+        the points it is evaluated on (all of them, or those its ids and payload
+        indexes narrow it to); an exact scan's, the points times the dimension."""
+        if query.offset + query.limit > ON_LOOP_RESULTS:
+            return False
+        node = query.filter
+        candidates = self.count
+        if node is not None:
+            if node.weight > ON_LOOP_FILTER_STEPS:
+                return False
+            narrowed = self._narrowed(node)
+            if narrowed is not None:
+                candidates = len(narrowed)
+            if candidates * node.weight > ON_LOOP_FILTER_STEPS:
+                return False
+        if not (query.exact or candidates <= self._threshold_rows()):
+            return node is None  # the graph; a filtered graph search builds a mask
+        return candidates * self.spec.dim <= ON_LOOP_MULTIPLY_ADDS
 
     def _narrowed(self, node: Filter) -> set[int] | None:
         narrowed: set[int] | None = None
@@ -285,7 +306,7 @@ class LiveCollection:
         """For a query the graph answers alone (no filter, not exact, a big enough
         collection): the prepared vector and the search breadth; else None."""
         need = query.offset + query.limit
-        if query.filter is not None or query.exact or need <= 0:
+        if query.filter is not None or query.exact or need <= 0 or need > ON_LOOP_RESULTS:
             return None
         if self.count <= self._threshold_rows():
             return None
