@@ -279,6 +279,49 @@ def test_restart_without_shutdown_catches_up_from_rows(data_dir: Path) -> None:
     assert 0 not in ids_of(search(again, query, limit=10))
 
 
+def _caught_up(caplog: pytest.LogCaptureFixture) -> list[str]:
+    found = [r.getMessage() for r in caplog.records if "caught up" in r.getMessage()]
+    caplog.clear()
+    return found
+
+
+def test_the_index_is_saved_after_a_catch_up_so_restarts_do_not_replay(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 16: "2 caught up" on every start. The index is saved once caught up (and a
+    label already marked deleted is not stale again), so the next start, even after
+    another crash, has nothing to replay."""
+    caplog.set_level("INFO", logger="bastion.vectors")
+    engine = open_engine(data_dir)
+    ingest(engine, 1000, exact_below_kib=1)
+    run(engine.delete_points(A, "docs", keys=[parse_point_id(7)], actor=ACTOR))
+    engine.close()  # saved, with point 7 marked deleted
+    run(engine.upsert(A, "docs", writes([5000], {"late": 1}), vectors(1, seed=3), actor=ACTOR))
+    run(engine.delete_points(A, "docs", keys=[parse_point_id(0)], actor=ACTOR))
+    caplog.clear()
+    # killed: no close(). The first start catches up the two writes ...
+    again = open_engine(data_dir)
+    assert _caught_up(caplog) == [
+        "collection docs: loaded its saved index (999 points, 2 caught up)"
+    ]
+    # ... and, killed again, the second start has nothing left to replay
+    third = open_engine(data_dir)
+    assert _caught_up(caplog) == [
+        "collection docs: loaded its saved index (999 points, 0 caught up)"
+    ]
+    third.close()
+    assert _caught_up(caplog) == []
+    fourth = open_engine(data_dir)
+    assert _caught_up(caplog) == [
+        "collection docs: loaded its saved index (999 points, 0 caught up)"
+    ]
+    assert run(fourth.count(A, "docs", filter=None)) == 999
+    top = search(fourth, vectors(1, seed=3)[0], limit=1)
+    assert ids_of(top) == [5000]
+    for opened in (again, third, fourth):
+        opened.db.dispose()
+
+
 def test_restart_with_no_index_file_rebuilds(data_dir: Path) -> None:
     engine = open_engine(data_dir)
     ingest(engine, 2000, exact_below_kib=1)

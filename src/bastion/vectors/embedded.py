@@ -671,16 +671,23 @@ class EmbeddedEngine:
             return False
         changed = versions > marker["version"]
         ann.add(vectors[changed], slots[changed])
-        stale = np.setdiff1d(ann.labels(), slots)
+        # Labels without a row, not counting those already marked deleted (hnswlib still
+        # lists them): those made every start report them as caught up again.
+        stale = np.setdiff1d(np.setdiff1d(ann.labels(), slots), ann.deleted_labels())
         ann.delete(stale)
         live.ann = ann
-        live.dirty = bool(changed.any() or len(stale))
+        caught_up = int(changed.sum()) + len(stale)
+        live.dirty = caught_up > 0
         log.info(
             "collection %s: loaded its saved index (%d points, %d caught up)",
             live.spec.name,
             live.count,
-            int(changed.sum()) + len(stale),
+            caught_up,
         )
+        if caught_up:  # saved now, so that the next start (even after a crash) need not
+            with self._saving():  # replay the same writes
+                if not self._saved_since(live):
+                    self._save_index(live)
         return True
 
     def _build_index(self, live: LiveCollection, slots: Any, vectors: Vector, total: int) -> None:
