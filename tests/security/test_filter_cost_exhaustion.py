@@ -115,22 +115,23 @@ def test_an_expensive_filtered_search_does_not_stall_other_requests(
             started = time.monotonic()
             done["answer"] = post(http, f"/collections/{name}/points/search", heavy)
             done["seconds"] = time.monotonic() - started
+            done["at"] = time.monotonic()
 
     worker = threading.Thread(target=search)
     worker.start()
     time.sleep(0.4)  # the search is under way
-    waits = []
+    answered = []
     for _ in range(3):
-        started = time.monotonic()
         jwks = httpx.get(f"{dataplane.url}/.well-known/jwks.json", timeout=30)
-        waits.append(time.monotonic() - started)
+        answered.append(time.monotonic())
         assert jwks.status_code == 200
     worker.join(60)
     assert done["answer"].status_code == 200, done["answer"].text
     assert len(done["answer"].json()["result"]) == 3
-    if dataplane.engine == "embedded":  # evaluated in Python: the search is slow
+    if dataplane.engine == "embedded":  # evaluated in Python: the search is slow ...
         assert done["seconds"] > 1.0, "the search must be slow for this test to mean anything"
-    assert max(waits) < 0.5, waits
+        # ... and the loop answered meanwhile: on the loop, jwks waited for it to end
+        assert max(answered) < done["at"] - 0.2, (answered, done)
 
 
 @pytest.mark.parametrize("limit", [5_000])
