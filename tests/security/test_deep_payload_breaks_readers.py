@@ -18,7 +18,7 @@ import pytest
 from tests.security.conftest import DataPlane, qdrant_error
 
 MAX_PAYLOAD_BYTES = 64 * 1024  # the default ``max_payload_bytes``
-MAX_PAYLOAD_DEPTH = 64  # ``bastion.vectors.payloads.MAX_PAYLOAD_DEPTH`` (docs/vectors.md)
+MAX_PAYLOAD_DEPTH = 64  # ``bastion.vectors.models.MAX_PAYLOAD_DEPTH`` (docs/vectors.md)
 
 
 def deep(levels: int) -> dict[str, Any]:
