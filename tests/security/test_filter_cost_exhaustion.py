@@ -136,7 +136,8 @@ def test_an_expensive_filtered_search_does_not_stall_other_requests(
 
 @pytest.mark.parametrize("limit", [5_000])
 def test_a_large_result_page_is_built_off_the_event_loop(dataplane: DataPlane, limit: int) -> None:
-    """``limit`` + ``offset`` past ``ON_LOOP_RESULTS`` is answered (off the loop)."""
+    """A page past ``ON_LOOP_RESULTS`` is searched, and a heavy answer encoded, in a worker
+    thread: answered in full all the same."""
     with dataplane.client() as http:
         name = dataplane.collection(http)
         points = [{"id": i, "vector": [1, 0, 0, i % 7]} for i in range(1500)]
@@ -146,3 +147,18 @@ def test_a_large_result_page_is_built_off_the_event_loop(dataplane: DataPlane, l
         )
         assert found.status_code == 200, found.text
         assert len(found.json()["result"]) == 1500
+        page = http.post(
+            f"/collections/{name}/points/scroll", json={"limit": limit, "with_vector": True}
+        )
+        assert page.status_code == 200, page.text
+        assert int(page.headers["content-length"]) == len(page.content)
+        assert [p["vector"][3] for p in page.json()["result"]["points"][:8]] == [
+            0,
+            1,
+            2,
+            3,
+            4,
+            5,
+            6,
+            0,
+        ]

@@ -17,6 +17,7 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from bastion.api.guard import authorize, runtime, tenant_rules
 from bastion.api.routing import RouteTable
@@ -49,10 +50,45 @@ def _engine(request: Request) -> VectorEngine:
 
 
 def _ok(result: Any, started: float) -> Response:
+    if _weight(result) > _ENCODE_OFF_LOOP_WEIGHT:
+        return _EncodedOffLoop(result, started)
+    return Response(_envelope(result, started), 200, media_type="application/json")
+
+
+def _envelope(result: Any, started: float) -> bytes:
     body = {"result": result, "status": "ok", "time": time.perf_counter() - started}
-    return Response(
-        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), 200, media_type="application/json"
-    )
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+# An answer heavier than this (points x (64 + vector length)) is encoded in a worker
+# thread: 10,000 points with vectors take orjson tens of ms, which on the event loop
+# would stall every other request meanwhile (issue 11, item 5).
+_ENCODE_OFF_LOOP_WEIGHT = 16_384
+
+
+def _weight(result: Any) -> int:
+    points = result.get("points") if isinstance(result, dict) else result
+    if not isinstance(points, list) or not points:
+        return 0
+    first = points[0]
+    vector = first.get("vector") if isinstance(first, dict) else None
+    return len(points) * (64 + (len(vector) if isinstance(vector, list) else 0))
+
+
+class _EncodedOffLoop(Response):
+    """Qdrant's envelope around a large result, encoded in a worker thread when sent."""
+
+    media_type = "application/json"
+
+    def __init__(self, result: Any, started: float) -> None:
+        super().__init__(b"", 200)
+        self._result = result
+        self._started = started
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.body = await run_in_threadpool(_envelope, self._result, self._started)
+        self.init_headers()  # the length of the encoded body
+        await super().__call__(scope, receive, send)
 
 
 # A body larger than this is parsed (and an upsert's points checked) in a worker thread:
