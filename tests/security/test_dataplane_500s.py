@@ -94,3 +94,17 @@ def test_qdrant_wrapped_vectors_still_work(dataplane: DataPlane) -> None:
             found = http.post(f"/collections/{name}/points/query", json={"query": query})
             assert found.status_code == 200, (query, found.text)
             assert [p["id"] for p in found.json()["result"]["points"]] == [1]
+
+
+@pytest.mark.parametrize("route", ["count", "scroll", "search", "delete"])
+def test_filter_nested_past_the_encoder_limit_is_a_400(dataplane: DataPlane, route: str) -> None:
+    deep = '{"must":[' * 300 + "{}" + "]}" * 300
+    vector = ', "vector": [1, 0, 0, 0]' if route == "search" else ""
+    with dataplane.client() as http:
+        name = dataplane.collection(http)
+        sent = http.post(
+            f"/collections/{name}/points/{route}",
+            content=f'{{"filter": {deep}{vector}}}',
+            headers={"content-type": "application/json"},
+        )
+        assert "nested too deeply" in qdrant_error(sent)

@@ -97,10 +97,16 @@ _PARSE_OFF_LOOP_BYTES = 256 * 1024
 
 
 async def _body(request: Request) -> dict[str, Any]:
+    """The JSON body; a large one, and a large ``filter`` in it, parsed in a worker thread
+    (``body_models.filter_of`` then finds the filter parsed)."""
     raw = await request.body()
     if len(raw) > _PARSE_OFF_LOOP_BYTES:
-        return await run_in_threadpool(body_models.load_json, raw)
-    return body_models.load_json(raw)
+        body = await run_in_threadpool(body_models.load_json, raw)
+    else:
+        body = body_models.load_json(raw)
+    if body_models.is_heavy_filter(body):
+        return await run_in_threadpool(body_models.parse_heavy_filter, body)
+    return body
 
 
 def _searched(request: Request, principal: Principal, name: str, kind: str, found: int) -> None:

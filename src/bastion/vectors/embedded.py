@@ -549,9 +549,9 @@ class EmbeddedEngine:
     ) -> ScrollPage:
         await self._fresh()
         live = self._get(tenant_id, name)
-        predicate = compile_filter(filter) if filter is not None else None
 
         def work() -> ScrollPage:
+            predicate = compile_filter(filter) if filter is not None else None
             found: list[PointRecord] = []
             cursor = offset_key
             inclusive = True

@@ -33,7 +33,7 @@ _MISSING: Any = object()
 MAX_DEPTH = 16
 MAX_LIST_CONDITIONS = 1024  # in one must / should / must_not list
 MAX_FILTER_CONDITIONS = 4096  # in the whole filter
-MAX_FILTER_VALUES = 100_000  # in all its match any / except and has_id lists
+MAX_FILTER_VALUES = 10_000  # in all its match any / except and has_id lists
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ from bastion.vectors.pgvector.tables import (
     payload_index_statement,
     table_name,
 )
-from bastion.vectors.pgvector.where import Where, jsonpath
+from bastion.vectors.pgvector.where import Where, compiled, jsonpath
 
 log = logging.getLogger("bastion.vectors")
 T = TypeVar("T")
@@ -351,7 +351,7 @@ class PgVectorEngine:
                 where.bind(list(dict.fromkeys(keys)))
             )
         else:
-            condition = where.filter(filter or Filter())
+            condition = await compiled(where, filter or Filter())
 
         def work(live: PgCollection) -> Awaitable[int]:
             statement = sql.SQL("DELETE FROM {} WHERE {}").format(
@@ -405,7 +405,7 @@ class PgVectorEngine:
         with_vector: bool,
     ) -> ScrollPage:
         where = Where()
-        condition = where.filter(filter) if filter is not None else sql.SQL("TRUE")
+        condition = await compiled(where, filter) if filter is not None else sql.SQL("TRUE")
         if offset_key is not None:
             condition = sql.SQL("{} AND point_id >= {}").format(condition, where.bind(offset_key))
 
@@ -427,7 +427,7 @@ class PgVectorEngine:
 
     async def count(self, tenant_id: str, name: str, *, filter: Filter | None) -> int:
         where = Where()
-        condition = where.filter(filter) if filter is not None else sql.SQL("TRUE")
+        condition = await compiled(where, filter) if filter is not None else sql.SQL("TRUE")
 
         async def work(live: PgCollection) -> int:
             statement = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(

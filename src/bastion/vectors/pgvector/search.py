@@ -17,7 +17,7 @@ from bastion.vectors.pgvector import queries
 from bastion.vectors.pgvector.pool import Connections
 from bastion.vectors.pgvector.rows import default_ef, prepare, scored, threshold_rows
 from bastion.vectors.pgvector.tables import METRICS, PgCollection
-from bastion.vectors.pgvector.where import Where
+from bastion.vectors.pgvector.where import Where, compiled
 
 MAX_EF_SEARCH = 1000  # pgvector's limit for hnsw.ef_search
 ESTIMATE_SECONDS = 5.0  # how long a row-count estimate is trusted
@@ -45,7 +45,7 @@ class Searches:
             return []
         vector = prepare(query.vector[None, :], live.spec.distance)[0]
         where = Where()
-        condition = where.filter(query.filter) if query.filter is not None else None
+        condition = await compiled(where, query.filter) if query.filter is not None else None
         estimate = await self._estimate(live)
         exact = query.exact or estimate <= threshold_rows(live.spec)
         rows = await self._nearest(live, vector, query, condition, where, need, exact, estimate)
