@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -228,7 +229,7 @@ ROUTES: list[tuple[str, str, st.SearchStrategy[Any]]] = [
 
 requests = st.tuples(
     st.integers(min_value=0, max_value=len(ROUTES) - 1),
-    st.sampled_from([COLLECTION, COLLECTION, "missing", "new_one", "bad%20name%0A"]),
+    st.sampled_from([COLLECTION, COLLECTION, "missing", "new_one", "bad%20name%0A", "nul%00"]),
     st.data(),
 )
 
@@ -327,3 +328,11 @@ def test_no_json_body_makes_a_data_plane_route_answer_500(
 def test_no_raw_body_makes_a_data_plane_route_answer_500(app: App, index: int, raw: bytes) -> None:
     method, shape, _ = ROUTES[index]
     _check(method, shape.format(COLLECTION), raw, app)
+
+
+@settings(max_examples=150, deadline=None, database=None, derandomize=True)
+@given(field=st.text(max_size=16) | weird_text | st.sampled_from(["n", "a/b", "%2F", "..", "."]))
+def test_no_index_field_name_makes_delete_index_answer_500(app: App, field: str) -> None:
+    """``DELETE /collections/{name}/index/{field_name}`` takes any name (URL-encoded)."""
+    path = f"/collections/{COLLECTION}/index/{quote(field, safe='')}"
+    _check("DELETE", path, b"", app)

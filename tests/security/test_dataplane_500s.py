@@ -108,3 +108,28 @@ def test_filter_nested_past_the_encoder_limit_is_a_400(dataplane: DataPlane, rou
             headers={"content-type": "application/json"},
         )
         assert "nested too deeply" in qdrant_error(sent)
+
+
+@pytest.mark.parametrize(
+    ("method", "collection", "route"),
+    [
+        ("GET", "nul%00", ""),
+        ("DELETE", "nul%00", ""),
+        ("POST", "nul%00", "/points/scroll"),
+        ("POST", "nul%00", "/points/count"),
+        ("DELETE", "nul%00", "/index/n"),
+        ("DELETE", None, "/index/nul%00"),
+    ],
+)
+def test_nul_in_a_collection_or_index_name_is_not_a_500(
+    dataplane: DataPlane, method: str, collection: str | None, route: str
+) -> None:
+    """Found by the property test: PostgreSQL refuses U+0000 in a text parameter, so a
+    name holding one used to be a 500 on the pgvector engine. No collection or index
+    can have such a name: the answer is that it does not exist."""
+    with dataplane.client() as http:
+        name = collection or dataplane.collection(http)
+        answer = http.request(method, f"/collections/{name}{route}", json={})
+        assert answer.status_code in (200, 404), answer.text
+        if answer.status_code == 404:
+            qdrant_error(answer, 404)

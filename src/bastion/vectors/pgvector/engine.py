@@ -120,6 +120,8 @@ class PgVectorEngine:
     # -- collections -------------------------------------------------------------------
 
     async def _lookup(self, tenant_id: str, name: str) -> PgCollection | None:
+        if "\x00" in name:  # no collection has one (names are checked), and PostgreSQL
+            return None  # refuses the character in a text parameter
         async with self._connection() as conn:
             cur = await conn.execute(queries.COLLECTION, (tenant_id, name))
             row = await cur.fetchone()
@@ -261,6 +263,9 @@ class PgVectorEngine:
     async def delete_collection(self, tenant_id: str, name: str, *, actor: str) -> bool:
         self._collections.pop((tenant_id, name), None)
 
+        if "\x00" in name:  # see ``_lookup``
+            return False
+
         def work(conn: Connection, driver: psycopg.Connection[Any]) -> str | None:
             row = driver.execute(queries.DELETE_COLLECTION, (tenant_id, name)).fetchone()
             if row is None:
@@ -295,6 +300,10 @@ class PgVectorEngine:
     async def delete_payload_index(
         self, tenant_id: str, name: str, field_name: str, *, actor: str
     ) -> bool:
+        if "\x00" in field_name:  # PostgreSQL cannot hold such a name: there is no index
+            await self._get(tenant_id, name)  # (but a missing collection is still a 404)
+            return False
+
         def work(live: PgCollection) -> Awaitable[bool]:
             def change(conn: Connection, driver: psycopg.Connection[Any]) -> bool:
                 dropped = driver.execute(queries.DELETE_PAYLOAD_INDEX, (live.id, field_name))
