@@ -342,3 +342,29 @@ def test_export_yields_every_point(engine: EmbeddedEngine) -> None:
     assert len(records) == 2500
     assert records[0].vector is not None
     assert records[0].payload == {"n": 0, "even": True}
+
+
+def test_only_searches_bounded_to_about_a_millisecond_run_on_the_event_loop(
+    data_dir: Path,
+) -> None:
+    """Issue 11.5: the cost of a plan, not the size of the collection, decides whether it
+    may run on the event loop (``LiveCollection.is_cheap``)."""
+    engine = open_engine(data_dir)
+    ingest(engine, 5000)
+    run(engine.create_payload_index(A, "docs", "even", "bool", actor=ACTOR))
+    run(engine.create_payload_index(A, "docs", "n", "integer", actor=ACTOR))
+    live = engine._get(A, "docs")
+    query = vectors(1)[0]
+
+    def cheap(raw: dict[str, Any] | None = None, **kwargs: Any) -> bool:
+        flt = None if raw is None else parse_filter(raw)
+        return live.is_cheap(SearchQuery(vector=query, filter=flt, **kwargs))
+
+    assert cheap()  # an exact scan of 5,000 x 8
+    assert not cheap(limit=1000, offset=1)  # a long result page
+    assert cheap({"must": [{"key": "n", "match": {"any": [1, 2, 3]}}]})  # 3 points by index
+    assert cheap({"must": [{"has_id": [1, 2, 3]}]})
+    # half the collection by index, or every point: thousands of predicate evaluations
+    assert not cheap({"must": [{"key": "even", "match": {"value": True}}]})
+    assert not cheap({"must": [{"key": "x", "match": {"value": 1}}]})
+    engine.db.dispose()

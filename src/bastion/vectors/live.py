@@ -239,14 +239,26 @@ class LiveCollection:
         if node is not None:
             if node.weight > ON_LOOP_FILTER_STEPS:
                 return False
-            narrowed = self._narrowed(node)
-            if narrowed is not None:
-                candidates = len(narrowed)
+            candidates = self._candidates_at_most(node)
             if candidates * node.weight > ON_LOOP_FILTER_STEPS:
                 return False
         if not (query.exact or candidates <= self._threshold_rows()):
             return node is None  # the graph; a filtered graph search builds a mask
         return candidates * self.spec.dim <= ON_LOOP_MULTIPLY_ADDS
+
+    def _candidates_at_most(self, node: Filter) -> int:
+        """How many points ``_narrowed`` would leave at most, without building the sets
+        (an index entry may hold a million slots: their union is not for the loop)."""
+        bound = self.count
+        keys = required_keys(node)
+        if keys is not None:
+            bound = min(bound, len(keys))
+        for match in indexable_matches(node):
+            table = self.inverted.get(match.key[0].name)
+            if table is not None:
+                found = (table.get(typed_value(v) or ("?", None), ()) for v in match.values)
+                bound = min(bound, sum(len(slots) for slots in found))
+        return bound
 
     def _narrowed(self, node: Filter) -> set[int] | None:
         narrowed: set[int] | None = None
