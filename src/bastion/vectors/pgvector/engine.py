@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict
 from datetime import UTC
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -54,6 +55,8 @@ from bastion.vectors.pgvector import queries
 from bastion.vectors.pgvector.adopt import adopt_collections
 from bastion.vectors.pgvector.pool import Connections
 from bastion.vectors.pgvector.rows import (
+    heavy,
+    off_loop_if,
     prepare,
     record,
     storable_payload,
@@ -397,8 +400,12 @@ class PgVectorEngine:
             async with self._connection() as conn:
                 cur = await conn.cursor(binary=True).execute(statement, {"k": wanted})
                 rows = await cur.fetchall()
-            found = {row[0]: record(row, with_payload, with_vector) for row in rows}
-            return [found[key] for key in wanted if key in found]
+
+            def build() -> list[PointRecord]:
+                found = {row[0]: record(row, with_payload, with_vector) for row in rows}
+                return [found[key] for key in wanted if key in found]
+
+            return await off_loop_if(heavy(rows, with_vector, live.spec.dim), build)
 
         return await self._on(tenant_id, name, work)
 
@@ -428,7 +435,10 @@ class PgVectorEngine:
             async with self._connection() as conn:
                 cur = await conn.cursor(binary=True).execute(statement, where.params)
                 rows = await cur.fetchall()
-            records = [record(row, with_payload, with_vector) for row in rows]
+            records = await off_loop_if(
+                heavy(rows, with_vector, live.spec.dim),
+                lambda: [record(row, with_payload, with_vector) for row in rows],
+            )
             next_key = records[limit].key if len(records) > limit else None
             return ScrollPage(records[:limit], next_key)
 
@@ -466,8 +476,11 @@ class PgVectorEngine:
             except errors.UndefinedTable:
                 self._collections.pop((tenant_id, name), None)
                 raise CollectionNotFound(name) from None
-            for row in rows:
-                yield record(row, everything, True)
+            chunk = await off_loop_if(
+                heavy(rows, True, live.spec.dim), partial(_records, rows, everything)
+            )
+            for point in chunk:
+                yield point
             if len(rows) < _EXPORT_CHUNK:
                 return
             cursor = rows[-1][0]
@@ -488,3 +501,7 @@ def _field_path(field: str) -> str | None:
         return jsonpath(parse_key(field))
     except BadRequest:
         return None
+
+
+def _records(rows: list[Any], selector: PayloadSelector) -> list[PointRecord]:
+    return [record(row, selector, True) for row in rows]

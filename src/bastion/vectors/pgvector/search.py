@@ -15,7 +15,14 @@ from bastion.vectors.checks import check_query
 from bastion.vectors.engine import ScoredRecord, SearchQuery, Vector
 from bastion.vectors.pgvector import queries
 from bastion.vectors.pgvector.pool import Connections
-from bastion.vectors.pgvector.rows import default_ef, prepare, scored, threshold_rows
+from bastion.vectors.pgvector.rows import (
+    default_ef,
+    heavy,
+    off_loop_if,
+    prepare,
+    scored,
+    threshold_rows,
+)
 from bastion.vectors.pgvector.tables import METRICS, PgCollection
 from bastion.vectors.pgvector.where import Where, compiled
 
@@ -51,7 +58,11 @@ class Searches:
         rows = await self._nearest(live, vector, query, condition, where, need, exact, estimate)
         if not exact and len(rows) < need:
             rows = await self._nearest(live, vector, query, condition, where, need, True, 0)
-        return scored(rows, query, METRICS[live.spec.distance].sign, live.spec.distance)
+        metric = METRICS[live.spec.distance]
+        return await off_loop_if(
+            heavy(rows, query.with_vector, live.spec.dim),
+            lambda: scored(rows, query, metric.sign, live.spec.distance),
+        )
 
     async def _nearest(
         self,
