@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.support.server import LiveServer, free_port, start_server
+from tests.support.server import LiveServer, ServerProcess, free_port, start_server
 
 DIM = 64
 BATCH = 200
@@ -83,3 +84,42 @@ def test_kill_during_ingest_loses_no_acknowledged_point(tmp_path: Path, workers:
         assert probe["id"] in [hit["id"] for hit in hits]
     finally:
         restarted.stop()
+
+
+def test_a_second_restart_after_a_crash_replays_nothing(tmp_path: Path) -> None:
+    """Issue 16: the saved index was caught up on every start ("2 caught up" each time)
+    because it was never saved again until a clean shutdown. It is saved once caught up:
+    after a crash the first start catches up, the next one (even after another crash)
+    reports 0."""
+    data_dir = tmp_path / "data"
+    port = free_port()
+    env = {"BASTION_PUBLIC_URL": f"http://127.0.0.1:{port}", "BASTION_LOG_LEVEL": "info"}
+    url = f"http://127.0.0.1:{port}/collections/docs"
+    points = [{"id": i, "vector": [1.0, float(i), 0.0, 1.0]} for i in range(50)]
+
+    def caught_up(server: ServerProcess) -> list[str]:
+        return re.findall(r"loaded its saved index \(\d+ points, (\d+) caught up\)", server.log())
+
+    server = start_server(data_dir, port=port, env=env)
+    headers = {"Authorization": f"Bearer {LiveServer(server).token(role='developer')}"}
+    created = httpx.put(url, json={"vectors": {"size": 4, "distance": "Dot"}}, headers=headers)
+    assert created.status_code == 200, created.text
+    assert httpx.put(url + "/points", json={"points": points}, headers=headers).is_success
+    server.stop()  # clean: the index is saved
+    server.start()
+    assert caught_up(server) == ["0"]
+    late = {"points": [{"id": 99, "vector": [0.0, 0.0, 1.0, 0.0]}]}
+    assert httpx.put(url + "/points", json=late, headers=headers).is_success
+    deleted = httpx.post(url + "/points/delete", json={"points": [0]}, headers=headers)
+    assert deleted.is_success
+    server.kill()  # no shutdown: the saved index is two writes behind
+    server.start()
+    assert caught_up(server) == ["0", "2"]
+    server.kill()  # again, with nothing written since
+    server.start()
+    try:
+        assert caught_up(server) == ["0", "2", "0"]
+        count = httpx.post(url + "/points/count", json={}, headers=headers).json()["result"]
+        assert count["count"] == 50
+    finally:
+        server.stop()

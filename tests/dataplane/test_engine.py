@@ -279,6 +279,49 @@ def test_restart_without_shutdown_catches_up_from_rows(data_dir: Path) -> None:
     assert 0 not in ids_of(search(again, query, limit=10))
 
 
+def _caught_up(caplog: pytest.LogCaptureFixture) -> list[str]:
+    found = [r.getMessage() for r in caplog.records if "caught up" in r.getMessage()]
+    caplog.clear()
+    return found
+
+
+def test_the_index_is_saved_after_a_catch_up_so_restarts_do_not_replay(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 16: "2 caught up" on every start. The index is saved once caught up (and a
+    label already marked deleted is not stale again), so the next start, even after
+    another crash, has nothing to replay."""
+    caplog.set_level("INFO", logger="bastion.vectors")
+    engine = open_engine(data_dir)
+    ingest(engine, 1000, exact_below_kib=1)
+    run(engine.delete_points(A, "docs", keys=[parse_point_id(7)], actor=ACTOR))
+    engine.close()  # saved, with point 7 marked deleted
+    run(engine.upsert(A, "docs", writes([5000], {"late": 1}), vectors(1, seed=3), actor=ACTOR))
+    run(engine.delete_points(A, "docs", keys=[parse_point_id(0)], actor=ACTOR))
+    caplog.clear()
+    # killed: no close(). The first start catches up the two writes ...
+    again = open_engine(data_dir)
+    assert _caught_up(caplog) == [
+        "collection docs: loaded its saved index (999 points, 2 caught up)"
+    ]
+    # ... and, killed again, the second start has nothing left to replay
+    third = open_engine(data_dir)
+    assert _caught_up(caplog) == [
+        "collection docs: loaded its saved index (999 points, 0 caught up)"
+    ]
+    third.close()
+    assert _caught_up(caplog) == []
+    fourth = open_engine(data_dir)
+    assert _caught_up(caplog) == [
+        "collection docs: loaded its saved index (999 points, 0 caught up)"
+    ]
+    assert run(fourth.count(A, "docs", filter=None)) == 999
+    top = search(fourth, vectors(1, seed=3)[0], limit=1)
+    assert ids_of(top) == [5000]
+    for opened in (again, third, fourth):
+        opened.db.dispose()
+
+
 def test_restart_with_no_index_file_rebuilds(data_dir: Path) -> None:
     engine = open_engine(data_dir)
     ingest(engine, 2000, exact_below_kib=1)
@@ -299,3 +342,29 @@ def test_export_yields_every_point(engine: EmbeddedEngine) -> None:
     assert len(records) == 2500
     assert records[0].vector is not None
     assert records[0].payload == {"n": 0, "even": True}
+
+
+def test_only_searches_bounded_to_about_a_millisecond_run_on_the_event_loop(
+    data_dir: Path,
+) -> None:
+    """Issue 11.5: the cost of a plan, not the size of the collection, decides whether it
+    may run on the event loop (``LiveCollection.is_cheap``)."""
+    engine = open_engine(data_dir)
+    ingest(engine, 5000)
+    run(engine.create_payload_index(A, "docs", "even", "bool", actor=ACTOR))
+    run(engine.create_payload_index(A, "docs", "n", "integer", actor=ACTOR))
+    live = engine._get(A, "docs")
+    query = vectors(1)[0]
+
+    def cheap(raw: dict[str, Any] | None = None, **kwargs: Any) -> bool:
+        flt = None if raw is None else parse_filter(raw)
+        return live.is_cheap(SearchQuery(vector=query, filter=flt, **kwargs))
+
+    assert cheap()  # an exact scan of 5,000 x 8
+    assert not cheap(limit=1000, offset=1)  # a long result page
+    assert cheap({"must": [{"key": "n", "match": {"any": [1, 2, 3]}}]})  # 3 points by index
+    assert cheap({"must": [{"has_id": [1, 2, 3]}]})
+    # half the collection by index, or every point: thousands of predicate evaluations
+    assert not cheap({"must": [{"key": "even", "match": {"value": True}}]})
+    assert not cheap({"must": [{"key": "x", "match": {"value": 1}}]})
+    engine.db.dispose()

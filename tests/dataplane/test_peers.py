@@ -206,6 +206,9 @@ def test_a_payload_index_made_by_one_worker_shows_on_the_other(pair: Any) -> Non
     run(one.create_payload_index(A, "docs", "n", "integer", actor=ACTOR))
     info = run(two.get_collection(A, "docs"))
     assert info.payload_schema["n"] == ("integer", 30)
+    assert run(one.delete_payload_index(A, "docs", "n", actor=ACTOR))
+    assert run(two.get_collection(A, "docs")).payload_schema == {}
+    assert two._get(A, "docs").inverted == {}
 
 
 def test_concurrent_writers_lose_nothing(pair: Any, data_dir: Path) -> None:

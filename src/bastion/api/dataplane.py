@@ -17,6 +17,7 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from bastion.api.guard import authorize, runtime, tenant_rules
 from bastion.api.routing import RouteTable
@@ -49,14 +50,63 @@ def _engine(request: Request) -> VectorEngine:
 
 
 def _ok(result: Any, started: float) -> Response:
+    if _weight(result) > _ENCODE_OFF_LOOP_WEIGHT:
+        return _EncodedOffLoop(result, started)
+    return Response(_envelope(result, started), 200, media_type="application/json")
+
+
+def _envelope(result: Any, started: float) -> bytes:
     body = {"result": result, "status": "ok", "time": time.perf_counter() - started}
-    return Response(
-        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), 200, media_type="application/json"
-    )
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+# An answer heavier than this (points x (64 + vector length)) is encoded in a worker
+# thread: 10,000 points with vectors take orjson tens of ms, which on the event loop
+# would stall every other request meanwhile (issue 11, item 5).
+_ENCODE_OFF_LOOP_WEIGHT = 16_384
+
+
+def _weight(result: Any) -> int:
+    points = result.get("points") if isinstance(result, dict) else result
+    if not isinstance(points, list) or not points:
+        return 0
+    first = points[0]
+    vector = first.get("vector") if isinstance(first, dict) else None
+    return len(points) * (64 + (len(vector) if isinstance(vector, list) else 0))
+
+
+class _EncodedOffLoop(Response):
+    """Qdrant's envelope around a large result, encoded in a worker thread when sent."""
+
+    media_type = "application/json"
+
+    def __init__(self, result: Any, started: float) -> None:
+        super().__init__(b"", 200)
+        self._result = result
+        self._started = started
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.body = await run_in_threadpool(_envelope, self._result, self._started)
+        self.init_headers()  # the length of the encoded body
+        await super().__call__(scope, receive, send)
+
+
+# A body larger than this is parsed (and an upsert's points checked) in a worker thread:
+# ~1 ms of orjson and numpy on the event loop would stall every other request meanwhile.
+_PARSE_OFF_LOOP_BYTES = 256 * 1024
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    return body_models.load_json(await request.body())
+    """The JSON body; a large one, and a large ``filter`` in it, parsed in a worker thread
+    (``body_models.filter_of`` then finds the filter parsed)."""
+    raw = await request.body()
+    if len(raw) > _PARSE_OFF_LOOP_BYTES:
+        body = await run_in_threadpool(body_models.load_json, raw)
+    else:
+        body = body_models.load_json(raw)
+    if body_models.is_heavy_filter(body):
+        return await run_in_threadpool(body_models.parse_heavy_filter, body)
+    return body
 
 
 def _searched(request: Request, principal: Principal, name: str, kind: str, found: int) -> None:
@@ -206,6 +256,18 @@ async def create_payload_index(request: Request, name: str) -> Response:
     return _ok(_update_result(), started)
 
 
+@_route(
+    "DELETE", "/collections/{name}/index/{field_name:anything}", "Delete a payload index (Qdrant's)"
+)
+async def delete_payload_index(request: Request, name: str, field_name: str) -> Response:
+    started = time.perf_counter()
+    principal = await authorize(request, "indexes.write", collection=name)
+    await _engine(request).delete_payload_index(
+        principal.tenant_id, name, field_name, actor=principal.id
+    )
+    return _ok(_update_result(), started)
+
+
 # -- points: writes --------------------------------------------------------------------
 
 
@@ -214,7 +276,13 @@ async def upsert_points(request: Request, name: str) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "points.write", collection=name)
     limit = request.app.state.settings.max_payload_bytes
-    writes, vectors = body_models.points_of(await _body(request), limit)
+    raw = await request.body()
+    if len(raw) > _PARSE_OFF_LOOP_BYTES:
+        writes, vectors = await run_in_threadpool(
+            lambda: body_models.points_of(body_models.load_json(raw), limit)
+        )
+    else:
+        writes, vectors = body_models.points_of(body_models.load_json(raw), limit)
     await _engine(request).upsert(principal.tenant_id, name, writes, vectors, actor=principal.id)
     return _ok(_update_result(), started)
 

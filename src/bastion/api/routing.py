@@ -19,11 +19,13 @@ in ``/openapi.json`` through ``document_in``.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
@@ -31,6 +33,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+class _Anything(Convertor[str]):
+    """``{x:anything}``: the rest of the path, newlines included (Starlette's ``path``
+    stops at a newline), so that a payload index stored under any name can be named."""
+
+    regex = "(?s:.+)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anything", _Anything())
+_TAIL = re.compile(r"\{\w+:anything\}")
 
 Endpoint = Callable[..., Awaitable[Response]]
 Handler = Callable[[Request, Exception], Any]
@@ -56,13 +75,20 @@ class RouteTable:
     def route(self, method: str, path: str, summary: str) -> Callable[[Endpoint], Endpoint]:
         parts = path[1:].split("/")
         params = [i for i, part in enumerate(parts) if "{" in part]
-        named = params == [1] and parts[1] == "{name}"
-        if parts[0] != "collections" or not (params == [] or named):
+        named = params[:1] == [1] and parts[1] == "{name}"
+        # One more parameter may end the path when it takes the rest of it, as
+        # ``/index/{field_name:anything}``: such (rare) calls are served by the Starlette
+        # router alone, not the one-lookup table.
+        tail = params[1:] == [len(parts) - 1] and _TAIL.fullmatch(parts[-1]) is not None
+        allowed = params == [] or (named and (len(params) == 1 or tail))
+        if parts[0] != "collections" or not allowed:
             raise ValueError(f"a data-plane path is /collections[/{{name}}/…]: {path}")
         shape = tuple("{}" if i in params else part for i, part in enumerate(parts))
+        table = not tail
 
         def register(endpoint: Endpoint) -> Endpoint:
-            self._endpoints[(method, shape)] = endpoint
+            if table:
+                self._endpoints[(method, shape)] = endpoint
 
             async def handle(request: Request) -> Response:
                 return await endpoint(request, **request.path_params)
@@ -100,20 +126,23 @@ class RouteTable:
     def _document(self, schema: dict[str, Any]) -> None:
         paths = schema.setdefault("paths", {})
         for item in sorted(self.documented, key=lambda documented: documented.path):
+            documented = re.sub(r"\{(\w+):\w+\}", r"{\1}", item.path)  # no convertors
             operation: dict[str, Any] = {
                 "tags": [TAG],
                 "summary": item.summary,
-                "operationId": f"{item.method.lower()}_{item.path.strip('/').replace('/', '_')}",
+                "operationId": f"{item.method.lower()}_{documented.strip('/').replace('/', '_')}",
                 "responses": {
                     "200": {"description": 'Qdrant envelope: {"result", "status": "ok", "time"}'},
                     "4XX": {"description": 'Qdrant error envelope: {"status": {"error": ...}}'},
                 },
             }
-            if "{name}" in item.path:
+            names = re.findall(r"\{(\w+)(?::\w+)?\}", item.path)
+            if names:
                 operation["parameters"] = [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                    {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                    for name in names
                 ]
-            paths.setdefault(item.path, {})[item.method.lower()] = operation
+            paths.setdefault(documented, {})[item.method.lower()] = operation
 
     def served_first(self, app: FastAPI, everything_else: ASGIApp) -> ASGIApp:
         """``app``'s middleware stack with the short way in for ``/collections…``."""

@@ -35,6 +35,7 @@ from bastion.storage import Database, new_id
 from bastion.vectors.ann import AnnIndex
 from bastion.vectors.audit import audited
 from bastion.vectors.batching import SearchBatcher
+from bastion.vectors.checks import check_batch, check_query
 from bastion.vectors.engine import (
     CollectionInfo,
     CollectionSpec,
@@ -211,11 +212,14 @@ class EmbeddedEngine:
     def _catch_up(self, live: LiveCollection, version: int, indexes: Sequence[Any]) -> None:
         wanted = {i["field"]: i["schema"] for i in indexes if i["collection_id"] == live.id}
         missing = {f: s for f, s in wanted.items() if live.index_schema.get(f) != s}
-        if version == live.version and not missing:
+        dropped = set(live.index_schema) - set(wanted)
+        if version == live.version and not missing and not dropped:
             return  # most commits (audit, sessions) change no collection: searches go on
         with live.lock.write():
             with self.db.read() as conn:
                 catch_up(conn, live)
+            for field in dropped:
+                live.remove_payload_index(field)
             for field, schema in missing.items():
                 live.add_payload_index(field, schema)
 
@@ -319,6 +323,30 @@ class EmbeddedEngine:
 
         await _off_loop(work)
 
+    async def delete_payload_index(
+        self, tenant_id: str, name: str, field_name: str, *, actor: str
+    ) -> bool:
+        await self._fresh()
+        live = self._get(tenant_id, name)
+
+        def work() -> bool:
+            with live.lock.write():
+                self._check_alive(live)
+                with self.db.begin() as conn:
+                    dropped = conn.execute(
+                        delete(payload_indexes).where(
+                            payload_indexes.c.collection_id == live.id,
+                            payload_indexes.c.field == field_name,
+                        )
+                    ).rowcount
+                    if dropped:
+                        audited(conn, "index.deleted", tenant_id, name, actor, self.clock.now(),
+                                field=field_name)  # fmt: skip
+                live.remove_payload_index(field_name)
+                return bool(dropped)
+
+        return await _off_loop(work)
+
     # -- writes ------------------------------------------------------------------------
 
     async def upsert(
@@ -335,13 +363,7 @@ class EmbeddedEngine:
         keys = [point.key for point in points_]
         if len(set(keys)) != len(keys):
             raise BadRequest("duplicate point ids in one batch")
-        if vectors.ndim != 2 or vectors.shape != (len(keys), live.spec.dim):
-            raise BadRequest(
-                f"wrong vector dimension: expected {live.spec.dim}, "
-                f"got {vectors.shape[-1] if vectors.ndim == 2 else 'a ragged batch'}"
-            )
-        if not np.isfinite(vectors).all():
-            raise BadRequest("vectors must not contain NaN or infinity")
+        check_batch(vectors, live.spec, len(keys))
         payloads = [point.payload for point in points_]
         return await _off_loop(lambda: self._upsert(live, keys, vectors, payloads, actor))
 
@@ -468,12 +490,7 @@ class EmbeddedEngine:
         if self._watch is not None:
             await self._fresh()
         live = self._get(tenant_id, name)
-        if query.vector.shape != (live.spec.dim,):
-            raise BadRequest(
-                f"wrong vector dimension: expected {live.spec.dim}, got {query.vector.shape[-1]}"
-            )
-        if not np.isfinite(query.vector).all():
-            raise BadRequest("the query vector must not contain NaN or infinity")
+        check_query(query.vector, live.spec)
         plain = live.plain_ann(query)
         if plain is not None:  # the graph alone answers: batched with its neighbours
             vector, breadth = plain
@@ -487,8 +504,10 @@ class EmbeddedEngine:
                     return live.finish_ann(labels, raw, query)
                 finally:
                     live.lock.release_read()
-        # A cheap plan runs right here: a thread hop costs more CPU than a search.
-        if live.is_cheap(query.filter) and live.lock.try_acquire_read():
+        # A cheap plan runs right here: a thread hop costs more CPU than a search. Any
+        # other (a filter over many points, a long exact scan) runs in a worker thread:
+        # on the loop it would stall every other request meanwhile.
+        if live.is_cheap(query) and live.lock.try_acquire_read():
             try:
                 return live.search(query)
             finally:
@@ -530,9 +549,9 @@ class EmbeddedEngine:
     ) -> ScrollPage:
         await self._fresh()
         live = self._get(tenant_id, name)
-        predicate = compile_filter(filter) if filter is not None else None
 
         def work() -> ScrollPage:
+            predicate = compile_filter(filter) if filter is not None else None
             found: list[PointRecord] = []
             cursor = offset_key
             inclusive = True
@@ -652,16 +671,23 @@ class EmbeddedEngine:
             return False
         changed = versions > marker["version"]
         ann.add(vectors[changed], slots[changed])
-        stale = np.setdiff1d(ann.labels(), slots)
+        # Labels without a row, not counting those already marked deleted (hnswlib still
+        # lists them): those made every start report them as caught up again.
+        stale = np.setdiff1d(np.setdiff1d(ann.labels(), slots), ann.deleted_labels())
         ann.delete(stale)
         live.ann = ann
-        live.dirty = bool(changed.any() or len(stale))
+        caught_up = int(changed.sum()) + len(stale)
+        live.dirty = caught_up > 0
         log.info(
             "collection %s: loaded its saved index (%d points, %d caught up)",
             live.spec.name,
             live.count,
-            int(changed.sum()) + len(stale),
+            caught_up,
         )
+        if caught_up:  # saved now, so that the next start (even after a crash) need not
+            with self._saving():  # replay the same writes
+                if not self._saved_since(live):
+                    self._save_index(live)
         return True
 
     def _build_index(self, live: LiveCollection, slots: Any, vectors: Vector, total: int) -> None:

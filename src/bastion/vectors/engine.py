@@ -124,6 +124,14 @@ class VectorEngine(Protocol):
         self, tenant_id: str, name: str, field_name: str, schema: str, *, actor: str
     ) -> None: ...
 
+    async def delete_payload_index(
+        self, tenant_id: str, name: str, field_name: str, *, actor: str
+    ) -> bool:
+        """Drop the payload index on ``field_name`` (any stored name, even one refused
+        today: a collection is never left with an index it cannot lose); False when
+        there was none. Audited as ``index.deleted`` when one was dropped."""
+        ...
+
     async def upsert(
         self,
         tenant_id: str,

@@ -5,6 +5,14 @@ Supported (as Qdrant): ``must`` / ``should`` / ``must_not`` / ``min_should``, ne
 ``values_count``, ``is_empty``, ``is_null``, ``has_id``, ``nested``; keys ``a.b``, ``a[].b``,
 ``a[0].b``. A key that reaches an array matches when any element does. Anything else
 (unknown operator, wrong type) raises ``BadRequest`` naming what is wrong.
+
+A filter has a total budget besides its depth (``MAX_DEPTH``) and the length of each list
+(issue 11, item 5): at most ``MAX_FILTER_CONDITIONS`` conditions in all (a nested filter
+counts as one more) and ``MAX_FILTER_VALUES`` values in all its ``match any / except``
+and ``has_id`` lists. Parsing stops at the first condition over it, so a 14.5 MB filter
+is refused after a few thousand conditions, not evaluated against every point. The
+parsed ``Filter`` carries its ``weight`` (conditions + values), by which the engine
+decides whether evaluating it may run on the event loop.
 """
 
 from __future__ import annotations
@@ -12,17 +20,20 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bastion.text import why_unsafe
 from bastion.vectors.errors import BadRequest
 from bastion.vectors.ids import parse_point_id
 
 Scalar = str | int | bool
 Predicate = Callable[[str, Mapping[str, Any]], bool]  # (point key, payload) -> match
 _MISSING: Any = object()
-_MAX_DEPTH = 16
-_MAX_CONDITIONS = 1024
+MAX_DEPTH = 16
+MAX_LIST_CONDITIONS = 1024  # in one must / should / must_not list
+MAX_FILTER_CONDITIONS = 4096  # in the whole filter
+MAX_FILTER_VALUES = 10_000  # in all its match any / except and has_id lists
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,34 @@ class Filter:
     should: tuple[Condition, ...] = ()
     must_not: tuple[Condition, ...] = ()
     min_should: tuple[tuple[Condition, ...], int] | None = None
+    # Conditions + list values of the whole filter (set on the outermost one by
+    # ``parse_filter``): what evaluating it against one point may cost.
+    weight: int = field(default=1, compare=False)
+
+
+class _Budget:
+    """What is left of a filter's total budget while it is parsed."""
+
+    __slots__ = ("conditions", "values")
+
+    def __init__(self) -> None:
+        self.conditions = 0
+        self.values = 0
+
+    def condition(self) -> None:
+        self.conditions += 1
+        if self.conditions > MAX_FILTER_CONDITIONS:
+            raise BadRequest(
+                f"filter is too complex: more than {MAX_FILTER_CONDITIONS} conditions in all"
+            )
+
+    def take(self, values: int) -> None:
+        self.values += values
+        if self.values > MAX_FILTER_VALUES:
+            raise BadRequest(
+                f"filter is too complex: more than {MAX_FILTER_VALUES} values in all its "
+                "match and has_id lists"
+            )
 
 
 Condition = Match | Range | IsEmpty | IsNull | HasId | Nested | AllOf | Filter
@@ -104,18 +143,36 @@ def parse_key(key: Any) -> tuple[PathPart, ...]:
     return tuple(parts)
 
 
-def parse_filter(raw: Any, *, _depth: int = 0) -> Filter:
+def parse_index_field(name: Any) -> tuple[PathPart, ...]:
+    """A payload index's ``field_name``: a valid filter key (``parse_key``), and, as every
+    name people choose (``bastion.text``), free of control and invisible formatting
+    characters. Any name used to be accepted, and ``GET /collections/{name}`` then
+    answered 400 for everyone (issue 11, item 6)."""
+    parts = parse_key(name)
+    reason = why_unsafe(name)
+    if reason is not None:
+        raise BadRequest(f"field_name {reason}")
+    return parts
+
+
+def parse_filter(raw: Any) -> Filter:
     """Qdrant ``Filter`` JSON → AST. ``None`` means "no filter" and is the caller's business."""
+    budget = _Budget()
+    parsed = _parse_filter(raw, 0, budget)
+    return replace(parsed, weight=max(1, budget.conditions + budget.values))
+
+
+def _parse_filter(raw: Any, depth: int, budget: _Budget) -> Filter:
     if not isinstance(raw, dict):
         raise BadRequest("filter must be a JSON object")
-    if _depth > _MAX_DEPTH:
+    if depth > MAX_DEPTH:
         raise BadRequest("filter is nested too deeply")
     unknown = set(raw) - {"must", "should", "must_not", "min_should"}
     if unknown:
         raise BadRequest(f"unknown filter field: {sorted(unknown)[0]!r}")
     sections: dict[str, tuple[Condition, ...]] = {}
     for section in ("must", "should", "must_not"):
-        sections[section] = _parse_conditions(raw.get(section), section, _depth)
+        sections[section] = _parse_conditions(raw.get(section), section, depth, budget)
     min_should = None
     if raw.get("min_should") is not None:
         spec = raw["min_should"]
@@ -124,32 +181,38 @@ def parse_filter(raw: Any, *, _depth: int = 0) -> Filter:
         count = spec.get("min_count")
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise BadRequest("min_should.min_count must be a non-negative integer")
-        conditions = _parse_conditions(spec.get("conditions"), "min_should.conditions", _depth)
+        conditions = _parse_conditions(
+            spec.get("conditions"), "min_should.conditions", depth, budget
+        )
         min_should = (conditions, count)
     return Filter(sections["must"], sections["should"], sections["must_not"], min_should)
 
 
-def _parse_conditions(raw: Any, where: str, depth: int) -> tuple[Condition, ...]:
+def _parse_conditions(raw: Any, where: str, depth: int, budget: _Budget) -> tuple[Condition, ...]:
     if raw is None:
         return ()
     if isinstance(raw, dict):  # Qdrant accepts a single condition in place of a list
         raw = [raw]
     if not isinstance(raw, list):
         raise BadRequest(f"{where} must be a list of conditions")
-    if len(raw) > _MAX_CONDITIONS:
+    if len(raw) > MAX_LIST_CONDITIONS:
         raise BadRequest(f"{where} has too many conditions")
-    return tuple(_parse_condition(item, depth) for item in raw)
+    return tuple(_parse_condition(item, depth, budget) for item in raw)
 
 
-def _parse_condition(raw: Any, depth: int) -> Condition:
+def _parse_condition(raw: Any, depth: int, budget: _Budget) -> Condition:
     if not isinstance(raw, dict):
         raise BadRequest("a filter condition must be a JSON object")
+    budget.condition()
     fields = {name for name, value in raw.items() if value is not None}
     if fields & {"must", "should", "must_not", "min_should"} or not fields:
-        return parse_filter({k: v for k, v in raw.items() if v is not None}, _depth=depth + 1)
+        nested = {k: v for k, v in raw.items() if v is not None}
+        return _parse_filter(nested, depth + 1, budget)
     if "has_id" in fields:
         _only(raw, {"has_id"})
-        return HasId(frozenset(parse_point_id(item) for item in _list(raw["has_id"], "has_id")))
+        ids = _list(raw["has_id"], "has_id")
+        budget.take(len(ids))
+        return HasId(frozenset(parse_point_id(item) for item in ids))
     if "is_empty" in fields and "key" not in fields:
         _only(raw, {"is_empty"})
         return IsEmpty(parse_key(_object(raw["is_empty"], "is_empty", {"key"}).get("key")))
@@ -160,21 +223,23 @@ def _parse_condition(raw: Any, depth: int) -> Condition:
         _only(raw, {"nested"})
         spec = _object(raw["nested"], "nested", {"key", "filter"})
         return Nested(
-            parse_key(spec.get("key")), parse_filter(spec.get("filter"), _depth=depth + 1)
+            parse_key(spec.get("key")), _parse_filter(spec.get("filter"), depth + 1, budget)
         )
     if "key" in fields:
-        return _parse_field_condition(raw)
+        return _parse_field_condition(raw, budget)
     raise BadRequest(f"unknown filter condition: {sorted(fields)[0]!r}")
 
 
-def _parse_field_condition(raw: dict[str, Any]) -> Condition:
+def _parse_field_condition(raw: dict[str, Any], budget: _Budget) -> Condition:
     key = parse_key(raw["key"])
     checks: list[Condition] = []
     for name, value in raw.items():
         if value is None or name == "key":
             continue
         if name == "match":
-            checks.append(_parse_match(key, value))
+            match = _parse_match(key, value)
+            budget.take(len(match.values))
+            checks.append(match)
         elif name == "range":
             checks.append(_parse_range(key, value, count=False))
         elif name == "values_count":

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bastion.vectors.ann import AnnIndex
+from bastion.vectors.checks import unit, unit_rows
 from bastion.vectors.engine import (
     CollectionSpec,
     PayloadSelector,
@@ -26,6 +27,7 @@ from bastion.vectors.engine import (
     SearchQuery,
     Vector,
 )
+from bastion.vectors.errors import BadRequest
 from bastion.vectors.filters import Filter
 from bastion.vectors.predicates import compile_filter, extract, indexable_matches, required_keys
 from bastion.vectors.predicates import typed as typed_value
@@ -36,6 +38,12 @@ INDEXED_SCHEMAS = ("keyword", "integer", "bool", "uuid")  # exact-value inverted
 _OVERSAMPLE_MIN_FRACTION = 0.2
 EF_SCALE_POINTS = 100_000  # the default ef applies as is up to this many points
 MAX_DEFAULT_EF = 1024
+# What a search may cost on the event loop (issue 11, item 5): a request run there stalls
+# every other one meanwhile, so only work bounded to about a millisecond runs there;
+# more goes to a worker thread (a hop costs ~0.4 ms of CPU, docs/benchmarks.md).
+ON_LOOP_RESULTS = 1_000  # offset + limit
+ON_LOOP_FILTER_STEPS = 4_096  # candidate points x filter weight (conditions + values)
+ON_LOOP_MULTIPLY_ADDS = 1 << 22  # an exact scan: candidate points x dimension
 
 
 @dataclass(frozen=True)
@@ -76,21 +84,15 @@ class LiveCollection:
 
     def prepare(self, vectors: Vector) -> Vector:
         """The stored form: Cosine vectors are normalised once, on write (as Qdrant)."""
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.spec.distance == "Cosine":
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            norms[norms == 0] = 1.0
-            vectors = (vectors / norms).astype(np.float32)
-        return vectors
+            return unit_rows(vectors)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def _prepare_query(self, vector: Vector) -> Vector:
         """``prepare`` for one query vector, without the batch machinery (hot path)."""
-        vector = np.ascontiguousarray(vector, dtype=np.float32)
         if self.spec.distance == "Cosine":
-            norm = math.sqrt(float(vector @ vector))
-            if norm > 0:
-                vector = vector * np.float32(1.0 / norm)
-        return vector
+            return unit(vector)
+        return np.ascontiguousarray(vector, dtype=np.float32)
 
     def plan_slots(self, keys: Sequence[str]) -> SlotPlan:
         free = list(self.free)
@@ -175,6 +177,10 @@ class LiveCollection:
             for slot in np.flatnonzero(self.live[: len(self.keys)]).tolist():
                 self._index_field(field, slot)
 
+    def remove_payload_index(self, field: str) -> None:
+        self.index_schema.pop(field, None)
+        self.inverted.pop(field, None)
+
     def _index_field(self, field: str, slot: int) -> None:
         payload = self.payloads[slot]
         if not payload or field not in payload:
@@ -206,6 +212,9 @@ class LiveCollection:
         counts: dict[str, int] = {}
         for field in self.index_schema:
             path = _path(field)
+            if path is None:  # a name stored before names were checked: no count
+                counts[field] = 0
+                continue
             counts[field] = sum(
                 1
                 for slot, payload in enumerate(self.payloads)
@@ -218,11 +227,38 @@ class LiveCollection:
     def live_slots(self) -> Slots:
         return np.flatnonzero(self.live[: len(self.keys)]).astype(np.int64)
 
-    def is_cheap(self, node: Filter | None) -> bool:
-        """Whether evaluating ``node`` is fast enough for the event loop."""
-        if node is None or self.count <= 20_000:
-            return True
-        return self._narrowed(node) is not None
+    def is_cheap(self, query: SearchQuery) -> bool:
+        """Whether ``search(query)`` is bounded to about a millisecond: then it may run on
+        the event loop (the ``ON_LOOP_*`` bounds). A filter's cost is its weight times
+        the points it is evaluated on (all of them, or those its ids and payload
+        indexes narrow it to); an exact scan's, the points times the dimension."""
+        if query.offset + query.limit > ON_LOOP_RESULTS:
+            return False
+        node = query.filter
+        candidates = self.count
+        if node is not None:
+            if node.weight > ON_LOOP_FILTER_STEPS:
+                return False
+            candidates = self._candidates_at_most(node)
+            if candidates * node.weight > ON_LOOP_FILTER_STEPS:
+                return False
+        if not (query.exact or candidates <= self._threshold_rows()):
+            return node is None  # the graph; a filtered graph search builds a mask
+        return candidates * self.spec.dim <= ON_LOOP_MULTIPLY_ADDS
+
+    def _candidates_at_most(self, node: Filter) -> int:
+        """How many points ``_narrowed`` would leave at most, without building the sets
+        (an index entry may hold a million slots: their union is not for the loop)."""
+        bound = self.count
+        keys = required_keys(node)
+        if keys is not None:
+            bound = min(bound, len(keys))
+        for match in indexable_matches(node):
+            table = self.inverted.get(match.key[0].name)
+            if table is not None:
+                found = (table.get(typed_value(v) or ("?", None), ()) for v in match.values)
+                bound = min(bound, sum(len(slots) for slots in found))
+        return bound
 
     def _narrowed(self, node: Filter) -> set[int] | None:
         narrowed: set[int] | None = None
@@ -282,7 +318,7 @@ class LiveCollection:
         """For a query the graph answers alone (no filter, not exact, a big enough
         collection): the prepared vector and the search breadth; else None."""
         need = query.offset + query.limit
-        if query.filter is not None or query.exact or need <= 0:
+        if query.filter is not None or query.exact or need <= 0 or need > ON_LOOP_RESULTS:
             return None
         if self.count <= self._threshold_rows():
             return None
@@ -400,7 +436,10 @@ class LiveCollection:
 def _path(field: str) -> Any:
     from bastion.vectors.filters import parse_key
 
-    return parse_key(field)
+    try:
+        return parse_key(field)
+    except BadRequest:
+        return None
 
 
 def select_payload(

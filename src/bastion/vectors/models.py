@@ -24,14 +24,59 @@ from bastion.vectors.engine import (
     Vector,
 )
 from bastion.vectors.errors import BadRequest, PayloadTooLarge
-from bastion.vectors.filters import Filter, parse_filter
+from bastion.vectors.filters import Filter, parse_filter, parse_index_field
 from bastion.vectors.ids import parse_point_id, parse_point_ids
 
 MAX_LIMIT = 10_000
 MAX_OFFSET = 100_000
 MAX_BATCH = 10_000
 MAX_DIM = 65_536
+MAX_VECTOR_WRAPPERS = 3
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
+
+
+# -- payload limits (issue 11, items 15 and 16) -------------------------------------------
+# A payload is returned by every read path inside a response envelope (scroll, retrieve,
+# search, query: up to 4 levels above it; export's NDJSON lines), and orjson, which writes
+# every response, refuses JSON nested more than 254 levels. A payload nested 252 to 254
+# levels used to be accepted and then made every read that returned it answer 500, for
+# every caller, until the point was deleted; one nested 255 or more broke the size check
+# itself. So a payload is refused at write time unless every reader can return it: at
+# most ``MAX_PAYLOAD_DEPTH`` levels of objects and arrays (the payload object is level
+# 1), measured by a loop (no recursion: no input can exhaust Python's stack), and at
+# most ``settings.max_payload_bytes`` bytes as compact JSON (413).
+MAX_PAYLOAD_DEPTH = 64
+
+
+def depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests objects and arrays more than ``limit`` levels."""
+    if not isinstance(value, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
+def check_payload(payload: Any, where: str, max_bytes: int) -> None:
+    """A point's payload as written (raises ``BadRequest`` / ``PayloadTooLarge``)."""
+    if not isinstance(payload, dict):
+        raise BadRequest(f"{where} must be an object")
+    if depth_exceeds(payload, MAX_PAYLOAD_DEPTH):
+        raise BadRequest(
+            f"{where} is nested more than {MAX_PAYLOAD_DEPTH} levels (objects and arrays)"
+        )
+    try:
+        size = len(orjson.dumps(payload))
+    except orjson.JSONEncodeError:
+        raise BadRequest(f"{where} cannot be stored as JSON") from None
+    if size > max_bytes:
+        raise PayloadTooLarge(f"{where} is larger than {max_bytes} bytes")
 
 
 def load_json(body: bytes) -> dict[str, Any]:
@@ -68,8 +113,31 @@ def limit_of(body: dict[str, Any], default: int = 10) -> int:
 
 
 def filter_of(body: dict[str, Any]) -> Filter | None:
+    """The body's ``filter``: parsed here, or already parsed (``parse_heavy_filter``)."""
     raw = body.get("filter")
-    return None if raw is None else parse_filter(raw)
+    if raw is None or isinstance(raw, Filter):
+        return raw
+    return parse_filter(raw)
+
+
+# A filter whose JSON is larger than this takes milliseconds to parse (~0.25 ms per KiB):
+# the data plane parses it in a worker thread (``parse_heavy_filter``), not on the loop.
+HEAVY_FILTER_BYTES = 4096
+
+
+def is_heavy_filter(body: dict[str, Any]) -> bool:
+    raw = body.get("filter")
+    if raw is None or isinstance(raw, Filter):
+        return False
+    try:
+        return len(orjson.dumps(raw)) > HEAVY_FILTER_BYTES
+    except orjson.JSONEncodeError:  # nested past what orjson writes: parsing refuses it
+        return True
+
+
+def parse_heavy_filter(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with its ``filter`` parsed (run in a worker thread by the data plane)."""
+    return {**body, "filter": parse_filter(body["filter"])}
 
 
 _ALL_PAYLOAD = PayloadSelector(enabled=True)
@@ -104,15 +172,24 @@ def with_vector_of(raw: Any) -> bool:
 
 
 def vector_of(raw: Any, where: str = "vector") -> Vector:
-    """One dense vector (a list of numbers, or Qdrant's ``{"": [...]}`` / named form)."""
-    if isinstance(raw, dict):
+    """One dense vector (a list of numbers, or Qdrant's ``{"": [...]}`` / named form).
+
+    Wrappers are taken off in a loop, at most ``MAX_VECTOR_WRAPPERS`` of them (Qdrant's
+    deepest form is ``{"nearest": {"vector": {"": [...]}}}``): ~990 nested wrappers used
+    to exhaust Python's recursion limit (a 500, issue 11, item 15)."""
+    for _ in range(MAX_VECTOR_WRAPPERS + 1):
+        if not isinstance(raw, dict):
+            break
         if "nearest" in raw:
-            return vector_of(raw["nearest"], where)
-        if set(raw) <= {"name", "vector"} and "vector" in raw:
-            return vector_of(raw["vector"], where)
-        if len(raw) == 1 and "" in raw:
-            return vector_of(raw[""], where)
-        raise BadRequest(f"{where}: named, sparse and multi vectors are not supported")
+            raw = raw["nearest"]
+        elif set(raw) <= {"name", "vector"} and "vector" in raw:
+            raw = raw["vector"]
+        elif len(raw) == 1 and "" in raw:
+            raw = raw[""]
+        else:
+            raise BadRequest(f"{where}: named, sparse and multi vectors are not supported")
+    else:
+        raise BadRequest(f"{where} is wrapped too deeply (nearest / vector)")
     if not isinstance(raw, list) or not raw:
         raise BadRequest(f"{where} must be a non-empty list of numbers")
     try:
@@ -162,9 +239,9 @@ def points_of(body: dict[str, Any], max_payload_bytes: int) -> tuple[list[PointW
         if not isinstance(batch, dict):
             raise BadRequest("batch must be an object")
         ids, raw_vectors = batch.get("ids"), batch.get("vectors")
-        payloads = batch.get("payloads") or [None] * len(ids or [])
         if not isinstance(ids, list) or not isinstance(raw_vectors, list):
             raise BadRequest("batch needs ids and vectors lists")
+        payloads = batch.get("payloads") or [None] * len(ids)
         if not isinstance(payloads, list) or not len(ids) == len(raw_vectors) == len(payloads):
             raise BadRequest("batch ids, vectors and payloads must have the same length")
         items = [
@@ -187,12 +264,7 @@ def points_of(body: dict[str, Any], max_payload_bytes: int) -> tuple[list[PointW
             raise BadRequest(f"points[{index}] must have an id and a vector")
         payload = item.get("payload")
         if payload is not None:
-            if not isinstance(payload, dict):
-                raise BadRequest(f"points[{index}].payload must be an object")
-            if len(orjson.dumps(payload)) > max_payload_bytes:
-                raise PayloadTooLarge(
-                    f"points[{index}].payload is larger than {max_payload_bytes} bytes"
-                )
+            check_payload(payload, f"points[{index}].payload", max_payload_bytes)
         writes.append(PointWrite(parse_point_id(item["id"]), payload))
         rows.append(vector_of(item["vector"], f"points[{index}].vector"))
     if len({len(row) for row in rows}) != 1:
@@ -229,6 +301,7 @@ def index_request(body: dict[str, Any]) -> tuple[str, str]:
     field = body.get("field_name")
     if not isinstance(field, str) or not field:
         raise BadRequest("field_name must be a non-empty string")
+    parse_index_field(field)
     schema = body.get("field_schema")
     if isinstance(schema, dict):
         schema = schema.get("type")

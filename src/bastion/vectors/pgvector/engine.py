@@ -21,10 +21,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict
 from datetime import UTC
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio.to_thread
-import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import AsyncConnection, errors, sql
@@ -35,6 +35,7 @@ from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
 from bastion.storage import Database, new_id
 from bastion.vectors.audit import audited
+from bastion.vectors.checks import check_batch
 from bastion.vectors.engine import (
     CollectionInfo,
     CollectionSpec,
@@ -54,6 +55,8 @@ from bastion.vectors.pgvector import queries
 from bastion.vectors.pgvector.adopt import adopt_collections
 from bastion.vectors.pgvector.pool import Connections
 from bastion.vectors.pgvector.rows import (
+    heavy,
+    off_loop_if,
     prepare,
     record,
     storable_payload,
@@ -68,7 +71,7 @@ from bastion.vectors.pgvector.tables import (
     payload_index_statement,
     table_name,
 )
-from bastion.vectors.pgvector.where import Where, jsonpath
+from bastion.vectors.pgvector.where import Where, compiled, jsonpath
 
 log = logging.getLogger("bastion.vectors")
 T = TypeVar("T")
@@ -120,6 +123,8 @@ class PgVectorEngine:
     # -- collections -------------------------------------------------------------------
 
     async def _lookup(self, tenant_id: str, name: str) -> PgCollection | None:
+        if "\x00" in name:  # no collection has one (names are checked), and PostgreSQL
+            return None  # refuses the character in a text parameter
         async with self._connection() as conn:
             cur = await conn.execute(queries.COLLECTION, (tenant_id, name))
             row = await cur.fetchone()
@@ -176,7 +181,7 @@ class PgVectorEngine:
                 where = Where()
                 counts: list[sql.Composable] = [sql.SQL("count(*)")]
                 for field, _schema in indexes:
-                    path = jsonpath(parse_key(field))
+                    path = _field_path(field)
                     counts.append(
                         sql.SQL(
                             "count(*) FILTER (WHERE jsonb_path_exists(payload, {}::jsonpath))"
@@ -261,6 +266,9 @@ class PgVectorEngine:
     async def delete_collection(self, tenant_id: str, name: str, *, actor: str) -> bool:
         self._collections.pop((tenant_id, name), None)
 
+        if "\x00" in name:  # see ``_lookup``
+            return False
+
         def work(conn: Connection, driver: psycopg.Connection[Any]) -> str | None:
             row = driver.execute(queries.DELETE_COLLECTION, (tenant_id, name)).fetchone()
             if row is None:
@@ -292,6 +300,26 @@ class PgVectorEngine:
 
         await self._on(tenant_id, name, work)
 
+    async def delete_payload_index(
+        self, tenant_id: str, name: str, field_name: str, *, actor: str
+    ) -> bool:
+        if "\x00" in field_name:  # PostgreSQL cannot hold such a name: there is no index
+            await self._get(tenant_id, name)  # (but a missing collection is still a 404)
+            return False
+
+        def work(live: PgCollection) -> Awaitable[bool]:
+            def change(conn: Connection, driver: psycopg.Connection[Any]) -> bool:
+                dropped = driver.execute(queries.DELETE_PAYLOAD_INDEX, (live.id, field_name))
+                if not dropped.rowcount:
+                    return False
+                audited(conn, "index.deleted", tenant_id, name, actor, self.clock.now(),
+                        field=field_name)  # fmt: skip
+                return True
+
+            return self._write(change)
+
+        return await self._on(tenant_id, name, work)
+
     async def upsert(
         self,
         tenant_id: str,
@@ -305,13 +333,7 @@ class PgVectorEngine:
         keys = [point.key for point in points]
         if len(set(keys)) != len(keys):
             raise BadRequest("duplicate point ids in one batch")
-        if vectors.ndim != 2 or vectors.shape != (len(keys), live.spec.dim):
-            raise BadRequest(
-                f"wrong vector dimension: expected {live.spec.dim}, "
-                f"got {vectors.shape[-1] if vectors.ndim == 2 else 'a ragged batch'}"
-            )
-        if not np.isfinite(vectors).all():
-            raise BadRequest("vectors must not contain NaN or infinity")
+        check_batch(vectors, live.spec, len(keys))
         payloads = [storable_payload(point.payload, index) for index, point in enumerate(points)]
         stored = list(prepare(vectors, live.spec.distance))
 
@@ -341,7 +363,7 @@ class PgVectorEngine:
                 where.bind(list(dict.fromkeys(keys)))
             )
         else:
-            condition = where.filter(filter or Filter())
+            condition = await compiled(where, filter or Filter())
 
         def work(live: PgCollection) -> Awaitable[int]:
             statement = sql.SQL("DELETE FROM {} WHERE {}").format(
@@ -378,8 +400,12 @@ class PgVectorEngine:
             async with self._connection() as conn:
                 cur = await conn.cursor(binary=True).execute(statement, {"k": wanted})
                 rows = await cur.fetchall()
-            found = {row[0]: record(row, with_payload, with_vector) for row in rows}
-            return [found[key] for key in wanted if key in found]
+
+            def build() -> list[PointRecord]:
+                found = {row[0]: record(row, with_payload, with_vector) for row in rows}
+                return [found[key] for key in wanted if key in found]
+
+            return await off_loop_if(heavy(rows, with_vector, live.spec.dim), build)
 
         return await self._on(tenant_id, name, work)
 
@@ -395,7 +421,7 @@ class PgVectorEngine:
         with_vector: bool,
     ) -> ScrollPage:
         where = Where()
-        condition = where.filter(filter) if filter is not None else sql.SQL("TRUE")
+        condition = await compiled(where, filter) if filter is not None else sql.SQL("TRUE")
         if offset_key is not None:
             condition = sql.SQL("{} AND point_id >= {}").format(condition, where.bind(offset_key))
 
@@ -409,7 +435,10 @@ class PgVectorEngine:
             async with self._connection() as conn:
                 cur = await conn.cursor(binary=True).execute(statement, where.params)
                 rows = await cur.fetchall()
-            records = [record(row, with_payload, with_vector) for row in rows]
+            records = await off_loop_if(
+                heavy(rows, with_vector, live.spec.dim),
+                lambda: [record(row, with_payload, with_vector) for row in rows],
+            )
             next_key = records[limit].key if len(records) > limit else None
             return ScrollPage(records[:limit], next_key)
 
@@ -417,7 +446,7 @@ class PgVectorEngine:
 
     async def count(self, tenant_id: str, name: str, *, filter: Filter | None) -> int:
         where = Where()
-        condition = where.filter(filter) if filter is not None else sql.SQL("TRUE")
+        condition = await compiled(where, filter) if filter is not None else sql.SQL("TRUE")
 
         async def work(live: PgCollection) -> int:
             statement = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
@@ -447,8 +476,11 @@ class PgVectorEngine:
             except errors.UndefinedTable:
                 self._collections.pop((tenant_id, name), None)
                 raise CollectionNotFound(name) from None
-            for row in rows:
-                yield record(row, everything, True)
+            chunk = await off_loop_if(
+                heavy(rows, True, live.spec.dim), partial(_records, rows, everything)
+            )
+            for point in chunk:
+                yield point
             if len(rows) < _EXPORT_CHUNK:
                 return
             cursor = rows[-1][0]
@@ -459,3 +491,17 @@ class PgVectorEngine:
         live = await self._get(tenant_id, name)
         self._searches.check(live, query)
         return await self._on(tenant_id, name, lambda live: self._searches.run(live, query))
+
+
+def _field_path(field: str) -> str | None:
+    """The jsonpath of a payload index's field; None for a name stored before names were
+    checked (``parse_index_field``), which then counts no points instead of failing
+    ``GET /collections/{name}`` for everyone."""
+    try:
+        return jsonpath(parse_key(field))
+    except BadRequest:
+        return None
+
+
+def _records(rows: list[Any], selector: PayloadSelector) -> list[PointRecord]:
+    return [record(row, selector, True) for row in rows]

@@ -4,12 +4,15 @@ the search breadth."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import anyio.to_thread
 import numpy as np
 import orjson
 from psycopg.types.json import Jsonb
 
+from bastion.vectors.checks import unit_rows
 from bastion.vectors.engine import (
     CollectionSpec,
     PayloadSelector,
@@ -20,6 +23,8 @@ from bastion.vectors.engine import (
 )
 from bastion.vectors.errors import BadRequest
 from bastion.vectors.live import EF_SCALE_POINTS, MAX_DEFAULT_EF, select_payload
+
+T = TypeVar("T")
 
 
 def default_ef(base: int, count: int) -> int:
@@ -35,13 +40,10 @@ def threshold_rows(spec: CollectionSpec) -> int:
 
 
 def prepare(vectors: Vector, distance: str) -> Vector:
-    """The stored form: Cosine vectors unit-length (a zero vector stays zero)."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    """The stored form: Cosine vectors unit-length (``vectors.checks``)."""
     if distance == "Cosine":
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        vectors = (vectors / norms).astype(np.float32)
-    return vectors
+        return unit_rows(vectors)
+    return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 def storable_payload(payload: dict[str, Any] | None, index: int) -> Jsonb:
@@ -51,6 +53,23 @@ def storable_payload(payload: dict[str, Any] | None, index: int) -> Jsonb:
             "in a key or a string"
         )
     return Jsonb(payload or {})
+
+
+# Rows past this weight (rows x (64 + dimension if vectors are returned)) are turned into
+# records in a worker thread: ``to_list`` of thousands of vectors takes tens of ms, which
+# on the event loop would stall every other request meanwhile (issue 11, item 5).
+OFF_LOOP_WEIGHT = 16_384
+
+
+def heavy(rows: list[Any], with_vector: bool, dim: int) -> bool:
+    return len(rows) * (64 + (dim if with_vector else 0)) > OFF_LOOP_WEIGHT
+
+
+async def off_loop_if(heavy_work: bool, work: Callable[[], T]) -> T:
+    """``work()``: in a worker thread when ``heavy_work``, else right here."""
+    if heavy_work:
+        return await anyio.to_thread.run_sync(work)
+    return work()
 
 
 def record(row: Any, selector: PayloadSelector, with_vector: bool) -> PointRecord:

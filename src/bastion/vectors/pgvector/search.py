@@ -9,16 +9,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 from psycopg import sql
 
+from bastion.vectors.checks import check_query
 from bastion.vectors.engine import ScoredRecord, SearchQuery, Vector
-from bastion.vectors.errors import BadRequest
 from bastion.vectors.pgvector import queries
 from bastion.vectors.pgvector.pool import Connections
-from bastion.vectors.pgvector.rows import default_ef, prepare, scored, threshold_rows
+from bastion.vectors.pgvector.rows import (
+    default_ef,
+    heavy,
+    off_loop_if,
+    prepare,
+    scored,
+    threshold_rows,
+)
 from bastion.vectors.pgvector.tables import METRICS, PgCollection
-from bastion.vectors.pgvector.where import Where
+from bastion.vectors.pgvector.where import Where, compiled
 
 MAX_EF_SEARCH = 1000  # pgvector's limit for hnsw.ef_search
 ESTIMATE_SECONDS = 5.0  # how long a row-count estimate is trusted
@@ -36,12 +42,7 @@ class Searches:
         self._estimates.pop(collection_id, None)
 
     def check(self, live: PgCollection, query: SearchQuery) -> None:
-        if query.vector.shape != (live.spec.dim,):
-            raise BadRequest(
-                f"wrong vector dimension: expected {live.spec.dim}, got {query.vector.shape[-1]}"
-            )
-        if not np.isfinite(query.vector).all():
-            raise BadRequest("the query vector must not contain NaN or infinity")
+        check_query(query.vector, live.spec)
 
     async def run(self, live: PgCollection, query: SearchQuery) -> list[ScoredRecord]:
         """The nearest points: by the graph, or exactly (small collection, ``exact``, or
@@ -51,13 +52,17 @@ class Searches:
             return []
         vector = prepare(query.vector[None, :], live.spec.distance)[0]
         where = Where()
-        condition = where.filter(query.filter) if query.filter is not None else None
+        condition = await compiled(where, query.filter) if query.filter is not None else None
         estimate = await self._estimate(live)
         exact = query.exact or estimate <= threshold_rows(live.spec)
         rows = await self._nearest(live, vector, query, condition, where, need, exact, estimate)
         if not exact and len(rows) < need:
             rows = await self._nearest(live, vector, query, condition, where, need, True, 0)
-        return scored(rows, query, METRICS[live.spec.distance].sign, live.spec.distance)
+        metric = METRICS[live.spec.distance]
+        return await off_loop_if(
+            heavy(rows, query.with_vector, live.spec.dim),
+            lambda: scored(rows, query, metric.sign, live.spec.distance),
+        )
 
     async def _nearest(
         self,

@@ -25,6 +25,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+import anyio.to_thread
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -47,6 +48,18 @@ FALSE = sql.SQL("FALSE")
 _INDEXED_ALTERNATIVES = 16  # up to this many values: one containment test each (GIN)
 _MAX_ARRAY_INDEX = 2**31 - 1  # jsonpath subscripts are int4
 MAX_PARAMETERS = 30_000  # PostgreSQL's protocol allows 65,535 per statement
+
+
+# A filter heavier than this (``Filter.weight``: conditions + values) is compiled in a
+# worker thread (``compiled``): ~10 µs per condition would stall the event loop.
+ON_LOOP_WEIGHT = 256
+
+
+async def compiled(where: Where, node: Filter) -> sql.Composable:
+    """``where.filter(node)``, in a worker thread when ``node`` is heavy."""
+    if node.weight <= ON_LOOP_WEIGHT:
+        return where.filter(node)
+    return await anyio.to_thread.run_sync(where.filter, node)
 
 
 class Where:
