@@ -652,7 +652,8 @@ class EmbeddedEngine:
             return False
         changed = versions > marker["version"]
         ann.add(vectors[changed], slots[changed])
-        stale = np.setdiff1d(ann.labels(), slots)
+        # Labels of deleted points stay in the index, hidden; only newly gone ones count.
+        stale = np.setdiff1d(np.setdiff1d(ann.labels(), slots), marker["deleted"])
         ann.delete(stale)
         live.ann = ann
         live.dirty = bool(changed.any() or len(stale))
