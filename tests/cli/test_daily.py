@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import typer
 
 from bastion.audit import StoredEvent, query
+from bastion.cli.common import app
 from bastion.config import load_settings
 from bastion.datadir import lock_for_server
 from bastion.identity.service_accounts import api_key_state
@@ -153,9 +155,14 @@ def test_key_list_and_revoke(data: Path) -> None:
     assert state.refusal(rt.clock.now()) is not None  # the key no longer opens anything
     [event] = events(data, "api_key.revoked")
     assert (event.actor, event.details["key_id"]) == ("cli:operator", key["id"])
+    other = bastion(data, "key", "create", "--service-account", "ingest", "--role", "admin")
+    assert other.returncode == 0, other.stderr
+    assert "were not used" in other.stderr  # an existing account keeps its roles, and says so
     again = bastion(data, "key", "revoke", key["id"])
     assert "already revoked" in again.stdout
     assert len(events(data, "api_key.revoked")) == 1
+    [kept] = events(data, "service_account.created")
+    assert kept.details["roles"] == ["developer"]
 
 
 def test_collection_list_shows_points_and_size_on_disk(data: Path) -> None:
@@ -250,3 +257,15 @@ def test_a_folder_without_an_installation_is_refused(tmp_path: Path, args: tuple
     assert "no Bastion installation" in result.stderr
     assert "bastion init" in result.stderr
     assert not typo.exists()
+
+
+def test_every_command_is_in_the_docs() -> None:
+    root = Path(__file__).resolve().parents[2]
+    guide = (root / "docs" / "cli.md").read_text()
+    readme = (root / "README.md").read_text()
+    tree: Any = typer.main.get_command(app)
+    for name, command in tree.commands.items():
+        assert f"`bastion {name}" in readme, name
+        for sub in getattr(command, "commands", None) or [None]:
+            full = f"bastion {name}" + (f" {sub}" if sub else "")
+            assert f"`{full}" in guide, full

@@ -12,6 +12,7 @@ import typer
 from bastion.cli.common import (
     AsJson,
     DataDir,
+    err,
     fail,
     key_app,
     opened,
@@ -22,6 +23,7 @@ from bastion.cli.common import (
     shown,
     table,
 )
+from bastion.identity.grants import grants_of
 from bastion.identity.service_account_admin import create_account, end_key, new_key
 from bastion.identity.service_accounts import (
     ApiKeyRecord,
@@ -72,6 +74,13 @@ def key_create(
                 roles=role or ["viewer"],
                 collections=collection or None,
                 now=now,
+            )
+        elif role or collection:
+            held = grants_of(conn, "service_account", account.id)
+            err.print(
+                f"[yellow]note:[/] service account {shown(account.name)} exists: --role and "
+                "--collection apply to a new account only and were not used (it holds "
+                f"{shown(', '.join(dict.fromkeys(g.role for g in held)) or 'no role')})"
             )
         key = new_key(conn, actor, account.id, expires_in=lifetime, now=now)
     out.print(
