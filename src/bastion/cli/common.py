@@ -62,7 +62,6 @@ DataDir = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-ROLES = ("viewer", "developer", "admin")
 CLI_ACTOR = "cli:operator"  # the actor of every change a command makes, in the audit log
 
 # What to do next, by the code of the error a service raised.

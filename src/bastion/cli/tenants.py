@@ -28,7 +28,9 @@ def tenant_create(name: str, as_json: AsJson = False, data_dir: DataDir = None) 
         now = rt.clock.now()
         tenant = add_tenant(conn, operator(conn, now=now), name, now=now)
     if as_json:
-        print_json({"id": tenant.id, "name": tenant.name, "created_at": tenant.created_at})
+        print_json(
+            {"id": tenant.id, "name": tenant.name, "created_at": tenant.created_at.isoformat()}
+        )
         return
     out.print(
         f"Created tenant [bold]{shown(tenant.name)}[/]. Next: its first admin, "
