@@ -8,9 +8,12 @@ create an installation; every other command refuses a folder without one
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -18,11 +21,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy import Connection
 
 from bastion import __version__
 from bastion.config import Settings, load_settings
 from bastion.datadir import lock_for_command, require_installation
+from bastion.domain import AAL3, Grant, Principal
 from bastion.errors import BastionError
+from bastion.identity.tenants import DEFAULT_TENANT, require_tenant
 from bastion.runtime import Runtime
 from bastion.text import printable
 
@@ -31,13 +37,19 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+tenant_app = typer.Typer(help="Tenants: isolated groups of users, keys and collections.",
+                         no_args_is_help=True)  # fmt: skip
 user_app = typer.Typer(help="Manage human users.", no_args_is_help=True)
 key_app = typer.Typer(help="Service-account API keys.", no_args_is_help=True)
 keys_app = typer.Typer(help="Token signing keys.", no_args_is_help=True)
+collection_app = typer.Typer(help="Vector collections.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+_GROUPS = frozenset({"tenant", "user", "key", "keys", "collection", "audit"})
+app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="key")
 app.add_typer(keys_app, name="keys")
+app.add_typer(collection_app, name="collection")
 app.add_typer(audit_app, name="audit")
 
 out = Console()
@@ -49,7 +61,19 @@ DataDir = Annotated[
         "--data-dir", help="Data folder (default ./data, env BASTION_DATA_DIR).", show_default=False
     ),
 ]
-ROLES = ("viewer", "developer", "admin")
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+CLI_ACTOR = "cli:operator"  # the actor of every change a command makes, in the audit log
+
+# What to do next, by the code of the error a service raised.
+HINTS = {
+    "tenant_not_found": "see `bastion tenant list`, or create it: bastion tenant create NAME",
+    "tenant_exists": "see `bastion tenant list`",
+    "user_not_found": "see `bastion user list`",
+    "username_unavailable": "choose another username (`bastion user list` shows the taken ones)",
+    "service_account_not_found": "see `bastion key list`",
+    "api_key_not_found": "see `bastion key list` for the key ids",
+    "last_admin": "make another user admin first",
+}
 
 
 def fail(message: str, hint: str | None = None, code: int = 1) -> NoReturn:
@@ -57,6 +81,56 @@ def fail(message: str, hint: str | None = None, code: int = 1) -> NoReturn:
     if hint:
         err.print(f"[dim]→ {shown(hint)}[/]")
     raise typer.Exit(code)
+
+
+def failed(exc: BastionError) -> NoReturn:
+    """Stop on a service's refusal: its message, and what to do next."""
+    fail(exc.detail, hint_for(exc))
+
+
+def hint_for(exc: BastionError) -> str | None:
+    if exc.code == "validation_error":
+        return f"`{_command_path()} --help` says what each argument takes"
+    return HINTS.get(exc.code)
+
+
+def _command_path() -> str:
+    """``bastion user create`` from the command line being run."""
+    words = ["bastion"]
+    for word in sys.argv[1:3]:
+        if word.startswith("-") or not word.replace("-", "").isalpha():
+            break
+        words.append(word)
+        if len(words) == 2 and word not in _GROUPS:
+            break
+    return " ".join(words)
+
+
+def print_json(data: Any, *, indent: int | None = 2) -> None:
+    """Plain JSON on stdout (no console wrapping or colours), for scripts. Every character
+    beyond ASCII is a ``\\u`` escape: a stored name can rewrite neither the terminal nor
+    the line structure of ``--json`` lines."""
+    typer.echo(json.dumps(data, indent=indent, ensure_ascii=True, default=str))
+
+
+def operator(conn: Connection, *, now: datetime) -> Principal:
+    """Who a command acts as: the operator at the data folder. Whoever can read the folder
+    holds its keys, so the operator has the powers of an installation admin (``admin`` of
+    the ``default`` tenant) at ``aal3``. Commands that change something call the same
+    services as the admin API with this principal, so ``authz.decide`` still applies its
+    rules (no tenant left without an admin) and the audit log names ``cli:operator``."""
+    default = require_tenant(conn, DEFAULT_TENANT)
+    return Principal(
+        kind="user",
+        id=CLI_ACTOR,
+        name=CLI_ACTOR,
+        tenant_id=default.id,
+        tenant_name=default.name,
+        grants=(Grant("admin", default.id),),
+        acr=AAL3,
+        amr=("cli",),
+        auth_time=now,
+    )
 
 
 def settings_for(data_dir: Path | None, **overrides: object) -> Settings:
@@ -95,6 +169,19 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
+def open_runtime(data_dir: Path | None, **overrides: object) -> Runtime:
+    """The runtime of an installation, opened under the folder's lock and then let go:
+    for a command that runs for long and only reads (``bastion audit tail``), which must
+    not keep a server from starting. The caller closes it."""
+    settings = settings_for(data_dir, **overrides)
+    try:
+        require_installation(settings.data_dir)
+        with lock_for_command(settings.data_dir):
+            return Runtime.open(settings)
+    except BastionError as exc:
+        fail(exc.detail)
+
+
 @contextmanager
 def opened(data_dir: Path | None, **overrides: object) -> Iterator[Runtime]:
     """The runtime of an installation's data folder (its server running or stopped);
@@ -108,6 +195,8 @@ def opened(data_dir: Path | None, **overrides: object) -> Iterator[Runtime]:
         rt = Runtime.open(settings)
         try:
             yield rt
+        except BastionError as exc:
+            failed(exc)
         finally:
             rt.close()
 

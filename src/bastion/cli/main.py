@@ -5,10 +5,17 @@ from __future__ import annotations
 import os
 import sys
 
-from rich.markup import escape
-
-from bastion.cli import audit, init, serve, users  # noqa: F401  (each registers its commands)
-from bastion.cli.common import app, err
+from bastion.cli import (  # noqa: F401  (each registers its commands)
+    audit,
+    audit_tail,
+    collections,
+    init,
+    keys,
+    serve,
+    tenants,
+    users,
+)
+from bastion.cli.common import app, err, hint_for, shown
 from bastion.datadir import PRIVATE_UMASK
 from bastion.errors import BastionError
 
@@ -18,7 +25,10 @@ def main() -> None:
     try:
         app()
     except BastionError as exc:
-        err.print(f"[bold red]error:[/] {escape(exc.detail)}")
+        err.print(f"[bold red]error:[/] {shown(exc.detail)}")
+        hint = hint_for(exc)
+        if hint is not None:
+            err.print(f"[dim]→ {shown(hint)}[/]")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -1,55 +1,95 @@
-"""``bastion user …``, ``bastion key create`` and ``bastion keys rotate``."""
+"""``bastion user …`` and ``bastion keys rotate``.
+
+Every change goes through the services the admin API calls (``bastion.identity``,
+``bastion.authn.unlock``) with the operator as principal (``common.operator``): the same
+rules, and the same audit events with ``cli:operator`` as actor.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from sqlalchemy import Connection
 
-from bastion.audit import record
 from bastion.authn.unlock import clear_counts, notify_unlocked
 from bastion.cli.common import (
-    ROLES,
+    CLI_ACTOR,
+    AsJson,
     DataDir,
     fail,
-    key_app,
     keys_app,
     opened,
+    operator,
     out,
-    parse_duration,
+    print_json,
     shown,
     table,
     user_app,
 )
-from bastion.identity.credentials import revoke_user_sessions
-from bastion.identity.grants import grants_of, replace_grants
-from bastion.identity.provisioning import provision_user
-from bastion.identity.service_accounts import (
-    create_api_key,
-    create_service_account,
-    find_service_account,
+from bastion.identity.grants import grant_collections, grants_of
+from bastion.identity.lifecycle import (
+    UserChange,
+    create_user_account,
+    delete_user,
+    reset_user_factors,
+    update_user,
 )
-from bastion.identity.tenants import DEFAULT_TENANT, require_tenant
-from bastion.identity.users import find_user, list_users, set_status
+from bastion.identity.tenants import DEFAULT_TENANT, require_tenant, tenant_by_id
+from bastion.identity.users import User, find_user, list_users
 from bastion.tokens import rotate_keys
 
-CLI_ACTOR = "cli:operator"
+Roles = Annotated[
+    list[str],
+    typer.Option(
+        "--role", help="viewer, developer, admin or a custom role of the tenant (repeatable)."
+    ),
+]
+Collections = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--collection",
+        help="Narrow the roles to this collection (repeatable; 'docs-*' is a prefix). "
+        "Default: every collection of the tenant.",
+        show_default=False,
+    ),
+]
+
+
+def _live(conn: Connection, name: str) -> User:
+    user = find_user(conn, name)
+    if user is None or user.status == "deleted":
+        fail(f"no user named '{name}'", "see `bastion user list`")
+    return user
+
+
+def _view(conn: Connection, user: User) -> dict[str, Any]:
+    grants = grants_of(conn, "user", user.id)
+    return {
+        "id": user.id,
+        "username": user.username,
+        "tenant": tenant_by_id(conn, user.tenant_id).name,
+        "roles": list(dict.fromkeys(grant.role for grant in grants)),
+        "collections": grant_collections(grants),
+        "status": user.status,
+        "created_at": user.created_at.isoformat(),
+    }
 
 
 @user_app.command("create")
 def user_create(
     name: str,
-    role: Annotated[str, typer.Option(help="viewer, developer or admin.")],
+    role: Roles,
+    collection: Collections = None,
     tenant: Annotated[str, typer.Option(help="Tenant name.")] = DEFAULT_TENANT,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
+    as_json: AsJson = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Create a user with a role (the password comes from stdin, never from argv)."""
-    if role not in ROLES:
-        fail(f"unknown role '{role}'", f"use one of: {', '.join(ROLES)}")
+    """Create a user with one or more roles (the password comes from stdin, never argv)."""
     if not password_stdin:
         fail(
             "a password is required",
@@ -58,81 +98,77 @@ def user_create(
     password = sys.stdin.readline().rstrip("\r\n")
     with opened(data_dir) as rt, rt.db.begin() as conn:
         now = rt.clock.now()
-        found = require_tenant(conn, tenant)
-        user = provision_user(
+        made = create_user_account(
             conn,
+            operator(conn, now=now),
+            require_tenant(conn, tenant),
             hasher=rt.hasher,
-            tenant_id=found.id,
             username=name,
             password=password,
-            roles=[role],
+            roles=role,
+            collections=collection or None,
             now=now,
         )
-        record(
-            conn,
-            "user.created",
-            actor=CLI_ACTOR,
-            tenant_id=found.id,
-            resource=f"user:{user.id}",
-            details={"user_id": user.id, "username": user.username, "roles": [role]},
-            now=now,
-        )
+        view = _view(conn, made.user)
+    if as_json:
+        print_json(view)
+        return
+    narrowed = f", on {', '.join(view['collections'])}" if view["collections"] else ""
     out.print(
-        f"Created user [bold]{shown(user.username)}[/] ({role}) in tenant {shown(tenant)}. "
-        "They enrol an authenticator at first sign-in."
+        f"Created user [bold]{shown(view['username'])}[/] ({shown(', '.join(view['roles']))}"
+        f"{shown(narrowed)}) in tenant {shown(view['tenant'])}. "
+        "They enrol an authenticator at first sign-in.",
+        highlight=False,
     )
 
 
 @user_app.command("list")
-def user_list(data_dir: DataDir = None) -> None:
-    """List users with their tenant, roles and status."""
+def user_list(
+    tenant: Annotated[
+        str | None, typer.Option(help="Only this tenant's users.", show_default=False)
+    ] = None,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+) -> None:
+    """List users with their tenant, roles, collections and status."""
     with opened(data_dir) as rt, rt.db.read() as conn:
-        grid = table("Users", "username", "tenant", "roles", "status", "created")
-        from bastion.identity.tenants import tenant_by_id
-
-        for user in list_users(conn, tenant_id=None):
-            roles = ", ".join(g.role for g in grants_of(conn, "user", user.id))
-            grid.add_row(
-                user.username,
-                tenant_by_id(conn, user.tenant_id).name,
-                roles,
-                user.status,
-                user.created_at.strftime("%Y-%m-%d %H:%M UTC"),
-            )
-    out.print(grid)
-
-
-def _change_status(name: str, status: str, data_dir: object) -> None:
-    with opened(data_dir) as rt, rt.db.begin() as conn:  # type: ignore[arg-type]
-        now = rt.clock.now()
-        user = find_user(conn, name)
-        if user is None or user.status == "deleted":
-            fail(f"no user named '{name}'", "see `bastion user list`")
-        set_status(conn, user.id, status, now=now)  # type: ignore[arg-type]
-        revoke_user_sessions(conn, user.id, reason=f"user_{status}", now=now)
-        action = "user.suspended" if status == "suspended" else "user.deleted"
-        record(
-            conn,
-            action,
-            actor=CLI_ACTOR,
-            tenant_id=user.tenant_id,
-            resource=f"user:{user.id}",
-            details={"user_id": user.id, "username": user.username, "before": user.status},
-            now=now,
+        tenant_id = None if tenant is None else require_tenant(conn, tenant).id
+        views = [_view(conn, user) for user in list_users(conn, tenant_id=tenant_id)]
+    if as_json:
+        print_json(views)
+        return
+    grid = table("Users", "username", "tenant", "roles", "collections", "status", "created")
+    for view in views:
+        grid.add_row(
+            view["username"],
+            view["tenant"],
+            ", ".join(view["roles"]),
+            "all" if view["collections"] is None else ", ".join(view["collections"]),
+            view["status"],
+            view["created_at"][:16].replace("T", " ") + " UTC",
         )
-    out.print(f"User [bold]{shown(user.username)}[/] is now {status}; every session was revoked.")
+    out.print(grid)
 
 
 @user_app.command("suspend")
 def user_suspend(name: str, data_dir: DataDir = None) -> None:
     """Suspend a user: sign-ins fail and every live token stops within a second."""
-    _change_status(name, "suspended", data_dir)
+    with opened(data_dir) as rt, rt.db.begin() as conn:
+        now = rt.clock.now()
+        user = _live(conn, name)
+        update_user(conn, operator(conn, now=now), user.id, UserChange(status="suspended"),
+                    now=now)  # fmt: skip
+    out.print(f"User [bold]{shown(user.username)}[/] is now suspended; every session was revoked.")
 
 
 @user_app.command("delete")
 def user_delete(name: str, data_dir: DataDir = None) -> None:
     """Deprovision a user: every token and session dies at once."""
-    _change_status(name, "deleted", data_dir)
+    with opened(data_dir) as rt, rt.db.begin() as conn:
+        now = rt.clock.now()
+        user = _live(conn, name)
+        delete_user(conn, operator(conn, now=now), user.id, now=now)
+    out.print(f"User [bold]{shown(user.username)}[/] is now deleted; every session was revoked.")
 
 
 @user_app.command("unlock")
@@ -140,9 +176,7 @@ def user_unlock(name: str, data_dir: DataDir = None) -> None:
     """Clear a user's failed sign-in and second-factor counts: they can sign in at once."""
     with opened(data_dir) as rt:
         with rt.db.begin() as conn:
-            user = find_user(conn, name)
-            if user is None or user.status == "deleted":
-                fail(f"no user named '{name}'", "see `bastion user list`")
+            user = _live(conn, name)
             done = clear_counts(conn, rt.authn, user, actor=CLI_ACTOR, now=rt.clock.now())
         notify_unlocked(rt.authn, done, now=rt.clock.now())
     out.print(
@@ -151,72 +185,21 @@ def user_unlock(name: str, data_dir: DataDir = None) -> None:
     )
 
 
-@key_app.command("create")
-def key_create(
-    service_account: Annotated[
-        str, typer.Option("--service-account", help="Created if it does not exist.")
-    ],
-    role: Annotated[str, typer.Option(help="Role for a new service account.")] = "viewer",
-    tenant: Annotated[str, typer.Option(help="Tenant name.")] = DEFAULT_TENANT,
-    expires_in: Annotated[str | None, typer.Option(help="Lifetime such as 30d or 12h.")] = None,
-    collection: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Limit a new service account to this collection (repeatable; 'docs-*' prefixes)."
-        ),
-    ] = None,
-    data_dir: DataDir = None,
-) -> None:
-    """Create an API key for a service account; the key is printed once."""
-    if role not in ROLES:
-        fail(f"unknown role '{role}'", f"use one of: {', '.join(ROLES)}")
-    lifetime = parse_duration(expires_in) if expires_in else None
+@user_app.command("reset-factors")
+def user_reset_factors(name: str, as_json: AsJson = False, data_dir: DataDir = None) -> None:
+    """Remove every second factor of a user (lost phone) and end their sessions; at the
+    next sign-in they enrol again. Audited as the admin API's reset."""
     with opened(data_dir) as rt, rt.db.begin() as conn:
         now = rt.clock.now()
-        found = require_tenant(conn, tenant)
-        account = find_service_account(conn, tenant_id=found.id, name=service_account)
-        if account is None:
-            account = create_service_account(
-                conn, tenant_id=found.id, name=service_account, now=now
-            )
-            replace_grants(
-                conn,
-                "service_account",
-                account.id,
-                tenant_id=found.id,
-                roles=[role],
-                collections=collection or None,
-                now=now,
-            )
-            record(
-                conn,
-                "service_account.created",
-                actor=CLI_ACTOR,
-                tenant_id=found.id,
-                resource=f"service_account:{account.id}",
-                details={
-                    "service_account_id": account.id,
-                    "name": account.name,
-                    "roles": [role],
-                },
-                now=now,
-            )
-        key = create_api_key(conn, service_account_id=account.id, expires_in=lifetime, now=now)
-        record(
-            conn,
-            "api_key.created",
-            actor=CLI_ACTOR,
-            tenant_id=found.id,
-            resource=f"api_key:{key.record.id}",
-            details={"key_id": key.record.id, "service_account_id": account.id},
-            now=now,
-        )
+        user = _live(conn, name)
+        removed = reset_user_factors(conn, operator(conn, now=now), user.id, now=now)
+    if as_json:
+        print_json({"id": user.id, "username": user.username, "factors_removed": removed})
+        return
     out.print(
-        f"API key for service account [bold]{account.name}[/] "
-        f"(id {key.record.id}; shown once, store it now):",
-        highlight=False,
+        f"User [bold]{shown(user.username)}[/]: {removed} factor(s) removed and every session "
+        "revoked; they enrol an authenticator at their next sign-in."
     )
-    print(key.secret)
 
 
 @keys_app.command("rotate")

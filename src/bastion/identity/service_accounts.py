@@ -213,6 +213,12 @@ def api_key_by_id(conn: Connection, *, service_account_id: str, key_id: str) -> 
     return _key(row)
 
 
+def find_api_key(conn: Connection, key_id: str) -> ApiKeyRecord | None:
+    """A key by its id alone, whatever its account (the operator's ``bastion key revoke``)."""
+    row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+    return _key(row) if row else None
+
+
 def api_key_state(conn: Connection, key_hash: str) -> ApiKeyState | None:
     """The key whose SHA-256 is ``key_hash`` with its account, or ``None`` when unknown."""
     row = conn.execute(
