@@ -3,6 +3,8 @@ counts, payload indexes, through the console in process."""
 
 from __future__ import annotations
 
+import re
+
 from bastion.identity.users import find_user
 from tests.console.helpers import Console
 from tests.support.credentials import new_session
@@ -36,6 +38,7 @@ def test_browse_query_and_count(console: Console) -> None:
     _upsert(console, "dev-dora", "faq")
     page = browser.get("/console/collections")
     assert "<td>5</td>" in page.text  # the point count
+    assert re.search(r"<td>\d+ bytes</td>|<td>\d+\.\d KiB</td>", page.text)  # size on disk
     page = browser.get("/console/collections/faq")
     assert page.text.count('{"lang": ') == 5  # payloads shown (tojson: < > & escaped)
     page = browser.post("/console/collections/faq/query", {"ids": "2, 4", "limit": "10"})

@@ -6,10 +6,28 @@ them under the ``/admin`` prefix.
 
 from fastapi import APIRouter
 
-from bastion.api.admin import audit, policy, roles, service_accounts, tenants, user_lifecycle, users
+from bastion.api.admin import (
+    audit,
+    collections,
+    policy,
+    roles,
+    service_accounts,
+    tenants,
+    user_lifecycle,
+    users,
+)
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-for _module in (tenants, users, user_lifecycle, service_accounts, roles, policy, audit):
+for _module in (
+    tenants,
+    users,
+    user_lifecycle,
+    service_accounts,
+    roles,
+    policy,
+    audit,
+    collections,
+):
     router.include_router(_module.router)
 
 __all__ = ["router"]

@@ -29,6 +29,18 @@ def _name(value: str) -> str:
     return quote(value, safe="")
 
 
+def disk_size(count: int) -> str:
+    """Bytes as a person reads them (1,024-based, one decimal)."""
+    if count < 1024:
+        return f"{count} bytes"
+    size, unit = count / 1024, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, bigger
+    return f"{size:.1f} {unit}"
+
+
 def may_write(me: dict[str, Any]) -> bool:
     """Whether to offer change buttons (a built-in role that writes); the API decides."""
     return bool(WRITER_ROLES & set(me.get("roles", ())))
@@ -41,19 +53,17 @@ def may_export(me: dict[str, Any]) -> bool:
 @router.get("/collections")
 async def collections_page(request: Request) -> Response:
     console = await Console.load(request)
-    listed = await console.api("GET", "/collections")
-    rows = []
-    for item in listed["result"]["collections"]:
-        info = (await console.api("GET", f"/collections/{_name(item['name'])}"))["result"]
-        vectors = info["config"]["params"]["vectors"]
-        rows.append(
-            {
-                "name": item["name"],
-                "points": info["points_count"],
-                "size": vectors["size"],
-                "distance": vectors["distance"],
-            }
-        )
+    listed = await console.api("GET", "/admin/collections")
+    rows = [
+        {
+            "name": item["name"],
+            "points": item["points"],
+            "size": item["dim"],
+            "distance": item["distance"],
+            "disk": disk_size(item["disk_bytes"]),
+        }
+        for item in listed["collections"]
+    ]
     return await console.page(
         "collections.html", collections=rows, writer=may_write(console.me), distances=DISTANCES
     )
