@@ -173,6 +173,18 @@ async def remove_factor(console: Console, form: Form, params: dict[str, str]) ->
     return see_other(PREFIX + "/account")
 
 
+@action(
+    router, "/account/factors/{factor_id}/rename", label="Rename an authenticator", back="/account"
+)
+async def rename_factor(console: Console, form: Form, params: dict[str, str]) -> Response:
+    name = form.text("name")
+    await console.api(
+        "PATCH", f"/me/factors/{quote(params['factor_id'], safe='')}", body={"name": name}
+    )
+    await console.flash(notice="The authenticator is renamed.")
+    return see_other(PREFIX + "/account")
+
+
 @action(router, "/account/recovery-codes", label="Make new recovery codes", back="/account")
 async def regenerate_codes(console: Console, form: Form, params: dict[str, str]) -> Response:
     await _new_recovery_codes(console)
