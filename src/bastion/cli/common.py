@@ -30,6 +30,7 @@ app = typer.Typer(
     help="Bastion: a vector database behind a zero-trust front door.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # a local may hold a password, a key, a token
 )
 user_app = typer.Typer(help="Manage human users.", no_args_is_help=True)
 key_app = typer.Typer(help="Service-account API keys.", no_args_is_help=True)
