@@ -27,7 +27,9 @@ from bastion.domain import Grant, Principal
 from bastion.identity.bootstrap import Bootstrap, bootstrap, joined
 from bastion.identity.tenants import Tenant
 from bastion.runtime import Runtime
+from bastion.storage.redact import redact_database_errors
 from bastion.vectors import EmbeddedEngine
+from bastion.vectors.engine import VectorEngine
 from bastion.vectors.factory import build_engine
 
 log = logging.getLogger("bastion")
@@ -64,6 +66,13 @@ async def _housekeeping(rt: Runtime, buffer: AuditBuffer, engine: EmbeddedEngine
             log.exception("audit housekeeping failed")
 
 
+def _open_engine(rt: Runtime, engine: VectorEngine) -> None:
+    """Open the vector engine under the start-up lock (on PostgreSQL it may create the
+    pgvector extension and tables, which replicas starting together must not race for)."""
+    with rt.db.startup_lock():
+        engine.open()
+
+
 class BastionAPI(FastAPI):
     """FastAPI, with data-plane requests sent straight to their routes."""
 
@@ -89,7 +98,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = app.state.vectors
-        await asyncio.to_thread(engine.open)
+        try:
+            await asyncio.to_thread(_open_engine, rt, engine)
+        except BaseException as exc:  # uvicorn prints it: without the values it quotes
+            redact_database_errors(exc)
+            raise
         # Everything loaded so far (points, payloads, indexes) lives as long as the server:
         # keep it out of the cyclic GC's scans so full collections stay short.
         gc.collect()

@@ -5,8 +5,9 @@ Every line written while a request is served carries its id (``bastion.requestid
 ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, ``pid``, ``request_id`` when
 there is one, the access log's fields (``ACCESS_FIELDS``) and ``exception`` (the traceback).
 Other attributes a library attaches to its records are not copied: only fields named
-here reach a line. Secrets never do: Bastion's code does not log them, and SQL errors
-are logged without their parameters (``storage.db``).
+here reach a line. Secrets never do: Bastion's code does not log them, and a database
+error in a traceback is printed without the values it quotes (``storage.redact``: no
+parameters, no ``DETAIL`` with a key or a failing row).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Literal
 import orjson
 
 from bastion import requestid
+from bastion.storage.redact import redact_database_errors
 from bastion.text import PrintableFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(request)s: %(message)s"
@@ -34,6 +36,10 @@ class TextFormatter(PrintableFormatter):
         found = requestid.current()
         record.request = f" [{found}]" if found else ""
         return super().format(record)
+
+    def formatException(self, ei: Any) -> str:
+        redact_database_errors(ei[1])
+        return super().formatException(ei)
 
 
 class JsonFormatter(logging.Formatter):
@@ -57,6 +63,10 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return orjson.dumps(entry, default=str).decode()
+
+    def formatException(self, ei: Any) -> str:
+        redact_database_errors(ei[1])
+        return super().formatException(ei)
 
 
 def configure_logging(*, level: str, log_format: Literal["text", "json"]) -> None:

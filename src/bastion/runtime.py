@@ -53,12 +53,15 @@ class Runtime:
         data_dir = settings.data_dir
         prepare_data_dir(data_dir)
         db = Database(settings.resolved_database_url)
-        db.migrate()
-        with db.begin() as conn:
-            ensure_default_tenant(conn, now=clock.now())
-        # Stamp before reading: a rotation in between only causes one more reload later.
-        keys_seen = _manifest_stamp(data_dir / "keys")
-        keyring = KeyRing.load_or_create(data_dir / "keys", now=clock.now())
+        # Several replicas may start together on one empty database: one migrates and
+        # creates, the others wait and find it done.
+        with db.startup_lock():
+            db.migrate()
+            with db.begin() as conn:
+                ensure_default_tenant(conn, now=clock.now())
+            # Stamp before reading: a rotation in between only causes one more reload later.
+            keys_seen = _manifest_stamp(data_dir / "keys")
+            keyring = KeyRing.load_or_create(data_dir / "keys", now=clock.now())
         if settings.master_key is not None:
             key = master_key_from_setting(settings.master_key.get_secret_value())
         else:

@@ -36,6 +36,7 @@ app = typer.Typer(
     help="Bastion: a vector database behind a zero-trust front door.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # a local may hold a password, a key, a token
 )
 tenant_app = typer.Typer(help="Tenants: isolated groups of users, keys and collections.",
                          no_args_is_help=True)  # fmt: skip

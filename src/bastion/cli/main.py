@@ -18,6 +18,7 @@ from bastion.cli import (  # noqa: F401  (each registers its commands)
 from bastion.cli.common import app, err, hint_for, shown
 from bastion.datadir import PRIVATE_UMASK
 from bastion.errors import BastionError
+from bastion.storage.redact import redact_database_errors
 
 
 def main() -> None:
@@ -32,3 +33,6 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # printed as a traceback: without the values a query carried
+        redact_database_errors(exc)
+        raise

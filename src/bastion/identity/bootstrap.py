@@ -80,8 +80,11 @@ def bootstrap(
     public_url: str,
     now: datetime,
 ) -> Bootstrap:
-    """The default tenant, and the first admin (``admin_password``) or a setup link."""
-    with db.begin() as conn:
+    """The default tenant, and the first admin (``admin_password``) or a setup link.
+
+    Under the start-up lock: of several replicas started together on one empty database,
+    exactly one creates the admin."""
+    with db.startup_lock(), db.begin() as conn:
         tenant = ensure_default_tenant(conn, now=now)
         if conn.execute(select(func.count()).select_from(users)).scalar_one() > 0:
             return Bootstrap("existing", tenant)

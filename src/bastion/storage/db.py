@@ -9,9 +9,15 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import ExceptionContext
+
+from bastion.storage.redact import redact_database_errors
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# pg_advisory_lock key of start-up ("bastion:start" folded into 63 bits); the audit
+# chain's key (``audit.log.ADVISORY_LOCK_KEY``) is another.
+STARTUP_LOCK_KEY = 0x62617374696F6E3A
 
 
 class CommitThenRaise(Exception):
@@ -30,6 +36,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process kill
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _redact(context: ExceptionContext) -> None:
+    """Every database error loses the values it quotes before anyone sees it
+    (``storage.redact``)."""
+    redact_database_errors(context.sqlalchemy_exception)
+    redact_database_errors(context.original_exception)
 
 
 def _sqlite_begin(connection: Connection) -> None:
@@ -54,6 +67,7 @@ class Database:
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: Engine = create_engine(url, **kwargs)
+        event.listen(self.engine, "handle_error", _redact)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
@@ -82,6 +96,28 @@ class Database:
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as connection:
             yield connection
+
+    @contextmanager
+    def startup_lock(self) -> Iterator[None]:
+        """Held while this process migrates the schema or creates what a new installation
+        needs (signing keys, the default tenant, the first admin, the pgvector extension).
+
+        On PostgreSQL a transaction advisory lock, so that of several replicas started
+        together on an empty database one does the work and the others, waiting, find it
+        done. It is held by a transaction of its own that stays open until the work is done
+        (the work runs on other connections): it is released when that transaction ends,
+        also when the process dies, and through pgbouncer in transaction mode that
+        transaction keeps one server connection. On SQLite nothing: one server holds the
+        data folder (``datadir.lock_for_server``) and SQLite serialises writers.
+        """
+        if self.is_sqlite:
+            yield
+            return
+        with self.engine.connect() as connection, connection.begin():
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": STARTUP_LOCK_KEY}
+            )
+            yield
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
