@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.bodies import StrictBody, json_or_form, text_field
 from bastion.api.client import client_context, count_refused
-from bastion.api.guard import authenticate, forget, runtime
+from bastion.api.guard import SignedInFirst, authenticate, forget, runtime, signed_in
 from bastion.authn.login import password_login
 from bastion.authn.passkeys import passkey_options, passkey_sign_in
 from bastion.authn.results import IssuedTokens, LoginResult, MfaRequired
@@ -26,7 +26,7 @@ from bastion.authn.sessions import end_session, refresh, session_of_refresh_toke
 from bastion.authn.step_up import start_step_up
 from bastion.errors import BastionError, InvalidGrant, ValidationError
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=SignedInFirst)
 
 
 class LoginBody(StrictBody):
@@ -210,7 +210,11 @@ def _end_session(request: Request, session_id: str, *, reason: str, action: str)
         forget(request, session_id=session_id)
 
 
-@router.post("/logout", summary="End the current session: every token of it dies")
+@router.post(
+    "/logout",
+    dependencies=[Depends(signed_in)],
+    summary="End the current session: every token of it dies",
+)
 async def logout(request: Request) -> dict[str, Any]:
     principal = await authenticate(request)
     if principal.session_id is None:
@@ -221,7 +225,11 @@ async def logout(request: Request) -> dict[str, Any]:
     return {"status": "logged_out"}
 
 
-@router.post("/step-up", summary="Start a step-up to a higher acr (RFC 9470)")
+@router.post(
+    "/step-up",
+    dependencies=[Depends(signed_in)],
+    summary="Start a step-up to a higher acr (RFC 9470)",
+)
 async def step_up(request: Request) -> dict[str, Any]:
     principal = await authenticate(request)
     raw = await request.body()

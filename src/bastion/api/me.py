@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.bodies import Name, StrictBody
 from bastion.api.client import client_context, count_refused
-from bastion.api.guard import authenticate, authorize, forget, runtime
+from bastion.api.guard import authenticate, authorize, door_router, forget, runtime
 from bastion.api.views import factor_view
 from bastion.authn.enrollment import list_factors
 from bastion.authn.key_enrollment import (
@@ -38,7 +38,7 @@ from bastion.authn.self_service import (
 )
 from bastion.authn.sessions import list_sessions
 
-router = APIRouter(prefix="/me", tags=["me"])
+router = door_router(prefix="/me", tags=["me"])
 
 
 class TotpBody(StrictBody):

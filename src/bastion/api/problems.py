@@ -38,7 +38,9 @@ _STATUS_CODES = {
 
 
 def is_problem_path(path: str) -> bool:
-    return path.startswith(PROBLEM_PREFIXES)
+    """Whether ``path`` is under one of ``PROBLEM_PREFIXES``, matched by whole segments:
+    ``/me`` and ``/me/factors`` are, ``/metrics`` and ``/mex`` are not."""
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in PROBLEM_PREFIXES)
 
 
 def render(

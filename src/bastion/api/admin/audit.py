@@ -16,17 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Connection
 
 from bastion.api.admin.common import TenantParam, admit_all, now, read, write
-from bastion.api.guard import runtime
+from bastion.api.guard import door_router, runtime
 from bastion.audit import MAX_LIMIT, OUTCOMES, ChainReport, export_ndjson, query, verify_chain
 from bastion.audit.access import record_export, record_verification, tenant_events, tenant_report
 from bastion.errors import ValidationError
 
-router = APIRouter()
+router = door_router()
 _Text = Annotated[str | None, Query(min_length=1, max_length=256)]
 
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import Body, Request
 from sqlalchemy import Connection
 
 from bastion.api.admin.common import TenantParam, admit, forget_credentials, now, read, write
+from bastion.api.guard import door_router
 from bastion.authz import Policy
 from bastion.identity.rules import load_policy
 from bastion.identity.tenant_admin import replace_policy
 
-router = APIRouter()
+router = door_router()
 
 
 @router.get("/policy", summary="The tenant's MFA and assurance policy")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field
 from sqlalchemy import Connection
 
@@ -24,12 +24,13 @@ from bastion.api.admin.common import (
     read,
     write,
 )
+from bastion.api.guard import door_router
 from bastion.authz import BUILTIN_ROLES, GRANTABLE, Role, validate_custom_role
 from bastion.errors import Conflict
 from bastion.identity.rules import custom_roles_of
 from bastion.identity.tenant_admin import add_role, remove_role
 
-router = APIRouter()
+router = door_router()
 
 
 class CreateRoleBody(TenantScoped):

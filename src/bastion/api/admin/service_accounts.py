@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field, StrictInt
 from sqlalchemy import Connection
 
@@ -33,7 +33,7 @@ from bastion.api.admin.common import (
     write,
 )
 from bastion.api.bodies import StrictBody
-from bastion.api.guard import authorize
+from bastion.api.guard import authorize, door_router
 from bastion.domain import Principal
 from bastion.errors import NotFound
 from bastion.identity.grants import grant_collections, grants_of
@@ -47,7 +47,7 @@ from bastion.identity.service_accounts import (
 )
 from bastion.identity.tenants import tenant_by_id
 
-router = APIRouter()
+router = door_router()
 
 
 class CreateServiceAccountBody(TenantScoped):

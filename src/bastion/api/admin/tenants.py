@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import Field
 from sqlalchemy import Connection
 
 from bastion.api.admin.common import iso, now, plain_name, read, write
 from bastion.api.bodies import StrictBody
-from bastion.api.guard import authorize
+from bastion.api.guard import authorize, door_router
 from bastion.identity.tenant_admin import add_tenant
 from bastion.identity.tenants import Tenant, list_tenants, validate_tenant_name
 
-router = APIRouter()
+router = door_router()
 
 
 class CreateTenantBody(StrictBody):

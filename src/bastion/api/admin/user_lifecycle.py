@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
@@ -29,12 +29,12 @@ from bastion.api.admin.common import (
 )
 from bastion.api.admin.users import target_user, user_view
 from bastion.api.bodies import StrictBody
-from bastion.api.guard import runtime
+from bastion.api.guard import door_router, runtime
 from bastion.authn.unlock import unlock_user
 from bastion.errors import ValidationError
 from bastion.identity.lifecycle import UserChange, delete_user, reset_user_factors, update_user
 
-router = APIRouter()
+router = door_router()
 
 
 class PatchUserBody(StrictBody):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import Field
 from sqlalchemy import Connection
 
@@ -29,7 +29,7 @@ from bastion.api.admin.common import (
     validate_collections,
     write,
 )
-from bastion.api.guard import authorize, runtime
+from bastion.api.guard import authorize, door_router, runtime
 from bastion.api.views import factor_view
 from bastion.authn.enrollment import list_factors
 from bastion.domain import Principal
@@ -39,7 +39,7 @@ from bastion.identity.lifecycle import create_user_account
 from bastion.identity.tenants import tenant_by_id
 from bastion.identity.users import User, list_users, live_user, validate_username
 
-router = APIRouter()
+router = door_router()
 
 
 class CreateUserBody(TenantScoped):
