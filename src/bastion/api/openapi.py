@@ -150,8 +150,15 @@ def _derived(path: str, operation: dict[str, Any]) -> list[type[BastionError]]:
     found: list[type[BastionError]] = []
     if operation["security"]:
         found += [AuthenticationError, AuthorizationError]
-    if "requestBody" in operation:
-        found += [PayloadTooLarge, ValidationError if problems else BadRequest]
+    if "requestBody" in operation:  # FastAPI: 400 for a body it cannot decode at all
+        found += (
+            [PayloadTooLarge, ValidationError, BastionError]
+            if problems
+            else [
+                PayloadTooLarge,
+                BadRequest,
+            ]
+        )
     if operation.get("parameters") and problems:
         found.append(ValidationError)
     return found

@@ -11,7 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.api.bodies import StrictBody
 from bastion.api.guard import runtime
+from bastion.api.openapi import raises
 from bastion.api.responses import SetupDone
+from bastion.errors import InvalidToken
 from bastion.identity.bootstrap import claim_setup_link
 from bastion.identity.lifecycle import choose_password
 
@@ -44,6 +46,7 @@ def enroll_page() -> RedirectResponse:
 @router.post(
     "/setup",
     response_model=SetupDone,
+    responses=raises(InvalidToken),
     status_code=201,
     summary="Create the first admin with the setup link",
 )
@@ -75,6 +78,7 @@ class EnrollBody(StrictBody):
 @router.post(
     "/setup/enroll",
     response_model=SetupDone,
+    responses=raises(InvalidToken),
     summary="Choose a password with a one-time enrollment link",
 )
 async def enroll(request: Request, body: EnrollBody) -> dict[str, Any]:
