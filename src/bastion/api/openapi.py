@@ -17,6 +17,7 @@ answers, the ``bearer`` / ``api-key`` schemes of ``guard.signed_in``); ``describ
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,6 +44,7 @@ PROBLEM_JSON = "application/problem+json"
 SECURED: list[dict[str, list[str]]] = [{"bearer": []}, {"api-key": []}]
 _METHODS = ("get", "put", "post", "delete", "patch")
 _FASTAPI_422 = "#/components/schemas/HTTPValidationError"
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 
 
 def raises(*errors: type[BastionError]) -> dict[int | str, dict[str, Any]]:
@@ -111,25 +113,25 @@ def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, 
 def _add_data_plane(document: dict[str, Any], table: RouteTable) -> None:
     paths = document.setdefault("paths", {})
     for item in sorted(table.documented, key=lambda documented: documented.path):
-        described = OPERATIONS[(item.method, item.path)]
+        path = _CONVERTOR.sub(r"{\1}", item.path)  # ``{field_name:anything}``: a plain name
+        described = OPERATIONS[(item.method, path)]
         operation: dict[str, Any] = {
             "tags": [TAG],
             "summary": item.summary,
-            "operationId": f"{item.method.lower()}_{item.path.strip('/').replace('/', '_')}",
+            "operationId": f"{item.method.lower()}_{path.strip('/').replace('/', '_')}",
             "security": SECURED,
         }
-        if "{name}" in item.path:
+        names = re.findall(r"\{(\w+)\}", path)
+        if names:
             operation["parameters"] = [
-                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in names
             ]
         if described.body is not None:
+            schema = {"$ref": f"#/components/schemas/{described.body}"}
             operation["requestBody"] = {
                 "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": f"#/components/schemas/{described.body}"}
-                    }
-                },
+                "content": {"application/json": {"schema": schema}},
             }
         if described.result is None:
             ok = {"application/x-ndjson": {"schema": {"type": "string"}}}
@@ -141,7 +143,7 @@ def _add_data_plane(document: dict[str, Any], table: RouteTable) -> None:
         operation["responses"].update(
             {str(error.status): {"description": error.title} for error in described.raises}
         )
-        paths.setdefault(item.path, {})[item.method.lower()] = operation
+        paths.setdefault(path, {})[item.method.lower()] = operation
 
 
 def _derived(path: str, operation: dict[str, Any]) -> list[type[BastionError]]:

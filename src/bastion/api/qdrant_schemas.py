@@ -315,6 +315,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("DELETE", "/collections/{name}"): Operation({"type": "boolean"}, raises=()),
     ("PUT", "/collections/{name}/index"): Operation(_ref("UpdateResult"), "CreatePayloadIndex"),
+    ("DELETE", "/collections/{name}/index/{field_name}"): Operation(_ref("UpdateResult")),
     ("PUT", "/collections/{name}/points"): Operation(_ref("UpdateResult"), "PointsUpsert"),
     ("POST", "/collections/{name}/points/delete"): Operation(
         _ref("UpdateResult"), "PointsSelector"
