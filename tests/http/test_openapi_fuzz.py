@@ -22,7 +22,7 @@ from schemathesis.schemas import APIOperation
 
 from tests.support.server import LiveServer
 
-MAX_EXAMPLES = 50
+MAX_EXAMPLES = 40
 COLLECTION = "fz"
 CHECKS = [
     checks.not_a_server_error,
