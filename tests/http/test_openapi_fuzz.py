@@ -22,7 +22,7 @@ from schemathesis.schemas import APIOperation
 
 from tests.support.server import LiveServer
 
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 30
 COLLECTION = "fz"  # one dimension: generated vectors often fit, so searches and upserts run
 CHECKS = [
     checks.not_a_server_error,
