@@ -96,7 +96,7 @@ def describe(document: dict[str, Any], table: RouteTable) -> None:
         schemas.pop(unused, None)
 
 
-def _models(model: type[Problem]) -> dict[str, Any]:
+def _models(model: type[BaseModel]) -> dict[str, Any]:
     """``model``'s JSON schema and those it refers to, as components."""
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     found: dict[str, Any] = schema.pop("$defs", {})
@@ -154,15 +154,11 @@ def _derived(path: str, operation: dict[str, Any]) -> list[type[BastionError]]:
     found: list[type[BastionError]] = []
     if operation["security"]:
         found += [AuthenticationError, AuthorizationError]
-    if "requestBody" in operation:  # FastAPI: 400 for a body it cannot decode at all
-        found += (
-            [PayloadTooLarge, ValidationError, BastionError]
-            if problems
-            else [
-                PayloadTooLarge,
-                BadRequest,
-            ]
-        )
+    if "requestBody" in operation:
+        found.append(PayloadTooLarge)
+        # FastAPI: 422 for a body that does not fit, 400 for one it cannot even decode;
+        # the data plane: 400 for both (Qdrant's status).
+        found += [ValidationError, BastionError] if problems else [BadRequest]
     if operation.get("parameters") and problems:
         found.append(ValidationError)
     return found
