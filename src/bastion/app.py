@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from bastion import __version__, console
-from bastion.api import admin, auth, dataplane, me, observability, setup, wellknown
+from bastion.api import admin, auth, dataplane, me, observability, openapi, setup, wellknown
 from bastion.api.guard import Door
 from bastion.api.headers import install as install_security_headers
 from bastion.api.limits import BodySizeLimit
@@ -154,7 +154,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
     app.state.vectors = build_engine(rt.db, settings, clock=rt.clock)
 
     install_error_handlers(app)
-    dataplane.table.document_in(app)  # its routes are served by ``BastionAPI`` (the hot path)
+    openapi.install(app, dataplane.table)  # data-plane routes: served by ``BastionAPI``
     for router in (
         wellknown.router,
         auth.router,

@@ -10,23 +10,40 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.bodies import StrictBody, json_or_form, text_field
 from bastion.api.client import client_context, count_refused
-from bastion.api.guard import authenticate, forget, runtime
+from bastion.api.guard import SignedInFirst, authenticate, forget, runtime, signed_in
+from bastion.api.openapi import raises, read_body
+from bastion.api.responses import (
+    KeyChallenge,
+    LoggedOut,
+    LoginAnswer,
+    PasskeyStart,
+    Revoked,
+    TokenAnswer,
+)
 from bastion.authn.login import password_login
 from bastion.authn.passkeys import passkey_options, passkey_sign_in
 from bastion.authn.results import IssuedTokens, LoginResult, MfaRequired
 from bastion.authn.second_factor import start_key_challenge, verify_factor
 from bastion.authn.sessions import end_session, refresh, session_of_refresh_token
 from bastion.authn.step_up import start_step_up
-from bastion.errors import BastionError, InvalidGrant, ValidationError
+from bastion.errors import (
+    BastionError,
+    Conflict,
+    InvalidCode,
+    InvalidCredentials,
+    InvalidGrant,
+    RateLimited,
+    ValidationError,
+)
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=SignedInFirst)
 
 
 class LoginBody(StrictBody):
@@ -53,6 +70,20 @@ class PasskeyBody(StrictBody):
 
 class StepUpBody(StrictBody):
     acr_values: Literal["aal2", "aal3"] | None = None
+
+
+class TokenForm(StrictBody):
+    """RFC 6749 §6 refresh request (form or JSON; read by ``token``)."""
+
+    grant_type: Literal["refresh_token"]
+    refresh_token: str
+
+
+class RevokeForm(StrictBody):
+    """RFC 7009 §2.1 revocation request (form or JSON; read by ``revoke``)."""
+
+    token: str
+    token_type_hint: str | None = None
 
 
 def render_tokens(tokens: IssuedTokens) -> dict[str, Any]:
@@ -86,7 +117,12 @@ def render(result: LoginResult) -> dict[str, Any]:
     return render_tokens(result)
 
 
-@router.post("/login", summary="Start a login with username and password")
+@router.post(
+    "/login",
+    response_model=LoginAnswer,
+    responses=raises(InvalidCredentials, RateLimited),
+    summary="Start a login with username and password",
+)
 def login(request: Request, body: LoginBody) -> dict[str, Any]:
     context = client_context(request, body.device_id)
     with count_refused(request, context.ip):
@@ -98,6 +134,8 @@ def login(request: Request, body: LoginBody) -> dict[str, Any]:
 
 @router.post(
     "/login/{transaction_id}/challenge",
+    response_model=KeyChallenge,
+    responses=raises(InvalidCode, Conflict),
     summary="Ask for a second factor's challenge (webauthn: the request options)",
 )
 def challenge(request: Request, transaction_id: str, body: ChallengeBody) -> dict[str, Any]:
@@ -105,7 +143,12 @@ def challenge(request: Request, transaction_id: str, body: ChallengeBody) -> dic
     return {"options": options}
 
 
-@router.post("/login/{transaction_id}/verify", summary="Verify a second factor")
+@router.post(
+    "/login/{transaction_id}/verify",
+    response_model=LoginAnswer,
+    responses=raises(InvalidCode, RateLimited),
+    summary="Verify a second factor",
+)
 def verify(request: Request, transaction_id: str, body: VerifyBody) -> dict[str, Any]:
     context = client_context(request)
     with count_refused(request, context.ip):
@@ -122,6 +165,8 @@ def verify(request: Request, transaction_id: str, body: VerifyBody) -> dict[str,
 
 @router.post(
     "/passkey/options",
+    response_model=PasskeyStart,
+    responses=raises(RateLimited, Conflict),
     summary="Start a passwordless sign-in with a passkey (no username): request options",
 )
 def passkey_start(request: Request) -> dict[str, Any]:
@@ -131,7 +176,12 @@ def passkey_start(request: Request) -> dict[str, Any]:
     return {"transaction_id": started.transaction_id, "options": started.options}
 
 
-@router.post("/passkey/verify", summary="Finish a passkey sign-in: tokens, or invalid_credentials")
+@router.post(
+    "/passkey/verify",
+    response_model=LoginAnswer,
+    responses=raises(InvalidCredentials, RateLimited, Conflict),
+    summary="Finish a passkey sign-in: tokens, or invalid_credentials",
+)
 def passkey_verify(request: Request, body: PasskeyBody) -> dict[str, Any]:
     context = client_context(request)
     with count_refused(request, context.ip):
@@ -144,7 +194,13 @@ def passkey_verify(request: Request, body: PasskeyBody) -> dict[str, Any]:
     return render(result)
 
 
-@router.post("/token", summary="Refresh tokens (grant_type=refresh_token), form or JSON")
+@router.post(
+    "/token",
+    openapi_extra=read_body(TokenForm, form=True),
+    response_model=TokenAnswer,
+    responses=raises(InvalidGrant),
+    summary="Refresh tokens (grant_type=refresh_token), form or JSON",
+)
 async def token(request: Request) -> dict[str, Any]:
     body = await json_or_form(request)
     grant_type = text_field(body, "grant_type")
@@ -169,7 +225,12 @@ async def token(request: Request) -> dict[str, Any]:
     return await run_in_threadpool(rotate)
 
 
-@router.post("/revoke", summary="Revoke a refresh or access token (RFC 7009): always 200")
+@router.post(
+    "/revoke",
+    openapi_extra=read_body(RevokeForm, form=True, required=False),
+    response_model=Revoked,
+    summary="Revoke a refresh or access token (RFC 7009): always 200",
+)
 async def revoke(request: Request) -> dict[str, Any]:
     try:
         body = await json_or_form(request)
@@ -210,7 +271,13 @@ def _end_session(request: Request, session_id: str, *, reason: str, action: str)
         forget(request, session_id=session_id)
 
 
-@router.post("/logout", summary="End the current session: every token of it dies")
+@router.post(
+    "/logout",
+    response_model=LoggedOut,
+    responses=raises(InvalidGrant),
+    dependencies=[Depends(signed_in)],
+    summary="End the current session: every token of it dies",
+)
 async def logout(request: Request) -> dict[str, Any]:
     principal = await authenticate(request)
     if principal.session_id is None:
@@ -221,7 +288,13 @@ async def logout(request: Request) -> dict[str, Any]:
     return {"status": "logged_out"}
 
 
-@router.post("/step-up", summary="Start a step-up to a higher acr (RFC 9470)")
+@router.post(
+    "/step-up",
+    openapi_extra=read_body(StepUpBody, required=False),
+    response_model=LoginAnswer,
+    dependencies=[Depends(signed_in)],
+    summary="Start a step-up to a higher acr (RFC 9470)",
+)
 async def step_up(request: Request) -> dict[str, Any]:
     principal = await authenticate(request)
     raw = await request.body()

@@ -10,9 +10,14 @@ before it is answered; a request the door admitted moments ago is served from
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
-from fastapi import Request
+from fastapi import APIRouter, Depends, Request, Response, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.admitted import admit, admitted, admitted_key
@@ -21,6 +26,7 @@ from bastion.authn.request import Credentials, RequestAuthenticator
 from bastion.authz import Decision, Resource, decide, enforce
 from bastion.clock import Clock
 from bastion.domain import Principal
+from bastion.errors import AuthenticationError
 from bastion.identity.rules import TenantRules, load_tenant_rules
 from bastion.runtime import Runtime
 from bastion.storage import Database
@@ -157,3 +163,75 @@ async def tenant_rules(request: Request, tenant_id: str) -> TenantRules:
 def forget(request: Request, *, session_id: str | None = None, subject: str | None = None) -> None:
     """``Door.forget``: after a change to sessions, users, keys, roles or policy commits."""
     door(request).forget(session_id=session_id, subject=subject)
+
+
+# -- the door as FastAPI sees it: security schemes, and authentication before the body -----
+
+BEARER = HTTPBearer(
+    scheme_name="bearer",
+    bearerFormat="JWT",
+    description="An access token from /auth (EdDSA/ES256 JWT, keys at /.well-known/jwks.json).",
+    auto_error=False,
+)
+API_KEY = APIKeyHeader(
+    name="api-key",
+    scheme_name="api-key",
+    description="A service account's API key (bst_…), as Qdrant clients send it.",
+    auto_error=False,
+)
+_PRINCIPAL = "bastion.principal"
+
+
+async def signed_in(
+    request: Request,
+    _bearer: HTTPAuthorizationCredentials | None = Security(BEARER),
+    _key: str | None = Security(API_KEY),
+) -> Principal:
+    """The dependency of every route that needs a credential (``Depends(signed_in)``): it
+    names the security schemes in the OpenAPI document, and ``SignedInFirst`` has already
+    authenticated the request before FastAPI read its body."""
+    found: Principal | None = request.scope.get(_PRINCIPAL)
+    return found if found is not None else await _credentialed(request)
+
+
+async def _credentialed(request: Request) -> Principal:
+    """``authenticate``, refusing the read-only anonymous principal: it may read
+    collections, never use a route that needs a credential (``authz.decide`` agrees)."""
+    principal = await authenticate(request)
+    if principal.kind == "anonymous":
+        raise AuthenticationError("Authentication is required.")
+    return principal
+
+
+def needs_credentials(route: APIRoute) -> bool:
+    """Whether ``route`` depends on ``signed_in`` (directly or through its router)."""
+    return signed_in in _calls(route.dependant)
+
+
+def _calls(dependant: Dependant) -> set[Any]:
+    found: set[Any] = set()
+    for sub in dependant.dependencies:
+        found.add(sub.call)
+        found |= _calls(sub)
+    return found
+
+
+class SignedInFirst(APIRoute):
+    """A route that authenticates before FastAPI reads and validates the body: an
+    anonymous caller gets 401, never the field-level 422 that describes the body."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if not needs_credentials(self):
+            return handler
+
+        async def authenticated_first(request: Request) -> Response:
+            request.scope[_PRINCIPAL] = await _credentialed(request)
+            return await handler(request)
+
+        return authenticated_first
+
+
+def door_router(**options: Any) -> APIRouter:
+    """A router whose every route needs a credential, checked before the body is read."""
+    return APIRouter(dependencies=[Depends(signed_in)], route_class=SignedInFirst, **options)

@@ -14,13 +14,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.bodies import Name, StrictBody
 from bastion.api.client import client_context, count_refused
-from bastion.api.guard import authenticate, authorize, forget, runtime
+from bastion.api.guard import authenticate, authorize, door_router, forget, runtime
+from bastion.api.openapi import raises
+from bastion.api.responses import (
+    CreationOptions,
+    FactorActivated,
+    FactorView,
+    MeView,
+    PasswordChanged,
+    RecoveryCodes,
+    SessionView,
+    TotpEnrollment,
+)
 from bastion.api.views import factor_view
 from bastion.authn.enrollment import list_factors
 from bastion.authn.key_enrollment import (
@@ -37,8 +48,9 @@ from bastion.authn.self_service import (
     start_totp,
 )
 from bastion.authn.sessions import list_sessions
+from bastion.errors import Conflict, NotFound, RateLimited
 
-router = APIRouter(prefix="/me", tags=["me"])
+router = door_router(prefix="/me", tags=["me"])
 
 
 class TotpBody(StrictBody):
@@ -64,7 +76,7 @@ class PasswordBody(StrictBody):
     new_password: str = Field(min_length=1, max_length=1024)
 
 
-@router.get("", summary="Who am I")
+@router.get("", response_model=MeView, summary="Who am I")
 async def me(request: Request) -> dict[str, Any]:
     principal = await authorize(request, "me.read")
     return {
@@ -80,7 +92,7 @@ async def me(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/factors", summary="My authenticators (no secrets)")
+@router.get("/factors", response_model=list[FactorView], summary="My authenticators (no secrets)")
 async def factors(request: Request) -> list[dict[str, Any]]:
     principal = await authorize(request, "me.factors.read")
     rt = runtime(request)
@@ -92,7 +104,9 @@ async def factors(request: Request) -> list[dict[str, Any]]:
     return await run_in_threadpool(read)
 
 
-@router.post("/factors/totp", status_code=201, summary="Start TOTP enrollment")
+@router.post(
+    "/factors/totp", response_model=TotpEnrollment, status_code=201, summary="Start TOTP enrollment"
+)
 async def totp_enroll(request: Request, body: TotpBody | None = None) -> dict[str, Any]:
     principal = await authenticate(request)
     name = body.name if body else "Authenticator app"
@@ -109,7 +123,12 @@ async def totp_enroll(request: Request, body: TotpBody | None = None) -> dict[st
     }
 
 
-@router.post("/factors/totp/{factor_id}/activate", summary="Activate TOTP with a valid code")
+@router.post(
+    "/factors/totp/{factor_id}/activate",
+    response_model=FactorActivated,
+    responses=raises(NotFound, RateLimited),
+    summary="Activate TOTP with a valid code",
+)
 async def totp_activate(request: Request, factor_id: str, body: CodeBody) -> dict[str, Any]:
     principal = await authenticate(request)
     deps = runtime(request).authn
@@ -125,6 +144,8 @@ async def totp_activate(request: Request, factor_id: str, body: CodeBody) -> dic
 
 @router.post(
     "/factors/webauthn/options",
+    response_model=CreationOptions,
+    responses=raises(Conflict),
     summary="Start registering a security key or passkey: the creation options",
 )
 async def webauthn_options(request: Request) -> dict[str, Any]:
@@ -134,7 +155,13 @@ async def webauthn_options(request: Request) -> dict[str, Any]:
     return await run_in_threadpool(lambda: start_key_registration(deps, principal, context=context))
 
 
-@router.post("/factors/webauthn", status_code=201, summary="Register a security key or passkey")
+@router.post(
+    "/factors/webauthn",
+    status_code=201,
+    response_model=FactorActivated,
+    responses=raises(Conflict),
+    summary="Register a security key or passkey",
+)
 async def webauthn_register(request: Request, body: KeyBody) -> dict[str, Any]:
     principal = await authenticate(request)
     deps = runtime(request).authn
@@ -147,7 +174,12 @@ async def webauthn_register(request: Request, body: KeyBody) -> dict[str, Any]:
     return {"status": "active", "factor": factor_view(factor)}
 
 
-@router.patch("/factors/{factor_id}", summary="Rename one of my authenticators")
+@router.patch(
+    "/factors/{factor_id}",
+    response_model=FactorView,
+    responses=raises(NotFound),
+    summary="Rename one of my authenticators",
+)
 async def factor_rename(request: Request, factor_id: str, body: RenameBody) -> dict[str, Any]:
     principal = await authenticate(request)
     deps = runtime(request).authn
@@ -158,7 +190,11 @@ async def factor_rename(request: Request, factor_id: str, body: RenameBody) -> d
     return factor_view(factor)
 
 
-@router.post("/recovery-codes", summary="New recovery codes, shown once (old ones stop working)")
+@router.post(
+    "/recovery-codes",
+    response_model=RecoveryCodes,
+    summary="New recovery codes, shown once (old ones stop working)",
+)
 async def recovery_codes(request: Request) -> dict[str, Any]:
     principal = await authenticate(request)
     deps = runtime(request).authn
@@ -167,7 +203,12 @@ async def recovery_codes(request: Request) -> dict[str, Any]:
     return {"codes": codes}
 
 
-@router.delete("/factors/{factor_id}", status_code=204, summary="Remove an authenticator (step-up)")
+@router.delete(
+    "/factors/{factor_id}",
+    responses=raises(NotFound),
+    status_code=204,
+    summary="Remove an authenticator (step-up)",
+)
 async def factor_remove(request: Request, factor_id: str) -> Response:
     principal = await authenticate(request)
     deps = runtime(request).authn
@@ -178,6 +219,8 @@ async def factor_remove(request: Request, factor_id: str) -> Response:
 
 @router.post(
     "/password",
+    response_model=PasswordChanged,
+    responses=raises(RateLimited),
     summary="Change my password (current and new; a recent proof; my other sessions end)",
 )
 async def password(request: Request, body: PasswordBody) -> dict[str, Any]:
@@ -198,7 +241,7 @@ async def password(request: Request, body: PasswordBody) -> dict[str, Any]:
     return {"status": "changed", "sessions_revoked": ended}
 
 
-@router.get("/sessions", summary="My live sessions")
+@router.get("/sessions", response_model=list[SessionView], summary="My live sessions")
 async def sessions(request: Request) -> list[dict[str, Any]]:
     principal = await authorize(request, "me.sessions.manage")
     rt = runtime(request)
@@ -221,7 +264,12 @@ async def sessions(request: Request) -> list[dict[str, Any]]:
     return await run_in_threadpool(read)
 
 
-@router.delete("/sessions/{session_id}", status_code=204, summary="End one of my sessions")
+@router.delete(
+    "/sessions/{session_id}",
+    responses=raises(NotFound),
+    status_code=204,
+    summary="End one of my sessions",
+)
 async def session_end(request: Request, session_id: str) -> Response:
     principal = await authorize(request, "me.sessions.manage")
     deps = runtime(request).authn

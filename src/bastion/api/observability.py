@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException
 
 from bastion import __version__
 from bastion.api.guard import runtime
+from bastion.api.responses import Health, Readiness
 from bastion.audit import head, latest_checkpoint
 from bastion.clock import monotonic
 from bastion.config import Settings
@@ -53,12 +54,21 @@ MAX_TOKEN = 1024
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-@router.get("/healthz", summary="Liveness: the process answers (no database read)")
+@router.get(
+    "/healthz", response_model=Health, summary="Liveness: the process answers (no database read)"
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: collections loaded and the database answers")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={
+        503: {"model": Readiness, "description": "Not ready (still loading, or no database)"}
+    },
+    summary="Readiness: collections loaded and the database answers",
+)
 async def readyz(request: Request) -> JSONResponse:
     serving = bool(getattr(request.app.state, "serving", False))
     database = await _probe(request).answers()

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
@@ -37,8 +38,35 @@ _STATUS_CODES = {
 }
 
 
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as ``render`` writes them (``application/problem+json``).
+
+    ``errors`` lists the fields of a 422; ``field`` and ``reason`` name what was refused;
+    ``acr_values`` and ``max_age`` come with an RFC 9470 step-up challenge."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["https://bastion.dev/problems/not_found"])
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    code: str = Field(description="Stable snake_case machine code.", examples=["not_found"])
+    errors: list[FieldError] | None = None
+    field: str | None = None
+    reason: str | None = None
+    acr_values: str | None = None
+    max_age: int | None = None
+
+
 def is_problem_path(path: str) -> bool:
-    return path.startswith(PROBLEM_PREFIXES)
+    """Whether ``path`` is under one of ``PROBLEM_PREFIXES``, matched by whole segments:
+    ``/me`` and ``/me/factors`` are, ``/metrics`` and ``/mex`` are not."""
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in PROBLEM_PREFIXES)
 
 
 def render(

@@ -12,8 +12,8 @@ lookup Starlette's ``ExceptionMiddleware`` does). Anything else under ``/collect
 else.
 
 Both paths run inside the app's own user middleware (the body limit) and its
-``ServerErrorMiddleware``, in the order Starlette builds them. FastAPI lists the routes
-in ``/openapi.json`` through ``document_in``.
+``ServerErrorMiddleware``, in the order Starlette builds them. ``api.openapi`` lists the
+routes in ``/openapi.json`` (``documented``), with their Qdrant bodies and answers.
 """
 
 from __future__ import annotations
@@ -111,38 +111,6 @@ class RouteTable:
         parts[1] = "{}"
         endpoint = self._endpoints.get((method, tuple(parts)))
         return None if endpoint is None else (endpoint, name)
-
-    def document_in(self, app: FastAPI) -> None:
-        """List the routes in ``app``'s OpenAPI document (FastAPI lists only its own)."""
-        generate = app.openapi
-
-        def openapi() -> dict[str, Any]:
-            if app.openapi_schema is None:
-                self._document(generate())
-            return generate()
-
-        app.openapi = openapi  # type: ignore[method-assign]
-
-    def _document(self, schema: dict[str, Any]) -> None:
-        paths = schema.setdefault("paths", {})
-        for item in sorted(self.documented, key=lambda documented: documented.path):
-            documented = re.sub(r"\{(\w+):\w+\}", r"{\1}", item.path)  # no convertors
-            operation: dict[str, Any] = {
-                "tags": [TAG],
-                "summary": item.summary,
-                "operationId": f"{item.method.lower()}_{documented.strip('/').replace('/', '_')}",
-                "responses": {
-                    "200": {"description": 'Qdrant envelope: {"result", "status": "ok", "time"}'},
-                    "4XX": {"description": 'Qdrant error envelope: {"status": {"error": ...}}'},
-                },
-            }
-            names = re.findall(r"\{(\w+)(?::\w+)?\}", item.path)
-            if names:
-                operation["parameters"] = [
-                    {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                    for name in names
-                ]
-            paths.setdefault(documented, {})[item.method.lower()] = operation
 
     def served_first(self, app: FastAPI, everything_else: ASGIApp) -> ASGIApp:
         """``app``'s middleware stack with the short way in for ``/collections…``."""

@@ -11,6 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.api.bodies import StrictBody
 from bastion.api.guard import runtime
+from bastion.api.openapi import raises
+from bastion.api.responses import SetupDone
+from bastion.errors import InvalidToken
 from bastion.identity.bootstrap import claim_setup_link
 from bastion.identity.lifecycle import choose_password
 
@@ -40,7 +43,13 @@ def enroll_page() -> RedirectResponse:
     return _to_console("/console/enroll")
 
 
-@router.post("/setup", status_code=201, summary="Create the first admin with the setup link")
+@router.post(
+    "/setup",
+    response_model=SetupDone,
+    responses=raises(InvalidToken),
+    status_code=201,
+    summary="Create the first admin with the setup link",
+)
 async def setup(request: Request, body: SetupBody) -> dict[str, Any]:
     rt = runtime(request)
     tenant = request.app.state.default_tenant
@@ -66,7 +75,12 @@ class EnrollBody(StrictBody):
     password: str = Field(min_length=1, max_length=1024)
 
 
-@router.post("/setup/enroll", summary="Choose a password with a one-time enrollment link")
+@router.post(
+    "/setup/enroll",
+    response_model=SetupDone,
+    responses=raises(InvalidToken),
+    summary="Choose a password with a one-time enrollment link",
+)
 async def enroll(request: Request, body: EnrollBody) -> dict[str, Any]:
     rt = runtime(request)
 

@@ -16,17 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Connection
 
 from bastion.api.admin.common import TenantParam, admit_all, now, read, write
-from bastion.api.guard import runtime
+from bastion.api.guard import door_router, runtime
+from bastion.api.openapi import raises
+from bastion.api.responses import AuditPage, ChainVerified
 from bastion.audit import MAX_LIMIT, OUTCOMES, ChainReport, export_ndjson, query, verify_chain
 from bastion.audit.access import record_export, record_verification, tenant_events, tenant_report
-from bastion.errors import ValidationError
+from bastion.errors import NotFound, ValidationError
 
-router = APIRouter()
+router = door_router()
 _Text = Annotated[str | None, Query(min_length=1, max_length=256)]
 
 
@@ -104,7 +106,12 @@ class FilterParams:
 _Filters = Annotated[FilterParams, Depends()]
 
 
-@router.get("/audit", summary="Query the audit log (filters, cursor pagination)")
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    responses=raises(NotFound),
+    summary="Query the audit log (filters, cursor pagination)",
+)
 async def search(
     request: Request,
     filters: _Filters,
@@ -134,7 +141,10 @@ async def search(
     "/audit/export",
     summary="Export the audit log as NDJSON (aal3)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}}}},
+    responses={
+        200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+        **raises(NotFound),
+    },
 )
 async def export(
     request: Request,
@@ -172,7 +182,12 @@ async def export(
     )
 
 
-@router.get("/audit/verify", summary="Verify the hash chain and signed checkpoints")
+@router.get(
+    "/audit/verify",
+    response_model=ChainVerified,
+    response_model_exclude_unset=True,
+    summary="Verify the hash chain and signed checkpoints",
+)
 async def verify(request: Request) -> dict[str, Any]:
     principal, scope_tenant = await admit_all(request, "audit.read", None)
     rt = runtime(request)

@@ -12,25 +12,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import Body, Request
 from sqlalchemy import Connection
 
 from bastion.api.admin.common import TenantParam, admit, forget_credentials, now, read, write
+from bastion.api.guard import door_router
+from bastion.api.openapi import raises
+from bastion.api.responses import PolicyDocument
 from bastion.authz import Policy
+from bastion.errors import NotFound
 from bastion.identity.rules import load_policy
 from bastion.identity.tenant_admin import replace_policy
 
-router = APIRouter()
+router = door_router()
 
 
-@router.get("/policy", summary="The tenant's MFA and assurance policy")
+@router.get(
+    "/policy",
+    response_model=PolicyDocument,
+    responses=raises(NotFound),
+    summary="The tenant's MFA and assurance policy",
+)
 async def get(request: Request, tenant: TenantParam = None) -> dict[str, Any]:
     scope = await admit(request, "policy.read", tenant)
     policy = await read(request, lambda conn: load_policy(conn, scope.tenant_id))
     return policy.to_document()
 
 
-@router.put("/policy", summary="Replace the tenant's MFA and assurance policy")
+@router.put(
+    "/policy",
+    response_model=PolicyDocument,
+    responses=raises(NotFound),
+    summary="Replace the tenant's MFA and assurance policy",
+)
 async def put(
     request: Request,
     document: dict[str, Any] = Body(..., description="The policy document (docs/permissions.md)."),

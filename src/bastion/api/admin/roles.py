@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field
 from sqlalchemy import Connection
 
@@ -24,12 +24,15 @@ from bastion.api.admin.common import (
     read,
     write,
 )
+from bastion.api.guard import door_router
+from bastion.api.openapi import raises
+from bastion.api.responses import RoleList, RoleView
 from bastion.authz import BUILTIN_ROLES, GRANTABLE, Role, validate_custom_role
-from bastion.errors import Conflict
+from bastion.errors import Conflict, NotFound
 from bastion.identity.rules import custom_roles_of
 from bastion.identity.tenant_admin import add_role, remove_role
 
-router = APIRouter()
+router = door_router()
 
 
 class CreateRoleBody(TenantScoped):
@@ -47,7 +50,13 @@ def role_view(role: Role) -> dict[str, Any]:
     }
 
 
-@router.post("/roles", status_code=201, summary="Create a custom role")
+@router.post(
+    "/roles",
+    response_model=RoleView,
+    responses=raises(NotFound, Conflict),
+    status_code=201,
+    summary="Create a custom role",
+)
 async def create(request: Request, body: CreateRoleBody) -> dict[str, Any]:
     scope = await admit(request, "roles.manage", body.tenant)
     role = validate_custom_role(plain_name(body.name, "name"), body.permissions, body.description)
@@ -60,7 +69,12 @@ async def create(request: Request, body: CreateRoleBody) -> dict[str, Any]:
     return result
 
 
-@router.get("/roles", summary="Built-in and custom roles")
+@router.get(
+    "/roles",
+    response_model=RoleList,
+    responses=raises(NotFound),
+    summary="Built-in and custom roles",
+)
 async def list_all(request: Request, tenant: TenantParam = None) -> dict[str, Any]:
     scope = await admit(request, "roles.read", tenant)
     custom = await read(request, lambda conn: custom_roles_of(conn, scope.tenant_id))
@@ -68,7 +82,12 @@ async def list_all(request: Request, tenant: TenantParam = None) -> dict[str, An
     return {"tenant": scope.tenant_name, "roles": [role_view(role) for role in roles]}
 
 
-@router.delete("/roles/{name}", status_code=204, summary="Delete a custom role not in use")
+@router.delete(
+    "/roles/{name}",
+    responses=raises(NotFound, Conflict),
+    status_code=204,
+    summary="Delete a custom role not in use",
+)
 async def delete(request: Request, name: str, tenant: TenantParam = None) -> Response:
     scope = await admit(request, "roles.manage", tenant)
     if name in BUILTIN_ROLES:

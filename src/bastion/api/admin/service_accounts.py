@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field, StrictInt
 from sqlalchemy import Connection
 
@@ -33,9 +33,17 @@ from bastion.api.admin.common import (
     write,
 )
 from bastion.api.bodies import StrictBody
-from bastion.api.guard import authorize
+from bastion.api.guard import authorize, door_router
+from bastion.api.openapi import raises
+from bastion.api.responses import (
+    KeyList,
+    NewKey,
+    ServiceAccountDetail,
+    ServiceAccountList,
+    ServiceAccountView,
+)
 from bastion.domain import Principal
-from bastion.errors import NotFound
+from bastion.errors import Conflict, NotFound
 from bastion.identity.grants import grant_collections, grants_of
 from bastion.identity.service_account_admin import create_account, delete_account, end_key, new_key
 from bastion.identity.service_accounts import (
@@ -47,7 +55,7 @@ from bastion.identity.service_accounts import (
 )
 from bastion.identity.tenants import tenant_by_id
 
-router = APIRouter()
+router = door_router()
 
 
 class CreateServiceAccountBody(TenantScoped):
@@ -104,7 +112,13 @@ async def _target(
     return principal, account
 
 
-@router.post("/service-accounts", status_code=201, summary="Create a service account")
+@router.post(
+    "/service-accounts",
+    response_model=ServiceAccountView,
+    responses=raises(NotFound, Conflict),
+    status_code=201,
+    summary="Create a service account",
+)
 async def create(request: Request, body: CreateServiceAccountBody) -> dict[str, Any]:
     scope = await admit(request, "service_accounts.manage", body.tenant)
     name = plain_name(body.name, "name")
@@ -125,7 +139,12 @@ async def create(request: Request, body: CreateServiceAccountBody) -> dict[str, 
     return await write(request, work)
 
 
-@router.get("/service-accounts", summary="List service accounts")
+@router.get(
+    "/service-accounts",
+    response_model=ServiceAccountList,
+    responses=raises(NotFound),
+    summary="List service accounts",
+)
 async def list_all(request: Request, tenant: TenantParam = None) -> dict[str, Any]:
     _, tenant_id = await admit_all(request, "service_accounts.read", tenant)
 
@@ -141,7 +160,12 @@ async def list_all(request: Request, tenant: TenantParam = None) -> dict[str, An
     return await read(request, work)
 
 
-@router.get("/service-accounts/{account_id}", summary="A service account and its keys")
+@router.get(
+    "/service-accounts/{account_id}",
+    response_model=ServiceAccountDetail,
+    responses=raises(NotFound),
+    summary="A service account and its keys",
+)
 async def get(request: Request, account_id: str) -> dict[str, Any]:
     _, account = await _target(request, "service_accounts.read", account_id)
     at = now(request)
@@ -156,7 +180,12 @@ async def get(request: Request, account_id: str) -> dict[str, Any]:
     return await read(request, work)
 
 
-@router.delete("/service-accounts/{account_id}", status_code=204, summary="Delete an account")
+@router.delete(
+    "/service-accounts/{account_id}",
+    responses=raises(NotFound),
+    status_code=204,
+    summary="Delete an account",
+)
 async def delete(request: Request, account_id: str) -> Response:
     principal, account = await _target(request, "service_accounts.manage", account_id)
     await write(request, lambda conn: delete_account(conn, principal, account.id, now=now(request)))
@@ -166,6 +195,8 @@ async def delete(request: Request, account_id: str) -> Response:
 
 @router.post(
     "/service-accounts/{account_id}/keys",
+    response_model=NewKey,
+    responses=raises(NotFound),
     status_code=201,
     summary="Create an API key (shown once)",
 )
@@ -183,7 +214,12 @@ async def create_key(
     return await write(request, work)
 
 
-@router.get("/service-accounts/{account_id}/keys", summary="List keys (ids and hints only)")
+@router.get(
+    "/service-accounts/{account_id}/keys",
+    response_model=KeyList,
+    responses=raises(NotFound),
+    summary="List keys (ids and hints only)",
+)
 async def list_keys(request: Request, account_id: str) -> dict[str, Any]:
     _, account = await _target(request, "service_accounts.read", account_id)
     at = now(request)
@@ -192,7 +228,10 @@ async def list_keys(request: Request, account_id: str) -> dict[str, Any]:
 
 
 @router.delete(
-    "/service-accounts/{account_id}/keys/{key_id}", status_code=204, summary="Revoke a key"
+    "/service-accounts/{account_id}/keys/{key_id}",
+    responses=raises(NotFound),
+    status_code=204,
+    summary="Revoke a key",
 )
 async def revoke_key(request: Request, account_id: str, key_id: str) -> Response:
     principal, account = await _target(request, "keys.manage", account_id)

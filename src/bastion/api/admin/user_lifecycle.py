@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field
 from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
@@ -29,12 +29,14 @@ from bastion.api.admin.common import (
 )
 from bastion.api.admin.users import target_user, user_view
 from bastion.api.bodies import StrictBody
-from bastion.api.guard import runtime
+from bastion.api.guard import door_router, runtime
+from bastion.api.openapi import raises
+from bastion.api.responses import FactorsReset, Unlocked, UserView
 from bastion.authn.unlock import unlock_user
-from bastion.errors import ValidationError
+from bastion.errors import Conflict, NotFound, ValidationError
 from bastion.identity.lifecycle import UserChange, delete_user, reset_user_factors, update_user
 
-router = APIRouter()
+router = door_router()
 
 
 class PatchUserBody(StrictBody):
@@ -43,7 +45,12 @@ class PatchUserBody(StrictBody):
     status: Literal["active", "suspended"] | None = None
 
 
-@router.patch("/users/{user_id}", summary="Change a user's roles or status")
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserView,
+    responses=raises(NotFound, Conflict),
+    summary="Change a user's roles or status",
+)
 async def patch(request: Request, user_id: str, body: PatchUserBody) -> dict[str, Any]:
     given = body.model_fields_set
     if not given & {"roles", "collections", "status"}:
@@ -69,7 +76,12 @@ async def patch(request: Request, user_id: str, body: PatchUserBody) -> dict[str
     return result
 
 
-@router.delete("/users/{user_id}", status_code=204, summary="Deprovision a user")
+@router.delete(
+    "/users/{user_id}",
+    responses=raises(NotFound, Conflict),
+    status_code=204,
+    summary="Deprovision a user",
+)
 async def delete(request: Request, user_id: str) -> Response:
     principal, found = await target_user(request, "users.manage", user_id)
     await write(request, lambda conn: delete_user(conn, principal, found.id, now=now(request)))
@@ -79,6 +91,8 @@ async def delete(request: Request, user_id: str) -> Response:
 
 @router.post(
     "/users/{user_id}/reset-factors",
+    response_model=FactorsReset,
+    responses=raises(NotFound),
     summary="Remove every factor of a user (they enrol again; their sessions end)",
 )
 async def reset(request: Request, user_id: str) -> dict[str, Any]:
@@ -92,6 +106,8 @@ async def reset(request: Request, user_id: str) -> dict[str, Any]:
 
 @router.post(
     "/users/{user_id}/unlock",
+    response_model=Unlocked,
+    responses=raises(NotFound),
     summary="Clear a user's failed sign-in and second-factor counts (audited)",
 )
 async def unlock(request: Request, user_id: str) -> dict[str, Any]:

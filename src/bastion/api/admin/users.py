@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import Field
 from sqlalchemy import Connection
 
@@ -29,17 +29,19 @@ from bastion.api.admin.common import (
     validate_collections,
     write,
 )
-from bastion.api.guard import authorize, runtime
+from bastion.api.guard import authorize, door_router, runtime
+from bastion.api.openapi import raises
+from bastion.api.responses import CreatedUser, UserDetail, UserList
 from bastion.api.views import factor_view
 from bastion.authn.enrollment import list_factors
 from bastion.domain import Principal
-from bastion.errors import NotFound
+from bastion.errors import Conflict, NotFound
 from bastion.identity.grants import grant_collections, grants_of
 from bastion.identity.lifecycle import create_user_account
 from bastion.identity.tenants import tenant_by_id
 from bastion.identity.users import User, list_users, live_user, validate_username
 
-router = APIRouter()
+router = door_router()
 
 
 class CreateUserBody(TenantScoped):
@@ -77,7 +79,14 @@ async def target_user(request: Request, action: str, user_id: str) -> tuple[Prin
     return principal, user
 
 
-@router.post("/users", status_code=201, summary="Create a user (enrollment token if no password)")
+@router.post(
+    "/users",
+    response_model=CreatedUser,
+    response_model_exclude_unset=True,
+    responses=raises(NotFound, Conflict),
+    status_code=201,
+    summary="Create a user (enrollment token if no password)",
+)
 async def create(request: Request, body: CreateUserBody) -> dict[str, Any]:
     scope = await admit(request, "users.manage", body.tenant)
     rt = runtime(request)
@@ -108,7 +117,12 @@ async def create(request: Request, body: CreateUserBody) -> dict[str, Any]:
     return await write(request, work)
 
 
-@router.get("/users", summary="List users (an installation admin sees every tenant)")
+@router.get(
+    "/users",
+    response_model=UserList,
+    responses=raises(NotFound),
+    summary="List users (an installation admin sees every tenant)",
+)
 async def list_all(request: Request, tenant: TenantParam = None) -> dict[str, Any]:
     _, tenant_id = await admit_all(request, "users.read", tenant)
 
@@ -120,7 +134,12 @@ async def list_all(request: Request, tenant: TenantParam = None) -> dict[str, An
     return await read(request, work)
 
 
-@router.get("/users/{user_id}", summary="A user: roles, status and factors (no secrets)")
+@router.get(
+    "/users/{user_id}",
+    response_model=UserDetail,
+    responses=raises(NotFound),
+    summary="A user: roles, status and factors (no secrets)",
+)
 async def get(request: Request, user_id: str) -> dict[str, Any]:
     _, user = await target_user(request, "users.read", user_id)
 

@@ -1,0 +1,349 @@
+"""The data plane in the OpenAPI document: Qdrant's request bodies and answers.
+
+The data-plane routes are plain Starlette routes (``api.routing``), parsed by hand on the
+hot path (``vectors.models``), so FastAPI cannot describe them. This module does, as JSON
+Schema that follows Qdrant's REST API (the subset Bastion serves, API.md "Data plane"):
+every answer is the envelope ``{"result", "status": "ok", "time"}``, every error
+``{"status": {"error"}, "time"}`` (``api.problems.render``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bastion.errors import BastionError, Conflict, NotFound
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_NULLABLE_OBJECT: dict[str, Any] = {"anyOf": [{"type": "object"}, {"type": "null"}]}
+_SELECTOR: dict[str, Any] = {
+    "description": "true/false, a list of payload keys, or {include|exclude: [keys]}.",
+    "anyOf": [
+        {"type": "boolean"},
+        {"type": "array", "items": {"type": "string"}},
+        {
+            "type": "object",
+            "properties": {
+                "include": {"type": "array", "items": {"type": "string"}},
+                "exclude": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    ],
+}
+_WITH_VECTOR: dict[str, Any] = {
+    "anyOf": [{"type": "boolean"}, {"type": "array", "items": {"type": "string"}}]
+}
+_VECTOR: dict[str, Any] = {"type": "array", "items": {"type": "number"}, "minItems": 1}
+_LIMIT: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 10_000}
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "QdrantError": {
+        "type": "object",
+        "description": "Qdrant's error envelope.",
+        "required": ["status", "time"],
+        "properties": {
+            "status": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {"error": {"type": "string"}},
+            },
+            "time": {"type": "number"},
+        },
+    },
+    "ExtendedPointId": {
+        "description": "An unsigned integer or a UUID string.",
+        "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "format": "uuid"}],
+    },
+    "Filter": {
+        "type": "object",
+        "description": "Qdrant filter: must / should / must_not lists of conditions "
+        "(match, range, values_count, is_empty, is_null, has_id, nested filters).",
+        "properties": {
+            "must": {"type": "array", "items": _ref("Condition")},
+            "should": {"type": "array", "items": _ref("Condition")},
+            "must_not": {"type": "array", "items": _ref("Condition")},
+            "min_should": {
+                "type": "object",
+                "properties": {
+                    "conditions": {"type": "array", "items": _ref("Condition")},
+                    "min_count": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+        "additionalProperties": False,
+    },
+    "Condition": {
+        "description": "A field condition ({key, match|range|values_count}), "
+        "{is_empty: {key}}, {is_null: {key}}, {has_id: [ids]} or a nested filter.",
+        "type": "object",
+    },
+    "CreateCollection": {
+        "type": "object",
+        "required": ["vectors"],
+        "properties": {
+            "vectors": {
+                "type": "object",
+                "required": ["size", "distance"],
+                "properties": {
+                    "size": {"type": "integer", "minimum": 1, "maximum": 65_536},
+                    "distance": {"type": "string", "enum": ["Cosine", "Dot", "Euclid"]},
+                    "hnsw_config": {"type": "object"},
+                },
+            },
+            "hnsw_config": {"type": "object"},
+        },
+    },
+    "PointStruct": {
+        "type": "object",
+        "required": ["id", "vector"],
+        "properties": {
+            "id": _ref("ExtendedPointId"),
+            "vector": _VECTOR,
+            "payload": _NULLABLE_OBJECT,
+        },
+    },
+    "PointsUpsert": {
+        "description": "{points: [...]} or {batch: {ids, vectors, payloads}}.",
+        "anyOf": [
+            {
+                "type": "object",
+                "required": ["points"],
+                "properties": {
+                    "points": {"type": "array", "items": _ref("PointStruct"), "minItems": 1}
+                },
+            },
+            {
+                "type": "object",
+                "required": ["batch"],
+                "properties": {
+                    "batch": {
+                        "type": "object",
+                        "required": ["ids", "vectors"],
+                        "properties": {
+                            "ids": {"type": "array", "items": _ref("ExtendedPointId")},
+                            "vectors": {"type": "array", "items": _VECTOR},
+                            "payloads": {"type": "array", "items": _NULLABLE_OBJECT},
+                        },
+                    }
+                },
+            },
+        ],
+    },
+    "PointsSelector": {
+        "description": "{points: [ids]} or {filter}.",
+        "type": "object",
+        "properties": {
+            "points": {"type": "array", "items": _ref("ExtendedPointId")},
+            "filter": _ref("Filter"),
+        },
+    },
+    "RetrieveRequest": {
+        "type": "object",
+        "required": ["ids"],
+        "properties": {
+            "ids": {"type": "array", "items": _ref("ExtendedPointId")},
+            "with_payload": _SELECTOR,
+            "with_vector": _WITH_VECTOR,
+        },
+    },
+    "ScrollRequest": {
+        "type": "object",
+        "properties": {
+            "filter": _ref("Filter"),
+            "offset": _ref("ExtendedPointId"),
+            "limit": _LIMIT,
+            "with_payload": _SELECTOR,
+            "with_vector": _WITH_VECTOR,
+        },
+    },
+    "CountRequest": {
+        "type": "object",
+        "properties": {"filter": _ref("Filter"), "exact": {"type": "boolean"}},
+    },
+    "SearchRequest": {
+        "type": "object",
+        "required": ["vector"],
+        "properties": {
+            "vector": _VECTOR,
+            "filter": _ref("Filter"),
+            "limit": _LIMIT,
+            "offset": {"type": "integer", "minimum": 0, "maximum": 100_000},
+            "with_payload": _SELECTOR,
+            "with_vector": _WITH_VECTOR,
+            "score_threshold": {"type": "number"},
+            "params": {"type": "object"},
+        },
+    },
+    "QueryRequest": {
+        "type": "object",
+        "properties": {
+            "query": {
+                "description": "A vector or {nearest: vector}; without it, the first points.",
+                "anyOf": [
+                    _VECTOR,
+                    {"type": "object", "required": ["nearest"], "properties": {"nearest": _VECTOR}},
+                ],
+            },
+            "filter": _ref("Filter"),
+            "limit": _LIMIT,
+            "offset": {"type": "integer", "minimum": 0, "maximum": 100_000},
+            "with_payload": _SELECTOR,
+            "with_vector": _WITH_VECTOR,
+            "score_threshold": {"type": "number"},
+            "params": {"type": "object"},
+        },
+    },
+    "CreatePayloadIndex": {
+        "type": "object",
+        "required": ["field_name", "field_schema"],
+        "properties": {
+            "field_name": {"type": "string", "minLength": 1},
+            "field_schema": {
+                "anyOf": [
+                    {
+                        "type": "string",
+                        "enum": ["keyword", "integer", "float", "bool", "uuid", "text", "datetime"],
+                    },
+                    {"type": "object", "required": ["type"], "properties": {"type": {}}},
+                ]
+            },
+        },
+    },
+    "Record": {
+        "type": "object",
+        "required": ["id"],
+        "properties": {
+            "id": _ref("ExtendedPointId"),
+            "payload": _NULLABLE_OBJECT,
+            "vector": {"anyOf": [{"type": "array", "items": {"type": "number"}}, {"type": "null"}]},
+        },
+    },
+    "ScoredPoint": {
+        "type": "object",
+        "required": ["id", "score"],
+        "properties": {
+            "id": _ref("ExtendedPointId"),
+            "version": {"type": "integer"},
+            "score": {"type": "number"},
+            "payload": _NULLABLE_OBJECT,
+            "vector": {"anyOf": [{"type": "array", "items": {"type": "number"}}, {"type": "null"}]},
+        },
+    },
+    "UpdateResult": {
+        "type": "object",
+        "required": ["operation_id", "status"],
+        "properties": {
+            "operation_id": {"type": "integer"},
+            "status": {"type": "string", "enum": ["acknowledged", "completed"]},
+        },
+    },
+    "CollectionInfo": {
+        "type": "object",
+        "required": ["status", "points_count", "config"],
+        "properties": {
+            "status": {"type": "string"},
+            "optimizer_status": {"type": "string"},
+            "indexed_vectors_count": {"type": "integer"},
+            "points_count": {"type": "integer"},
+            "segments_count": {"type": "integer"},
+            "config": {"type": "object"},
+            "payload_schema": {"type": "object"},
+            "created_at": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        },
+    },
+}
+
+
+def envelope(result: dict[str, Any]) -> dict[str, Any]:
+    """Qdrant's success envelope around ``result``."""
+    return {
+        "type": "object",
+        "required": ["result", "status", "time"],
+        "properties": {
+            "result": result,
+            "status": {"type": "string", "enum": ["ok"]},
+            "time": {"type": "number"},
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What one data-plane route takes and answers, beyond what every route shares."""
+
+    result: dict[str, Any] | None  # None: not JSON (the NDJSON export)
+    body: str | None = None  # a component in SCHEMAS
+    raises: tuple[type[BastionError], ...] = (NotFound,)
+
+
+_POINTS = {"type": "array", "items": _ref("Record")}
+_SCORED = {"type": "array", "items": _ref("ScoredPoint")}
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("GET", "/collections"): Operation(
+        {
+            "type": "object",
+            "required": ["collections"],
+            "properties": {
+                "collections": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {"name": {"type": "string"}},
+                    },
+                }
+            },
+        },
+        raises=(),
+    ),
+    ("GET", "/collections/{name}"): Operation(_ref("CollectionInfo")),
+    ("GET", "/collections/{name}/exists"): Operation(
+        {
+            "type": "object",
+            "required": ["exists"],
+            "properties": {"exists": {"type": "boolean"}},
+        },
+        raises=(),
+    ),
+    ("PUT", "/collections/{name}"): Operation(
+        {"type": "boolean"}, "CreateCollection", raises=(Conflict,)
+    ),
+    ("DELETE", "/collections/{name}"): Operation({"type": "boolean"}, raises=()),
+    ("PUT", "/collections/{name}/index"): Operation(_ref("UpdateResult"), "CreatePayloadIndex"),
+    ("DELETE", "/collections/{name}/index/{field_name}"): Operation(_ref("UpdateResult")),
+    ("PUT", "/collections/{name}/points"): Operation(_ref("UpdateResult"), "PointsUpsert"),
+    ("POST", "/collections/{name}/points/delete"): Operation(
+        _ref("UpdateResult"), "PointsSelector"
+    ),
+    ("POST", "/collections/{name}/points"): Operation(_POINTS, "RetrieveRequest"),
+    ("POST", "/collections/{name}/points/scroll"): Operation(
+        {
+            "type": "object",
+            "required": ["points", "next_page_offset"],
+            "properties": {
+                "points": _POINTS,
+                "next_page_offset": {"anyOf": [_ref("ExtendedPointId"), {"type": "null"}]},
+            },
+        },
+        "ScrollRequest",
+    ),
+    ("POST", "/collections/{name}/points/count"): Operation(
+        {
+            "type": "object",
+            "required": ["count"],
+            "properties": {"count": {"type": "integer", "minimum": 0}},
+        },
+        "CountRequest",
+    ),
+    ("POST", "/collections/{name}/points/search"): Operation(_SCORED, "SearchRequest"),
+    ("POST", "/collections/{name}/points/query"): Operation(
+        {"type": "object", "required": ["points"], "properties": {"points": _SCORED}},
+        "QueryRequest",
+    ),
+    ("POST", "/collections/{name}/export"): Operation(None),
+}
