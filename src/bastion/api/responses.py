@@ -319,6 +319,18 @@ class ChainVerified(Answer):
     problem: str | None = None
 
 
+class CollectionSize(Answer):
+    name: str
+    dim: int
+    distance: str
+    points: int
+    disk_bytes: int
+
+
+class CollectionSizes(Answer):
+    collections: list[CollectionSize]
+
+
 # -- /setup and public endpoints ---------------------------------------------------------
 
 

@@ -9,27 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from bastion.api.guard import authorize, runtime, tenant_rules
+from bastion.api.guard import authorize, door_router, runtime, tenant_rules
+from bastion.api.responses import CollectionSizes
 from bastion.authz import Effect, Resource, decide
 from bastion.vectors.usage import collection_usage
 
-router = APIRouter()
-
-
-class CollectionSize(BaseModel):
-    name: str
-    dim: int
-    distance: str
-    points: int
-    disk_bytes: int
-
-
-class CollectionSizes(BaseModel):
-    collections: list[CollectionSize]
+router = door_router()
 
 
 @router.get(
