@@ -12,7 +12,18 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from bastion import __version__, console
-from bastion.api import admin, auth, dataplane, me, observability, openapi, setup, wellknown
+from bastion.api import (
+    admin,
+    auth,
+    dataplane,
+    dataplane_aliases,  # noqa: F401 (registers its routes in dataplane.table)
+    dataplane_query,  # noqa: F401 (registers its routes in dataplane.table)
+    me,
+    observability,
+    openapi,
+    setup,
+    wellknown,
+)
 from bastion.api.guard import Door
 from bastion.api.headers import install as install_security_headers
 from bastion.api.limits import BodySizeLimit
@@ -29,6 +40,7 @@ from bastion.identity.tenants import Tenant
 from bastion.runtime import Runtime
 from bastion.storage.redact import redact_database_errors
 from bastion.vectors import EmbeddedEngine
+from bastion.vectors.aliases import Aliases
 from bastion.vectors.engine import VectorEngine
 from bastion.vectors.factory import build_engine
 
@@ -152,6 +164,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
         rt.clock,
     )
     app.state.vectors = build_engine(rt.db, settings, clock=rt.clock)
+    app.state.aliases = Aliases(rt.db, rt.clock)
 
     install_error_handlers(app)
     openapi.install(app, dataplane.table)  # data-plane routes: served by ``BastionAPI``

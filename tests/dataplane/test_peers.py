@@ -281,3 +281,12 @@ def test_index_files_of_collections_that_are_gone_are_removed_before_workers_sta
         (engine.index_dir / ghost).write_bytes(b"left behind")
     EmbeddedEngine.prepare_for_workers(engine.db, data_dir)
     assert sorted(path.name for path in engine.index_dir.glob("col_*")) == kept
+
+
+def test_update_collection_reaches_the_other_workers(pair: Any) -> None:
+    first, second = pair
+    run(first.create_collection(A, spec(), actor=ACTOR))
+    upsert(first, range(10), seed=1)
+    assert run(second.get_collection(A, "docs")).spec.hnsw.full_scan_threshold == 0
+    run(first.update_collection(A, "docs", HnswParams(full_scan_threshold=77), actor=ACTOR))
+    assert run(second.get_collection(A, "docs")).spec.hnsw.full_scan_threshold == 77

@@ -169,6 +169,15 @@ def data_story(env: Env) -> None:
     points = {"points": [{"id": 1, "vector": [1, 0], "payload": {"n": 1}}]}
     ok(client.put("/collections/docs/points?wait=true", headers=admin, json=points))
     ok(client.post("/collections/docs/points/query", headers=admin, json={"query": [1, 0]}))
+    create = {"create_alias": {"collection_name": "docs", "alias_name": "d1"}}
+    rename = {"rename_alias": {"old_alias_name": "d1", "new_alias_name": "d2"}}
+    drop = {"delete_alias": {"alias_name": "d2"}}  # alias.created, alias.renamed, alias.deleted
+    aliased = {"actions": [create, rename, drop]}
+    ok(client.post("/collections/aliases", headers=admin, json=aliased))
+    threshold = {"hnsw_config": {"full_scan_threshold": 1}}  # collection.updated
+    ok(client.patch("/collections/docs", headers=admin, json=threshold))
+    merge = {"payload": {"m": 2}, "points": [1]}  # points.payload_updated
+    ok(client.post("/collections/docs/points/payload", headers=admin, json=merge))
     assert client.post("/collections/docs/export", headers=admin).status_code == 200
     ok(client.post("/collections/docs/points/delete", headers=admin, json={"points": [1]}))
     ok(client.delete("/collections/docs", headers=admin))  # collection.deleted

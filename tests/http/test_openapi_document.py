@@ -13,7 +13,7 @@ from bastion.api.problems import Problem
 from tests.support.app import Env
 
 # Operations that need a credential; every other one must say it is public (security: []).
-SECURED_PREFIXES = ("/me", "/admin", "/collections")
+SECURED_PREFIXES = ("/me", "/admin", "/collections", "/aliases")
 SECURED_AUTH = {("post", "/auth/logout"), ("post", "/auth/step-up")}
 PUBLIC_EXAMPLES = {("post", "/auth/login"), ("get", "/.well-known/jwks.json"), ("post", "/setup")}
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -88,7 +88,7 @@ def test_every_success_answer_is_typed(document: dict[str, Any]) -> None:
                 if media == "application/x-ndjson":
                     continue
                 assert typed(body["schema"], document), (method, path, status, body)
-                if path.startswith("/collections"):  # Qdrant's envelope: what is its result?
+                if path.startswith(("/collections", "/aliases")):  # Qdrant's: what is its result?
                     result = body["schema"]["properties"]["result"]
                     assert typed(result, document), (method, path, "result", result)
 
@@ -96,7 +96,7 @@ def test_every_success_answer_is_typed(document: dict[str, Any]) -> None:
 def test_errors_are_documented_with_the_body_the_server_sends(document: dict[str, Any]) -> None:
     for method, path, operation in operations(document):
         responses = operation["responses"]
-        data_plane = path.startswith("/collections")
+        data_plane = path.startswith(("/collections", "/aliases"))
         if operation["security"]:
             assert {"401", "403"} <= set(responses), (method, path)
             assert "WWW-Authenticate" in responses["401"]["headers"]

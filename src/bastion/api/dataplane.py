@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
@@ -26,15 +26,19 @@ from bastion.authz import Effect, Resource, decide
 from bastion.domain import Principal
 from bastion.vectors import (
     BadRequest,
+    CollectionExists,
     CollectionInfo,
     CollectionNotFound,
     PointRecord,
     ScoredRecord,
     VectorEngine,
+    fields,
     key_to_id,
 )
 from bastion.vectors import models as body_models
+from bastion.vectors.aliases import Aliases
 from bastion.vectors.audit import record_export, resource_of
+from bastion.vectors.payloads import Operation, payload_change
 
 log = logging.getLogger("bastion.vectors.api")
 table = RouteTable()  # how requests reach these endpoints: ``api.routing``
@@ -44,12 +48,12 @@ _route = table.route
 _EXPORT_LOG_EVERY = 10_000
 
 
-def _engine(request: Request) -> VectorEngine:
+def engine_of(request: Request) -> VectorEngine:
     engine: VectorEngine = request.app.state.vectors
     return engine
 
 
-def _ok(result: Any, started: float) -> Response:
+def ok(result: Any, started: float) -> Response:
     if _weight(result) > _ENCODE_OFF_LOOP_WEIGHT:
         return _EncodedOffLoop(result, started)
     return Response(_envelope(result, started), 200, media_type="application/json")
@@ -96,7 +100,7 @@ class _EncodedOffLoop(Response):
 _PARSE_OFF_LOOP_BYTES = 256 * 1024
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def read_body(request: Request) -> dict[str, Any]:
     """The JSON body; a large one, and a large ``filter`` in it, parsed in a worker thread
     (``body_models.filter_of`` then finds the filter parsed)."""
     raw = await request.body()
@@ -109,18 +113,18 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _searched(request: Request, principal: Principal, name: str, kind: str, found: int) -> None:
+def searched(request: Request, principal: Principal, name: str, kind: str, found: int) -> None:
     """Searches are audited as per-second counts per caller, collection and kind (writes
     are audited by the engine, in the transaction of the change)."""
     buffer: AuditBuffer = request.app.state.audit_buffer
     buffer.count_search(principal, resource_of(name), kind, found)
 
 
-def _record_json(point: PointRecord) -> dict[str, Any]:
+def record_json(point: PointRecord) -> dict[str, Any]:
     return {"id": key_to_id(point.key), "payload": point.payload, "vector": point.vector}
 
 
-def _scored_json(found: list[ScoredRecord]) -> list[dict[str, Any]]:
+def scored_json(found: list[ScoredRecord]) -> list[dict[str, Any]]:
     return [
         {
             "id": key_to_id(point.key),
@@ -184,12 +188,12 @@ def _info_json(info: CollectionInfo) -> dict[str, Any]:
 async def list_collections(request: Request) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "collections.read")
-    names = await _engine(request).list_collections(principal.tenant_id)
-    visible = await _readable(request, principal, names)
-    return _ok({"collections": [{"name": name} for name in visible]}, started)
+    names = await engine_of(request).list_collections(principal.tenant_id)
+    visible = await readable(request, principal, names)
+    return ok({"collections": [{"name": name} for name in visible]}, started)
 
 
-async def _readable(request: Request, principal: Principal, names: list[str]) -> list[str]:
+async def readable(request: Request, principal: Principal, names: list[str]) -> list[str]:
     """Names the principal's grants cover, decided by ``authz.decide`` (the one door)."""
     policy, roles = await tenant_rules(request, principal.tenant_id)
     now = request.app.state.clock.now()
@@ -212,48 +216,68 @@ async def _readable(request: Request, principal: Principal, names: list[str]) ->
 async def get_collection(request: Request, name: str) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "collections.read", collection=name)
-    info = await _engine(request).get_collection(principal.tenant_id, name)
-    return _ok(_info_json(info), started)
+    info = await engine_of(request).get_collection(principal.tenant_id, name)
+    return ok(_info_json(info), started)
 
 
 @_route("GET", "/collections/{name}/exists", "Whether the collection exists")
 async def collection_exists(request: Request, name: str) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "collections.read", collection=name)
-    exists = await _engine(request).collection_exists(principal.tenant_id, name)
-    return _ok({"exists": exists}, started)
+    exists = await engine_of(request).collection_exists(principal.tenant_id, name)
+    return ok({"exists": exists}, started)
 
 
-@_route("PUT", "/collections/{name}", "Create a collection")
+@_route("PUT", "/collections/{name}", "Create a collection", aliased=False)
 async def create_collection(request: Request, name: str) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "collections.create", collection=name)
     spec = body_models.collection_spec(
-        body_models.check_collection_name(name), await _body(request)
+        body_models.check_collection_name(name), await read_body(request)
     )
-    await _engine(request).create_collection(principal.tenant_id, spec, actor=principal.id)
-    return _ok(True, started)
+    aliases: Aliases = request.app.state.aliases
+    if name in await aliases.of_tenant(principal.tenant_id):
+        raise CollectionExists(name)  # an alias has that name (Qdrant refuses it too)
+    await engine_of(request).create_collection(principal.tenant_id, spec, actor=principal.id)
+    return ok(True, started)
 
 
-@_route("DELETE", "/collections/{name}", "Delete a collection and its points")
+@_route("PATCH", "/collections/{name}", "Change the parameters that apply at once", aliased=False)
+async def update_collection(request: Request, name: str) -> Response:
+    """``update_collection``: defining a collection's parameters, as at creation."""
+    started = time.perf_counter()
+    principal = await authorize(request, "collections.create", collection=name)
+    body = await read_body(request)
+    engine = engine_of(request)
+    current = (await engine.get_collection(principal.tenant_id, name)).spec.hnsw
+    hnsw = body_models.collection_update(body, current)
+    if hnsw != current:
+        await engine.update_collection(principal.tenant_id, name, hnsw, actor=principal.id)
+    return ok(True, started)
+
+
+@_route("DELETE", "/collections/{name}", "Delete a collection and its points", aliased=False)
 async def delete_collection(request: Request, name: str) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "collections.delete", collection=name)
-    deleted = await _engine(request).delete_collection(
+    deleted = await engine_of(request).delete_collection(
         principal.tenant_id, name, actor=principal.id
     )
-    return _ok(deleted, started)
+    if deleted:  # its aliases go with it
+        aliases: Aliases = request.app.state.aliases
+        await aliases.forget_collection(principal.tenant_id, name)
+    return ok(deleted, started)
 
 
 @_route("PUT", "/collections/{name}/index", "Create a payload index")
 async def create_payload_index(request: Request, name: str) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "indexes.write", collection=name)
-    field, schema = body_models.index_request(await _body(request))
-    await _engine(request).create_payload_index(
+    field, schema = body_models.index_request(await read_body(request))
+    await engine_of(request).create_payload_index(
         principal.tenant_id, name, field, schema, actor=principal.id
     )
-    return _ok(_update_result(), started)
+    return ok(_update_result(), started)
 
 
 @_route(
@@ -262,10 +286,10 @@ async def create_payload_index(request: Request, name: str) -> Response:
 async def delete_payload_index(request: Request, name: str, field_name: str) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "indexes.write", collection=name)
-    await _engine(request).delete_payload_index(
+    await engine_of(request).delete_payload_index(
         principal.tenant_id, name, field_name, actor=principal.id
     )
-    return _ok(_update_result(), started)
+    return ok(_update_result(), started)
 
 
 # -- points: writes --------------------------------------------------------------------
@@ -278,21 +302,31 @@ async def upsert_points(request: Request, name: str) -> Response:
     limit = request.app.state.settings.max_payload_bytes
     raw = await request.body()
     if len(raw) > _PARSE_OFF_LOOP_BYTES:
-        writes, vectors = await run_in_threadpool(
-            lambda: body_models.points_of(body_models.load_json(raw), limit)
-        )
+        body = await run_in_threadpool(body_models.load_json, raw)
+        writes, vectors = await run_in_threadpool(lambda: body_models.points_of(body, limit))
     else:
-        writes, vectors = body_models.points_of(body_models.load_json(raw), limit)
-    await _engine(request).upsert(principal.tenant_id, name, writes, vectors, actor=principal.id)
-    return _ok(_update_result(), started)
+        body = body_models.load_json(raw)
+        writes, vectors = body_models.points_of(body, limit)
+    update_filter, mode = body_models.upsert_options(body)
+    await engine_of(request).upsert(
+        principal.tenant_id,
+        name,
+        writes,
+        vectors,
+        actor=principal.id,
+        update_filter=update_filter,
+        mode=mode,
+    )
+    return ok(_update_result(), started)
 
 
 @_route("POST", "/collections/{name}/points/delete", "Delete points by ids or filter")
 async def delete_points(request: Request, name: str) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "points.write", collection=name)
-    body = await _body(request)
-    engine = _engine(request)
+    body = await read_body(request)
+    fields.only(body, fields.DELETE)
+    engine = engine_of(request)
     by_filter = body.get("points") is None
     if not by_filter:
         keys = body_models.ids_of(body, "points")
@@ -303,7 +337,45 @@ async def delete_points(request: Request, name: str) -> Response:
         )
     else:
         raise BadRequest("delete needs points (ids) or a filter")
-    return _ok(_update_result(), started)
+    return ok(_update_result(), started)
+
+
+async def _update_payload(
+    request: Request, name: str, operation: Operation, allowed: Mapping[str, fields.Check]
+) -> Response:
+    started = time.perf_counter()
+    principal = await authorize(request, "points.write", collection=name)
+    body = await read_body(request)
+    fields.only(body, allowed)
+    limit = request.app.state.settings.max_payload_bytes
+    if operation in ("set", "overwrite") and body.get("payload") is not None:
+        body_models.check_payload(body["payload"], "payload", limit)  # depth, size, JSON
+    change = payload_change(operation, body, limit)
+    keys, flt = body_models.points_or_filter(body)
+    await engine_of(request).update_payload(
+        principal.tenant_id, name, change, keys=keys, filter=flt, actor=principal.id
+    )
+    return ok(_update_result(), started)
+
+
+@_route("POST", "/collections/{name}/points/payload", "Set payload keys (merge)")
+async def set_payload(request: Request, name: str) -> Response:
+    return await _update_payload(request, name, "set", fields.SET_PAYLOAD)
+
+
+@_route("PUT", "/collections/{name}/points/payload", "Overwrite the whole payload")
+async def overwrite_payload(request: Request, name: str) -> Response:
+    return await _update_payload(request, name, "overwrite", fields.OVERWRITE_PAYLOAD)
+
+
+@_route("POST", "/collections/{name}/points/payload/delete", "Delete payload keys")
+async def delete_payload(request: Request, name: str) -> Response:
+    return await _update_payload(request, name, "delete", fields.DELETE_PAYLOAD)
+
+
+@_route("POST", "/collections/{name}/points/payload/clear", "Clear the payload")
+async def clear_payload(request: Request, name: str) -> Response:
+    return await _update_payload(request, name, "clear", fields.DELETE)
 
 
 # -- points: reads ---------------------------------------------------------------------
@@ -313,25 +385,27 @@ async def delete_points(request: Request, name: str) -> Response:
 async def retrieve_points(request: Request, name: str) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "points.read", collection=name)
-    body = await _body(request)
-    found = await _engine(request).retrieve(
+    body = await read_body(request)
+    fields.only(body, fields.RETRIEVE)
+    found = await engine_of(request).retrieve(
         principal.tenant_id,
         name,
         body_models.ids_of(body, "ids"),
         with_payload=body_models.payload_selector(body.get("with_payload"), default=True),
         with_vector=body_models.with_vector_of(body.get("with_vector")),
     )
-    return _ok([_record_json(point) for point in found], started)
+    return ok([record_json(point) for point in found], started)
 
 
 @_route("POST", "/collections/{name}/points/scroll", "Page through points in id order")
 async def scroll_points(request: Request, name: str) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "points.read", collection=name)
-    body = await _body(request)
+    body = await read_body(request)
+    fields.only(body, fields.SCROLL)
     if body.get("order_by") is not None:
-        raise BadRequest("order_by is not supported")
-    page = await _engine(request).scroll(
+        return await _scroll_ordered(request, principal, name, body, started)
+    page = await engine_of(request).scroll(
         principal.tenant_id,
         name,
         filter=body_models.filter_of(body),
@@ -341,63 +415,56 @@ async def scroll_points(request: Request, name: str) -> Response:
         with_vector=body_models.with_vector_of(body.get("with_vector")),
     )
     result = {
-        "points": [_record_json(point) for point in page.points],
+        "points": [record_json(point) for point in page.points],
         "next_page_offset": None if page.next_key is None else key_to_id(page.next_key),
     }
-    return _ok(result, started)
+    return ok(result, started)
+
+
+async def _scroll_ordered(
+    request: Request, principal: Principal, name: str, body: dict[str, Any], started: float
+) -> Response:
+    """Scroll by a payload key's numbers: pages continue with ``order_by.start_from``
+    (``next_page_offset`` is always null, as in Qdrant)."""
+    if body.get("offset") is not None:
+        raise BadRequest("offset cannot be used with order_by: use order_by.start_from")
+    found = await engine_of(request).scroll_ordered(
+        principal.tenant_id,
+        name,
+        filter=body_models.filter_of(body),
+        order_by=body_models.order_by_of(body["order_by"]),
+        limit=body_models.limit_of(body),
+        with_payload=body_models.payload_selector(body.get("with_payload"), default=True),
+        with_vector=body_models.with_vector_of(body.get("with_vector")),
+    )
+    points = [{**record_json(point), "order_value": value} for point, value in found]
+    return ok({"points": points, "next_page_offset": None}, started)
 
 
 @_route("POST", "/collections/{name}/points/count", "Count points (exact)")
 async def count_points(request: Request, name: str) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "points.read", collection=name)
-    body = await _body(request)
-    count = await _engine(request).count(
+    body = await read_body(request)
+    fields.only(body, fields.COUNT)
+    count = await engine_of(request).count(
         principal.tenant_id, name, filter=body_models.filter_of(body)
     )
-    return _ok({"count": count}, started)
+    return ok({"count": count}, started)
 
 
 @_route("POST", "/collections/{name}/points/search", "Nearest neighbours (legacy search)")
 async def search_points(request: Request, name: str) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "points.search", collection=name)
-    body = await _body(request)
+    body = await read_body(request)
+    fields.only(body, fields.SEARCH)
     if "vector" not in body:
         raise BadRequest("search needs a vector")
     query = body_models.search_query(body, body["vector"])
-    found = await _engine(request).search(principal.tenant_id, name, query)
-    _searched(request, principal, name, "search", len(found))
-    return _ok(_scored_json(found), started)
-
-
-@_route("POST", "/collections/{name}/points/query", "Universal query (nearest only)")
-async def query_points(request: Request, name: str) -> Response:
-    started = time.perf_counter()
-    principal = await authorize(request, "points.search", collection=name)
-    body = await _body(request)
-    if body.get("prefetch") is not None or body.get("lookup_from") is not None:
-        raise BadRequest("prefetch and lookup_from are not supported")
-    raw = body.get("query")
-    engine = _engine(request)
-    if raw is None:  # no query: the first points in id order, like Qdrant
-        page = await engine.scroll(
-            principal.tenant_id,
-            name,
-            filter=body_models.filter_of(body),
-            offset_key=None,
-            limit=body_models.limit_of(body),
-            with_payload=body_models.payload_selector(body.get("with_payload"), default=False),
-            with_vector=body_models.with_vector_of(body.get("with_vector")),
-        )
-        points = [{**_record_json(p), "version": 0, "score": 0.0} for p in page.points]
-        return _ok({"points": points}, started)
-    if isinstance(raw, dict) and "nearest" not in raw:
-        raise BadRequest("only nearest-vector queries are supported")
-    query = body_models.search_query(body, raw)
-    found = await engine.search(principal.tenant_id, name, query)
-    _searched(request, principal, name, "query", len(found))
-    return _ok({"points": _scored_json(found)}, started)
+    found = await engine_of(request).search(principal.tenant_id, name, query)
+    searched(request, principal, name, "search", len(found))
+    return ok(scored_json(found), started)
 
 
 # -- export ------------------------------------------------------------------------------
@@ -406,7 +473,7 @@ async def query_points(request: Request, name: str) -> Response:
 @_route("POST", "/collections/{name}/export", "Export every point as NDJSON (admin, aal3, audited)")
 async def export_points(request: Request, name: str) -> StreamingResponse:
     principal = await authorize(request, "points.export", collection=name)
-    engine = _engine(request)
+    engine = engine_of(request)
     if not await engine.collection_exists(principal.tenant_id, name):
         raise CollectionNotFound(name)
 
@@ -415,7 +482,7 @@ async def export_points(request: Request, name: str) -> StreamingResponse:
         outcome = "interrupted"
         try:
             async for point in engine.export(principal.tenant_id, name):
-                yield orjson.dumps(_record_json(point)) + b"\n"
+                yield orjson.dumps(record_json(point)) + b"\n"
                 exported += 1
                 if exported % _EXPORT_LOG_EVERY == 0:
                     log.info("export of %s: %d points sent", name, exported)

@@ -40,6 +40,17 @@ _WITH_VECTOR: dict[str, Any] = {
 _VECTOR: dict[str, Any] = {"type": "array", "items": {"type": "number"}, "minItems": 1}
 _LIMIT: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 10_000}
 
+
+def _batch_of(request: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["searches"],
+        "properties": {
+            "searches": {"type": "array", "items": _ref(request), "minItems": 1, "maxItems": 100}
+        },
+    }
+
+
 SCHEMAS: dict[str, dict[str, Any]] = {
     "QdrantError": {
         "type": "object",
@@ -197,6 +208,76 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "params": {"type": "object"},
         },
     },
+    "UpdateCollection": {
+        "type": "object",
+        "description": "hnsw_config.full_scan_threshold applies; the rest is a 400.",
+        "properties": {"hnsw_config": {"type": "object"}, "vectors": {"type": "object"}},
+    },
+    "SetPayload": {
+        "type": "object",
+        "required": ["payload"],
+        "properties": {
+            "payload": {"type": "object"},
+            "points": {"type": "array", "items": _ref("ExtendedPointId")},
+            "filter": _ref("Filter"),
+            "key": {"type": "string"},
+        },
+    },
+    "DeletePayload": {
+        "type": "object",
+        "required": ["keys"],
+        "properties": {
+            "keys": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "points": {"type": "array", "items": _ref("ExtendedPointId")},
+            "filter": _ref("Filter"),
+        },
+    },
+    "RecommendRequest": {
+        "type": "object",
+        "required": ["positive"],
+        "properties": {
+            "positive": {"type": "array", "items": {"anyOf": [_ref("ExtendedPointId"), _VECTOR]}},
+            "negative": {"type": "array", "items": {"anyOf": [_ref("ExtendedPointId"), _VECTOR]}},
+            "filter": _ref("Filter"),
+            "limit": _LIMIT,
+            "with_payload": _SELECTOR,
+            "with_vector": _WITH_VECTOR,
+        },
+    },
+    "SearchRequestBatch": _batch_of("SearchRequest"),
+    "QueryRequestBatch": _batch_of("QueryRequest"),
+    "RecommendRequestBatch": _batch_of("RecommendRequest"),
+    "QueryGroupsRequest": {
+        "type": "object",
+        "required": ["query", "group_by"],
+        "properties": {
+            "query": _VECTOR,
+            "group_by": {"type": "string"},
+            "group_size": {"type": "integer", "minimum": 1, "maximum": 100},
+            "limit": _LIMIT,
+            "filter": _ref("Filter"),
+            "with_payload": _SELECTOR,
+        },
+    },
+    "SearchGroupsRequest": {
+        "type": "object",
+        "required": ["vector", "group_by"],
+        "properties": {
+            "vector": _VECTOR,
+            "group_by": {"type": "string"},
+            "group_size": {"type": "integer", "minimum": 1, "maximum": 100},
+            "limit": _LIMIT,
+            "filter": _ref("Filter"),
+            "with_payload": _SELECTOR,
+        },
+    },
+    "ChangeAliases": {
+        "type": "object",
+        "required": ["actions"],
+        "description": "create_alias {collection_name, alias_name}, delete_alias "
+        "{alias_name}, rename_alias {old_alias_name, new_alias_name}; all or none.",
+        "properties": {"actions": {"type": "array", "items": {"type": "object"}, "minItems": 1}},
+    },
     "CreatePayloadIndex": {
         "type": "object",
         "required": ["field_name", "field_schema"],
@@ -220,6 +301,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "id": _ref("ExtendedPointId"),
             "payload": _NULLABLE_OBJECT,
             "vector": {"anyOf": [{"type": "array", "items": {"type": "number"}}, {"type": "null"}]},
+            "order_value": {"type": "number", "description": "scroll with order_by"},
         },
     },
     "ScoredPoint": {
@@ -283,6 +365,42 @@ class Operation:
 _POINTS = {"type": "array", "items": _ref("Record")}
 _SCORED = {"type": "array", "items": _ref("ScoredPoint")}
 
+_QUERY_RESULT = {"type": "object", "required": ["points"], "properties": {"points": _SCORED}}
+_GROUPS = {
+    "type": "object",
+    "required": ["groups"],
+    "properties": {
+        "groups": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "hits"],
+                "properties": {
+                    "id": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                    "hits": _SCORED,
+                },
+            },
+        }
+    },
+}
+_ALIASES = {
+    "type": "object",
+    "required": ["aliases"],
+    "properties": {
+        "aliases": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["alias_name", "collection_name"],
+                "properties": {
+                    "alias_name": {"type": "string"},
+                    "collection_name": {"type": "string"},
+                },
+            },
+        }
+    },
+}
+
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/collections"): Operation(
         {
@@ -341,9 +459,30 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "CountRequest",
     ),
     ("POST", "/collections/{name}/points/search"): Operation(_SCORED, "SearchRequest"),
-    ("POST", "/collections/{name}/points/query"): Operation(
-        {"type": "object", "required": ["points"], "properties": {"points": _SCORED}},
-        "QueryRequest",
-    ),
+    ("POST", "/collections/{name}/points/query"): Operation(_QUERY_RESULT, "QueryRequest"),
     ("POST", "/collections/{name}/export"): Operation(None),
+    ("PATCH", "/collections/{name}"): Operation({"type": "boolean"}, "UpdateCollection"),
+    ("POST", "/collections/{name}/points/payload"): Operation(_ref("UpdateResult"), "SetPayload"),
+    ("PUT", "/collections/{name}/points/payload"): Operation(_ref("UpdateResult"), "SetPayload"),
+    ("POST", "/collections/{name}/points/payload/delete"): Operation(
+        _ref("UpdateResult"), "DeletePayload"
+    ),
+    ("POST", "/collections/{name}/points/payload/clear"): Operation(
+        _ref("UpdateResult"), "PointsSelector"
+    ),
+    ("POST", "/collections/{name}/points/query/batch"): Operation(
+        {"type": "array", "items": _QUERY_RESULT}, "QueryRequestBatch"
+    ),
+    ("POST", "/collections/{name}/points/search/batch"): Operation(
+        {"type": "array", "items": _SCORED}, "SearchRequestBatch"
+    ),
+    ("POST", "/collections/{name}/points/recommend"): Operation(_SCORED, "RecommendRequest"),
+    ("POST", "/collections/{name}/points/recommend/batch"): Operation(
+        {"type": "array", "items": _SCORED}, "RecommendRequestBatch"
+    ),
+    ("POST", "/collections/{name}/points/query/groups"): Operation(_GROUPS, "QueryGroupsRequest"),
+    ("POST", "/collections/{name}/points/search/groups"): Operation(_GROUPS, "SearchGroupsRequest"),
+    ("POST", "/collections/aliases"): Operation({"type": "boolean"}, "ChangeAliases"),
+    ("GET", "/aliases"): Operation(_ALIASES, raises=()),
+    ("GET", "/collections/{name}/aliases"): Operation(_ALIASES, raises=()),
 }

@@ -34,6 +34,8 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bastion.api import unserved
+
 
 class _Anything(Convertor[str]):
     """``{x:anything}``: the rest of the path, newlines included (Starlette's ``path``
@@ -71,8 +73,25 @@ class RouteTable:
         self._endpoints: dict[tuple[str, tuple[str, ...]], Endpoint] = {}
         self.routes: list[Route] = []  # the same routes for the Starlette fallback
         self.documented: list[_Documented] = []
+        self.resolver: Callable[[Request, str], Awaitable[str]] | None = None
 
-    def route(self, method: str, path: str, summary: str) -> Callable[[Endpoint], Endpoint]:
+    def _aliased(self, endpoint: Endpoint) -> Endpoint:
+        """``endpoint(request, name)`` with ``name`` resolved by ``resolver`` first (a
+        collection alias → its collection), so the route authorises and acts on it."""
+
+        async def resolved(request: Request, name: str, **rest: str) -> Response:
+            if self.resolver is not None:
+                name = await self.resolver(request, name)
+            return await endpoint(request, name, **rest)
+
+        resolved.__name__ = endpoint.__name__
+        return resolved
+
+    def route(
+        self, method: str, path: str, summary: str, *, aliased: bool = True
+    ) -> Callable[[Endpoint], Endpoint]:
+        """Register ``endpoint`` for ``method path``; ``aliased``: its collection name may
+        be an alias (``resolver`` turns it into the collection's name)."""
         parts = path[1:].split("/")
         params = [i for i, part in enumerate(parts) if "{" in part]
         named = params[:1] == [1] and parts[1] == "{name}"
@@ -81,12 +100,14 @@ class RouteTable:
         # router alone, not the one-lookup table.
         tail = params[1:] == [len(parts) - 1] and _TAIL.fullmatch(parts[-1]) is not None
         allowed = params == [] or (named and (len(params) == 1 or tail))
-        if parts[0] != "collections" or not allowed:
+        if parts[0] not in ("collections", "aliases") or not allowed:
             raise ValueError(f"a data-plane path is /collections[/{{name}}/…]: {path}")
         shape = tuple("{}" if i in params else part for i, part in enumerate(parts))
         table = not tail
 
         def register(endpoint: Endpoint) -> Endpoint:
+            if named and aliased:
+                endpoint = self._aliased(endpoint)
             if table:
                 self._endpoints[(method, shape)] = endpoint
 
@@ -108,6 +129,9 @@ class RouteTable:
         name = parts[1]
         if not name or parts[0] != "collections":
             return None
+        fixed = self._endpoints.get((method, tuple(parts)))  # /collections/aliases
+        if fixed is not None:
+            return fixed, None
         parts[1] = "{}"
         endpoint = self._endpoints.get((method, tuple(parts)))
         return None if endpoint is None else (endpoint, name)
@@ -121,7 +145,11 @@ class RouteTable:
                 error_handler = value
             else:
                 handlers[key] = value
-        router = Router(routes=self.routes, redirect_slashes=app.router.redirect_slashes)
+        router = Router(
+            routes=self.routes,
+            redirect_slashes=app.router.redirect_slashes,
+            default=unserved.not_found,  # Qdrant's envelope, naming the feature or the path
+        )
         fallback = ExceptionMiddleware(router, handlers=handlers, debug=app.debug)
         inner: ASGIApp = _Dispatch(self, handlers, fallback)
         for cls, args, kwargs in reversed(app.user_middleware):
@@ -136,7 +164,7 @@ class _ByPath:
         self.everything_else = everything_else
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+        if scope["type"] == "http" and scope["path"].startswith((PREFIX, *unserved.ELSEWHERE)):
             await self.data_plane(scope, receive, send)
         else:
             await self.everything_else(scope, receive, send)
@@ -156,6 +184,11 @@ class _Dispatch:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = self.table.match(scope["method"], scope["path"])
         if found is None:
+            feature = unserved.feature_of(scope["method"], scope["path"], named_method=True)
+            if feature is not None:
+                response = unserved.not_implemented(scope["method"], scope["path"], feature)
+                await response(scope, receive, send)
+                return
             await self.fallback(scope, receive, send)
             return
         endpoint, name = found

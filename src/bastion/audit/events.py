@@ -163,12 +163,21 @@ _SPECS = (
     # Data plane
     _spec("collection.created", "A collection was created.", "success",
           "collection size distance"),
+    _spec("collection.updated", "A collection's parameters changed (update_collection).",
+          "success", "collection full_scan_threshold"),
+    _spec("alias.created", "A collection alias was created.", "success", "collection alias"),
+    _spec("alias.deleted", "A collection alias was deleted.", "success", "collection alias"),
+    _spec("alias.renamed", "A collection alias was renamed.", "success",
+          "collection alias new_alias"),
     _spec("collection.deleted", "A collection was deleted.", "success", "collection"),
     _spec("index.created", "A payload index was created.", "success",
           "collection field schema"),
     _spec("index.deleted", "A payload index was deleted.", "success", "collection field"),
     _spec("points.upserted", "Points were upserted.", "success", "collection count"),
     _spec("points.deleted", "Points were deleted.", "success", "collection count by_filter"),
+    _spec("points.payload_updated", "Payloads were set, overwritten, cleared or had keys "
+          "removed (operation: set, overwrite, delete, clear).", "success",
+          "collection operation count by_filter"),
     _spec("points.exported", "A collection was exported.", "success", "collection count"),
     _spec("points.searched", "Searches or queries ran (one event per caller, collection and "
           "second: how many, and how many results).", "success",

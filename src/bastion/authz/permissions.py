@@ -94,28 +94,32 @@ PERMISSIONS: Mapping[str, Permission] = _registry(
     ),
     Permission(
         "points.read",
-        "Retrieve points by id, scroll through points, count points.",
+        "Retrieve points by id, scroll through points (in id order or by a payload key), "
+        "count points.",
         "read",
         "collection",
         "aal1",
     ),
     Permission(
         "points.search",
-        "Search and query points by vector and payload filter.",
+        "Search and query points by vector, by point id or by examples (recommend, MMR) "
+        "with payload filters, one at a time or in batches.",
         "read",
         "collection",
         "aal1",
     ),
     Permission(
         "points.write",
-        "Upsert points and delete points (by id or by filter).",
+        "Upsert points, delete points, and set, overwrite, delete or clear their "
+        "payloads (by id or by filter).",
         "write",
         "collection",
         "aal2",
     ),
     Permission(
         "collections.create",
-        "Create a collection.",
+        "Create a collection, change its parameters (update_collection), create, rename "
+        "or delete its aliases.",
         "write",
         "collection",
         "aal2",

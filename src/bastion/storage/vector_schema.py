@@ -76,3 +76,13 @@ point_tombstones = Table(
     Column("version", Integer, primary_key=True),  # the collection version of the delete
     Column("point_id", String(40), primary_key=True),
 )
+
+# Qdrant's collection aliases: another name of a collection, per tenant (bastion.vectors.aliases).
+collection_aliases = Table(
+    "collection_aliases",
+    metadata,
+    Column("tenant_id", String(40), ForeignKey("tenants.id"), primary_key=True),
+    Column("alias", String(255), primary_key=True),
+    Column("collection", String(255), nullable=False),  # the collection's name
+    Column("created_at", UTCDateTime(), nullable=False),
+)

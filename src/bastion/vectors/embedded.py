@@ -14,6 +14,7 @@ catches up with the others' writes before every call (``bastion.vectors.peers``)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fcntl
 import json
 import logging
@@ -40,19 +41,28 @@ from bastion.vectors.engine import (
     CollectionInfo,
     CollectionSpec,
     HnswParams,
+    OrderBy,
     PayloadSelector,
     PointRecord,
     PointWrite,
     ScoredRecord,
     ScrollPage,
     SearchQuery,
+    UpsertMode,
     Vector,
 )
-from bastion.vectors.errors import BadRequest, CollectionExists, CollectionNotFound
-from bastion.vectors.filters import Filter
-from bastion.vectors.live import LiveCollection, SlotPlan, select_payload
+from bastion.vectors.errors import (
+    BadRequest,
+    CollectionExists,
+    CollectionNotFound,
+    PointNotFound,
+)
+from bastion.vectors.filters import Filter, parse_key
+from bastion.vectors.ids import key_to_id
+from bastion.vectors.live import LiveCollection, SlotPlan, check_order_index, select_payload
+from bastion.vectors.payloads import PayloadChange
 from bastion.vectors.peers import ChangeWatch, bury, catch_up, clear_tombstones
-from bastion.vectors.predicates import compile_filter
+from bastion.vectors.predicates import compile_filter, extract
 from bastion.vectors.progress import progress
 from bastion.vectors.schema import collections, payload_indexes, points
 
@@ -206,6 +216,9 @@ class EmbeddedEngine:
                     live = self._loaded(row, indexes)  # created by another worker
                 else:
                     self._catch_up(live, row["version"], indexes)
+                    hnsw = _spec_of(row).hnsw  # changed by update_collection elsewhere
+                    if hnsw != live.spec.hnsw:
+                        live.spec = dataclasses.replace(live.spec, hnsw=hnsw)
                 current[(live.tenant_id, live.spec.name)] = live
             self._collections = current  # collections deleted elsewhere drop out
 
@@ -297,6 +310,27 @@ class EmbeddedEngine:
             path.unlink(missing_ok=True)
         return True
 
+    async def update_collection(
+        self, tenant_id: str, name: str, hnsw: HnswParams, *, actor: str
+    ) -> None:
+        await self._fresh()
+        live = self._get(tenant_id, name)
+
+        def work() -> None:
+            with live.lock.write():
+                self._check_alive(live)
+                with self.db.begin() as conn:
+                    conn.execute(
+                        update(collections)
+                        .where(collections.c.id == live.id)
+                        .values(config={"hnsw": asdict(hnsw)})
+                    )
+                    audited(conn, "collection.updated", tenant_id, name, actor, self.clock.now(),
+                            full_scan_threshold=hnsw.full_scan_threshold)  # fmt: skip
+                live.spec = dataclasses.replace(live.spec, hnsw=hnsw)
+
+        await _off_loop(work)
+
     async def create_payload_index(
         self, tenant_id: str, name: str, field_name: str, schema: str, *, actor: str
     ) -> None:
@@ -357,6 +391,8 @@ class EmbeddedEngine:
         vectors: Vector,
         *,
         actor: str,
+        update_filter: Filter | None = None,
+        mode: UpsertMode = "upsert",
     ) -> int:
         await self._fresh()
         live = self._get(tenant_id, name)
@@ -365,7 +401,8 @@ class EmbeddedEngine:
             raise BadRequest("duplicate point ids in one batch")
         check_batch(vectors, live.spec, len(keys))
         payloads = [point.payload for point in points_]
-        return await _off_loop(lambda: self._upsert(live, keys, vectors, payloads, actor))
+        keep = _UpsertRule(update_filter, mode)
+        return await _off_loop(lambda: self._upsert(live, keys, vectors, payloads, actor, keep))
 
     def _upsert(
         self,
@@ -374,6 +411,7 @@ class EmbeddedEngine:
         vectors: Vector,
         payloads: list[dict[str, Any] | None],
         actor: str,
+        keep: _UpsertRule,
     ) -> int:
         stored = live.prepare(vectors)
         blobs = [row.tobytes() for row in stored]
@@ -381,6 +419,16 @@ class EmbeddedEngine:
             self._check_alive(live)
             with self.db.begin() as conn:
                 self._catch_up_writer(conn, live)
+                if not keep.everything:
+                    chosen = [i for i, key in enumerate(keys) if keep.writes(live, key)]
+                    keys = [keys[i] for i in chosen]
+                    blobs = [blobs[i] for i in chosen]
+                    payloads = [payloads[i] for i in chosen]
+                    stored = stored[chosen]
+                    if not keys:
+                        audited(conn, "points.upserted", live.tenant_id, live.spec.name, actor,
+                                self.clock.now(), count=0)  # fmt: skip
+                        return 0
                 plan: SlotPlan = live.plan_slots(keys)
                 version = live.version + 1
                 slots = plan.slots.tolist()
@@ -468,6 +516,57 @@ class EmbeddedEngine:
                 live.version = version
                 live.apply_delete(found)
                 return len(found)
+
+        return await _off_loop(work)
+
+    async def update_payload(
+        self,
+        tenant_id: str,
+        name: str,
+        change: PayloadChange,
+        *,
+        keys: Sequence[str] | None = None,
+        filter: Filter | None = None,
+        actor: str,
+    ) -> int:
+        await self._fresh()
+        live = self._get(tenant_id, name)
+
+        def work() -> int:
+            with live.lock.write():
+                self._check_alive(live)
+                with self.db.begin() as conn:
+                    self._catch_up_writer(conn, live)
+                    if keys is not None:
+                        for key in keys:
+                            if key not in live.slot_of:
+                                raise PointNotFound(key_to_id(key))
+                        slots = [live.slot_of[key] for key in dict.fromkeys(keys)]
+                    else:
+                        slots = live.matching_slots(filter).tolist()
+                    changed = [change.apply(live.payloads[slot]) for slot in slots]
+                    audited(conn, "points.payload_updated", tenant_id, name, actor,
+                            self.clock.now(), operation=change.operation, count=len(slots),
+                            by_filter=keys is None)  # fmt: skip
+                    if not slots:
+                        return 0
+                    version = live.version + 1
+                    self._bump(conn, live, version)
+                    conn.execute(
+                        update(points)
+                        .where(
+                            points.c.collection_id == live.id,
+                            points.c.point_id == _bind("k"),
+                        )
+                        .values(payload=_bind("p"), version=_bind("n")),
+                        [
+                            {"k": live.keys[slot], "p": payload, "n": version}
+                            for slot, payload in zip(slots, changed, strict=True)
+                        ],
+                    )
+                live.version = version
+                live.apply_payloads(slots, changed)
+                return len(slots)
 
         return await _off_loop(work)
 
@@ -570,6 +669,46 @@ class EmbeddedEngine:
             return ScrollPage(found[:limit], next_key)
 
         return await _off_loop(work)
+
+    async def scroll_ordered(
+        self,
+        tenant_id: str,
+        name: str,
+        *,
+        filter: Filter | None,
+        order_by: OrderBy,
+        limit: int,
+        with_payload: PayloadSelector,
+        with_vector: bool,
+    ) -> list[tuple[PointRecord, float]]:
+        await self._fresh()
+        live = self._get(tenant_id, name)
+        check_order_index(order_by, live.index_schema.get(order_by.key))
+        path = parse_key(order_by.key)
+        start = order_by.start_from
+
+        def work() -> list[tuple[PointRecord, float]]:
+            entries: list[tuple[float, str, int]] = []
+            for slot in live.matching_slots(filter).tolist():
+                key = live.keys[slot]
+                for value in extract(live.payloads[slot] or {}, path):
+                    if isinstance(value, bool) or not isinstance(value, int | float):
+                        continue
+                    if start is not None and (
+                        value > start if order_by.descending else value < start
+                    ):
+                        continue
+                    entries.append((float(value), key or "", slot))
+            if order_by.descending:
+                entries.sort(key=lambda entry: (-entry[0], entry[1]))
+            else:
+                entries.sort()
+            return [
+                (live.record(slot, with_payload, with_vector), value)
+                for value, _key, slot in entries[:limit]
+            ]
+
+        return await _off_loop(lambda: _reading(live, work))
 
     def _rows_after(
         self,
@@ -714,6 +853,23 @@ class EmbeddedEngine:
         live.dirty = False
 
 
+class _UpsertRule:
+    """Which points of an upsert are written (``update_filter``, ``update_mode``)."""
+
+    def __init__(self, update_filter: Filter | None, mode: UpsertMode) -> None:
+        self.mode = mode
+        self.predicate = compile_filter(update_filter) if update_filter is not None else None
+        self.everything = mode == "upsert" and update_filter is None
+
+    def writes(self, live: LiveCollection, key: str) -> bool:
+        slot = live.slot_of.get(key)
+        if slot is None:
+            return self.mode != "update_only"
+        if self.mode == "insert_only":
+            return False
+        return self.predicate is None or self.predicate(key, live.payloads[slot] or {})
+
+
 def _remove_orphan_files(index_dir: Path, known: set[str]) -> None:
     """Index files (``col_….hnsw`` / ``.json``) of collections not in ``known``."""
     for path in index_dir.glob("col_*"):
@@ -721,9 +877,13 @@ def _remove_orphan_files(index_dir: Path, known: set[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def _live_from_row(row: Any) -> LiveCollection:
+def _spec_of(row: Any) -> CollectionSpec:
     hnsw = HnswParams(**(row["config"] or {}).get("hnsw", {}))
-    spec = CollectionSpec(name=row["name"], dim=row["dim"], distance=row["distance"], hnsw=hnsw)
+    return CollectionSpec(name=row["name"], dim=row["dim"], distance=row["distance"], hnsw=hnsw)
+
+
+def _live_from_row(row: Any) -> LiveCollection:
+    spec = _spec_of(row)
     live = LiveCollection(
         id=row["id"], tenant_id=row["tenant_id"], spec=spec, created_at=row["created_at"]
     )

@@ -17,11 +17,16 @@ import numpy as np
 import numpy.typing as npt
 
 from bastion.vectors.filters import Filter
+from bastion.vectors.payloads import PayloadChange
 
 Distance = Literal["Cosine", "Dot", "Euclid"]
 DISTANCES: tuple[Distance, ...] = ("Cosine", "Dot", "Euclid")
 PAYLOAD_SCHEMAS = ("keyword", "integer", "float", "bool", "uuid", "text", "datetime")
 Vector = npt.NDArray[np.float32]
+# Upsert's ``update_mode``: insert new points and update existing ones (the default),
+# only insert (existing points are left as they are), only update (no new points).
+UpsertMode = Literal["upsert", "insert_only", "update_only"]
+UPSERT_MODES: tuple[UpsertMode, ...] = ("upsert", "insert_only", "update_only")
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,19 @@ class SearchQuery:
 
 
 @dataclass(frozen=True)
+class OrderBy:
+    """Scroll's ``order_by``: by the numbers a payload key holds (an integer or float
+    payload index on it is required, as in Qdrant); a point appears once per value."""
+
+    key: str
+    descending: bool = False
+    start_from: float | None = None  # the first value (inclusive) of the page
+
+
+ORDER_SCHEMAS = ("integer", "float")
+
+
+@dataclass(frozen=True)
 class ScrollPage:
     points: list[PointRecord]
     next_key: str | None
@@ -120,6 +138,13 @@ class VectorEngine(Protocol):
 
     async def delete_collection(self, tenant_id: str, name: str, *, actor: str) -> bool: ...
 
+    async def update_collection(
+        self, tenant_id: str, name: str, hnsw: HnswParams, *, actor: str
+    ) -> None:
+        """Change the parameters that apply without rebuilding anything (today the exact
+        search threshold, ``full_scan_threshold``); ``m`` and ``ef_construct`` stay."""
+        ...
+
     async def create_payload_index(
         self, tenant_id: str, name: str, field_name: str, schema: str, *, actor: str
     ) -> None: ...
@@ -140,7 +165,27 @@ class VectorEngine(Protocol):
         vectors: Vector,
         *,
         actor: str,
-    ) -> int: ...
+        update_filter: Filter | None = None,
+        mode: UpsertMode = "upsert",
+    ) -> int:
+        """Write ``points``; an existing point is changed only when it matches
+        ``update_filter`` (if given) and ``mode`` allows it. Returns how many were written."""
+        ...
+
+    async def update_payload(
+        self,
+        tenant_id: str,
+        name: str,
+        change: PayloadChange,
+        *,
+        keys: Sequence[str] | None = None,
+        filter: Filter | None = None,
+        actor: str,
+    ) -> int:
+        """Apply ``change`` to the payload of the points ``keys`` (every one must exist:
+        ``PointNotFound`` otherwise, and nothing changes) or of those ``filter`` matches.
+        Returns how many points changed."""
+        ...
 
     async def retrieve(
         self,
@@ -173,6 +218,20 @@ class VectorEngine(Protocol):
         with_payload: PayloadSelector,
         with_vector: bool,
     ) -> ScrollPage: ...
+
+    async def scroll_ordered(
+        self,
+        tenant_id: str,
+        name: str,
+        *,
+        filter: Filter | None,
+        order_by: OrderBy,
+        limit: int,
+        with_payload: PayloadSelector,
+        with_vector: bool,
+    ) -> list[tuple[PointRecord, float]]:
+        """The first ``limit`` (point, value) pairs in ``order_by``'s order (ties by id)."""
+        ...
 
     async def count(self, tenant_id: str, name: str, *, filter: Filter | None) -> int: ...
 

@@ -18,6 +18,11 @@ class CollectionNotFound(NotFound):
         super().__init__(f"Not found: Collection `{name}` doesn't exist!")
 
 
+class PointNotFound(NotFound):
+    def __init__(self, point_id: object) -> None:
+        super().__init__(f"Not found: No point with id {point_id} found")
+
+
 class CollectionExists(Conflict):
     def __init__(self, name: str) -> None:
         super().__init__(f"Wrong input: Collection `{name}` already exists!")

@@ -20,7 +20,9 @@ import numpy.typing as npt
 from bastion.vectors.ann import AnnIndex
 from bastion.vectors.checks import unit, unit_rows
 from bastion.vectors.engine import (
+    ORDER_SCHEMAS,
     CollectionSpec,
+    OrderBy,
     PayloadSelector,
     PointRecord,
     ScoredRecord,
@@ -153,6 +155,13 @@ class LiveCollection:
         if index:
             self.ann.add(vectors, plan.slots)
         self.dirty = True
+
+    def apply_payloads(self, slots: Sequence[int], payloads: Sequence[dict[str, Any]]) -> None:
+        """Mirror a committed payload change (the vectors stay as they are)."""
+        for slot, payload in zip(slots, payloads, strict=True):
+            self._unindex_payload(slot)
+            self.payloads[slot] = payload
+            self._index_payload(slot)
 
     def apply_delete(self, slots: Slots) -> None:
         for slot in slots.tolist():
@@ -431,6 +440,15 @@ class LiveCollection:
                 )
             )
         return out[: query.limit]
+
+
+def check_order_index(order_by: OrderBy, schema: str | None) -> None:
+    """``order_by`` needs an integer or float payload index on its key (as in Qdrant)."""
+    if schema not in ORDER_SCHEMAS:
+        raise BadRequest(
+            f"order_by {order_by.key!r} needs an integer or float payload index on that key"
+            + ("" if schema is None else f" (it has a {schema} index)")
+        )
 
 
 def _path(field: str) -> Any:

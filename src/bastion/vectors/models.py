@@ -12,19 +12,23 @@ from typing import Any
 import numpy as np
 import orjson
 
+from bastion.vectors import fields
 from bastion.vectors.engine import (
     DISTANCES,
     PAYLOAD_SCHEMAS,
+    UPSERT_MODES,
     CollectionSpec,
     Distance,
     HnswParams,
+    OrderBy,
     PayloadSelector,
     PointWrite,
     SearchQuery,
+    UpsertMode,
     Vector,
 )
 from bastion.vectors.errors import BadRequest, PayloadTooLarge
-from bastion.vectors.filters import Filter, parse_filter, parse_index_field
+from bastion.vectors.filters import Filter, parse_filter, parse_index_field, parse_key
 from bastion.vectors.ids import parse_point_id, parse_point_ids
 
 MAX_LIMIT = 10_000
@@ -108,6 +112,11 @@ def _int(body: dict[str, Any], field: str, default: int, low: int, high: int) ->
     return value
 
 
+def int_field(body: dict[str, Any], field: str, default: int, low: int, high: int) -> int:
+    """An optional integer field between ``low`` and ``high`` (a 400 naming it)."""
+    return _int(body, field, default, low, high)
+
+
 def limit_of(body: dict[str, Any], default: int = 10) -> int:
     return _int(body, "limit", default, 1, MAX_LIMIT)
 
@@ -161,12 +170,24 @@ def payload_selector(raw: Any, *, default: bool) -> PayloadSelector:
     raise BadRequest("with_payload must be a boolean, a list of keys, or {include|exclude: [...]}")
 
 
+def check_vector_name(name: Any, where: str = "using") -> None:
+    """The collection's one vector is Qdrant's default, named ``""``: any other name is a
+    vector the collection does not have (Qdrant answers 400 too)."""
+    if name is None or name == "":
+        return
+    if not isinstance(name, str):
+        raise BadRequest(f"{where} must be a vector name (a string)")
+    raise BadRequest(f"Wrong input: Not existing vector name error: {name} ({where})")
+
+
 def with_vector_of(raw: Any) -> bool:
     if raw is None:
         return False
     if isinstance(raw, bool):
         return raw
     if isinstance(raw, list):
+        for name in raw:
+            check_vector_name(name, "with_vector")
         return bool(raw)
     raise BadRequest("with_vector must be a boolean or a list of vector names")
 
@@ -174,22 +195,23 @@ def with_vector_of(raw: Any) -> bool:
 def vector_of(raw: Any, where: str = "vector") -> Vector:
     """One dense vector (a list of numbers, or Qdrant's ``{"": [...]}`` / named form).
 
-    Wrappers are taken off in a loop, at most ``MAX_VECTOR_WRAPPERS`` of them (Qdrant's
-    deepest form is ``{"nearest": {"vector": {"": [...]}}}``): ~990 nested wrappers used
-    to exhaust Python's recursion limit (a 500, issue 11, item 15)."""
+    Wrappers are taken off in a loop, at most ``MAX_VECTOR_WRAPPERS`` of them: deeply
+    nested wrappers must be a 400, never Python's recursion limit (a 500)."""
     for _ in range(MAX_VECTOR_WRAPPERS + 1):
         if not isinstance(raw, dict):
             break
-        if "nearest" in raw:
-            raw = raw["nearest"]
-        elif set(raw) <= {"name", "vector"} and "vector" in raw:
+        if set(raw) <= {"name", "vector"} and "vector" in raw:
+            check_vector_name(raw.get("name"), f"{where}.name")
             raw = raw["vector"]
-        elif len(raw) == 1 and "" in raw:
-            raw = raw[""]
+        elif set(raw) == {"indices", "values"}:
+            raise BadRequest(f"{where}: sparse vectors are not supported by Bastion")
+        elif len(raw) == 1:
+            ((name, raw),) = raw.items()
+            check_vector_name(name, f"{where} name")
         else:
-            raise BadRequest(f"{where}: named, sparse and multi vectors are not supported")
+            raise BadRequest(f"{where}: several named vectors, but the collection has one vector")
     else:
-        raise BadRequest(f"{where} is wrapped too deeply (nearest / vector)")
+        raise BadRequest(f"{where} is wrapped too deeply")
     if not isinstance(raw, list) or not raw:
         raise BadRequest(f"{where} must be a non-empty list of numbers")
     try:
@@ -203,11 +225,17 @@ def vector_of(raw: Any, where: str = "vector") -> Vector:
 
 
 def collection_spec(name: str, body: dict[str, Any]) -> CollectionSpec:
+    fields.only(body, fields.CREATE_COLLECTION)
     vectors = body.get("vectors")
     if not isinstance(vectors, dict):
         raise BadRequest("vectors must be {size, distance}")
-    if "size" not in vectors and len(vectors) == 1:
+    if "size" not in vectors and list(vectors) == [""]:
+        vectors = vectors[""]  # Qdrant's default vector, by its name (LangChain sends this)
+        if not isinstance(vectors, dict):
+            raise BadRequest("vectors must be {size, distance}")
+    elif "size" not in vectors and vectors:
         raise BadRequest("named vectors are not supported: use one unnamed vector")
+    fields.only(vectors, fields.VECTOR_PARAMS, "vectors")
     size = vectors.get("size")
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_DIM:
         raise BadRequest(f"vectors.size must be an integer between 1 and {MAX_DIM}")
@@ -220,6 +248,7 @@ def collection_spec(name: str, body: dict[str, Any]) -> CollectionSpec:
             continue
         if not isinstance(source, dict):
             raise BadRequest("hnsw_config must be an object")
+        fields.only(source, fields.HNSW_CONFIG, "hnsw_config")
         hnsw = HnswParams(
             m=_int(source, "m", hnsw.m, 2, 128),
             ef_construct=_int(source, "ef_construct", hnsw.ef_construct, 4, 4096),
@@ -234,10 +263,12 @@ def collection_spec(name: str, body: dict[str, Any]) -> CollectionSpec:
 
 def points_of(body: dict[str, Any], max_payload_bytes: int) -> tuple[list[PointWrite], Vector]:
     """``{"points": [...]}`` or ``{"batch": {ids, vectors, payloads}}`` → writes + matrix."""
+    fields.only(body, fields.UPSERT)
     if "batch" in body:
         batch = body["batch"]
         if not isinstance(batch, dict):
             raise BadRequest("batch must be an object")
+        fields.only(batch, fields.BATCH, "batch")
         ids, raw_vectors = batch.get("ids"), batch.get("vectors")
         if not isinstance(ids, list) or not isinstance(raw_vectors, list):
             raise BadRequest("batch needs ids and vectors lists")
@@ -262,6 +293,7 @@ def points_of(body: dict[str, Any], max_payload_bytes: int) -> tuple[list[PointW
     for index, item in enumerate(items):
         if not isinstance(item, dict) or "id" not in item or "vector" not in item:
             raise BadRequest(f"points[{index}] must have an id and a vector")
+        fields.only(item, fields.POINT, f"points[{index}]")
         payload = item.get("payload")
         if payload is not None:
             check_payload(payload, f"points[{index}].payload", max_payload_bytes)
@@ -279,13 +311,15 @@ def search_query(body: dict[str, Any], raw_vector: Any) -> SearchQuery:
     params = body.get("params") or {}
     if not isinstance(params, dict):
         raise BadRequest("params must be an object")
+    fields.only(params, fields.SEARCH_PARAMS, "params")
+    check_vector_name(body.get("using"))
     threshold = body.get("score_threshold")
     if threshold is not None and (
         isinstance(threshold, bool) or not isinstance(threshold, int | float)
     ):
         raise BadRequest("score_threshold must be a number")
     return SearchQuery(
-        vector=vector_of(raw_vector),
+        vector=raw_vector if isinstance(raw_vector, np.ndarray) else vector_of(raw_vector),
         limit=limit_of(body),
         offset=_int(body, "offset", 0, 0, MAX_OFFSET),
         filter=filter_of(body),
@@ -295,6 +329,21 @@ def search_query(body: dict[str, Any], raw_vector: Any) -> SearchQuery:
         ef=_int(params, "hnsw_ef", 0, 0, 4096) or None,
         exact=bool(params.get("exact", False)),
     )
+
+
+def upsert_options(body: dict[str, Any]) -> tuple[Filter | None, UpsertMode]:
+    """Upsert's ``update_filter`` (an existing point is changed only when it matches) and
+    ``update_mode`` (``insert_only``: existing points are left as they are;
+    ``update_only``: ids that do not exist are not created)."""
+    raw = body.get("update_filter")
+    update_filter = None if raw is None else parse_filter(raw)
+    mode = body.get("update_mode")
+    if mode is None:
+        return update_filter, "upsert"
+    for known in UPSERT_MODES:
+        if mode == known:
+            return update_filter, known
+    raise BadRequest(f"update_mode must be one of {', '.join(UPSERT_MODES)}")
 
 
 def index_request(body: dict[str, Any]) -> tuple[str, str]:
@@ -316,3 +365,78 @@ def ids_of(body: dict[str, Any], field: str) -> list[str]:
 
 def offset_key(raw: Any) -> str | None:
     return None if raw is None else parse_point_id(raw)
+
+
+def points_or_filter(body: dict[str, Any]) -> tuple[list[str] | None, Filter | None]:
+    """Qdrant's points selector: ``points`` (ids) or ``filter``, exactly one of them."""
+    if body.get("points") is not None:
+        if body.get("filter") is not None:
+            raise BadRequest("give points (ids) or a filter, not both")
+        return ids_of(body, "points"), None
+    if body.get("filter") is not None:
+        return None, parse_filter(body["filter"])
+    raise BadRequest("points (ids) or a filter is required")
+
+
+def order_by_of(raw: Any) -> OrderBy:
+    """Scroll's ``order_by``: a key, or ``{key, direction: asc|desc, start_from}``."""
+    if isinstance(raw, str):
+        raw = {"key": raw}
+    if not isinstance(raw, dict):
+        raise BadRequest("order_by must be a payload key or {key, direction, start_from}")
+    fields.only(raw, fields.ORDER_BY, "order_by")
+    key = raw.get("key")
+    parse_key(key)
+    direction = raw.get("direction") or "asc"
+    if direction not in ("asc", "desc"):
+        raise BadRequest("order_by.direction must be asc or desc")
+    start = raw.get("start_from")
+    if start is not None and (isinstance(start, bool) or not isinstance(start, int | float)):
+        raise BadRequest("order_by.start_from must be a number (datetimes are not supported)")
+    return OrderBy(str(key), direction == "desc", None if start is None else float(start))
+
+
+_FIXED_HNSW = ("m", "ef_construct")  # changing them would rebuild the graph
+
+
+def collection_update(body: dict[str, Any], current: HnswParams) -> HnswParams:
+    """``update_collection``: the parameters that apply at once (``full_scan_threshold``;
+    ``m`` / ``ef_construct`` only at their current values); every other one is a 400."""
+    fields.only(body, fields.UPDATE_COLLECTION)
+    sources: list[tuple[str, Any]] = [("hnsw_config", body.get("hnsw_config"))]
+    vectors = body.get("vectors")
+    if vectors is not None:
+        if not isinstance(vectors, dict) or list(vectors) != [""]:
+            raise BadRequest('vectors: the collection has one vector, named ""')
+        params = vectors[""]
+        if not isinstance(params, dict):
+            raise BadRequest('vectors."" must be an object')
+        fields.only(params, fields.VECTOR_UPDATE, 'vectors.""')
+        sources.append(('vectors."".hnsw_config', params.get("hnsw_config")))
+    if body.get("params") is not None:
+        if not isinstance(body["params"], dict):
+            raise BadRequest("params must be an object")
+        fields.only(body["params"], fields.COLLECTION_PARAMS, "params")
+    hnsw = current
+    for where, source in sources:
+        if source is None:
+            continue
+        if not isinstance(source, dict):
+            raise BadRequest(f"{where} must be an object")
+        fields.only(source, fields.HNSW_CONFIG, where)
+        for name in _FIXED_HNSW:
+            value = source.get(name)
+            if value is not None and value != getattr(current, name):
+                raise BadRequest(
+                    f"{where}.{name} cannot be changed by Bastion (the graph would have to be "
+                    "rebuilt): create a new collection"
+                )
+        hnsw = HnswParams(
+            m=hnsw.m,
+            ef_construct=hnsw.ef_construct,
+            full_scan_threshold=_int(
+                source, "full_scan_threshold", hnsw.full_scan_threshold, 0, 10**9
+            ),
+            ef=hnsw.ef,
+        )
+    return hnsw

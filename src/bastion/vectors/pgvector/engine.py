@@ -17,6 +17,7 @@ never session-wide, so the engine works behind a transaction-mode pooler
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict
@@ -40,17 +41,26 @@ from bastion.vectors.engine import (
     CollectionInfo,
     CollectionSpec,
     HnswParams,
+    OrderBy,
     PayloadSelector,
     PointRecord,
     PointWrite,
     ScoredRecord,
     ScrollPage,
     SearchQuery,
+    UpsertMode,
     Vector,
 )
-from bastion.vectors.errors import BadRequest, CollectionExists, CollectionNotFound
+from bastion.vectors.errors import (
+    BadRequest,
+    CollectionExists,
+    CollectionNotFound,
+    PointNotFound,
+)
 from bastion.vectors.filters import Filter, parse_key
-from bastion.vectors.live import INDEXED_SCHEMAS
+from bastion.vectors.ids import key_to_id
+from bastion.vectors.live import INDEXED_SCHEMAS, check_order_index
+from bastion.vectors.payloads import PayloadChange
 from bastion.vectors.pgvector import queries
 from bastion.vectors.pgvector.adopt import adopt_collections
 from bastion.vectors.pgvector.pool import Connections
@@ -76,6 +86,7 @@ from bastion.vectors.pgvector.where import Where, compiled, jsonpath
 log = logging.getLogger("bastion.vectors")
 T = TypeVar("T")
 _EXPORT_CHUNK = 1000
+LOOKUP_SECONDS = 5.0  # how long a replica trusts the parameters it looked up
 
 
 class PgVectorEngine:
@@ -96,6 +107,7 @@ class PgVectorEngine:
         self.pgvector_version: str | None = None
         self._connections = Connections(self.conninfo, pool_size)
         self._collections: dict[tuple[str, str], PgCollection] = {}
+        self._looked_up: dict[str, float] = {}  # collection id -> when
         self._searches = Searches(self._connections)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -140,8 +152,13 @@ class PgVectorEngine:
 
     async def _get(self, tenant_id: str, name: str) -> PgCollection:
         found = self._collections.get((tenant_id, name))
+        now = time.monotonic()
+        if found is not None and now - self._looked_up.get(found.id, 0.0) > LOOKUP_SECONDS:
+            found = None  # another replica may have changed its parameters (update_collection)
         if found is None:
             found = await self._lookup(tenant_id, name)
+            if found is not None:
+                self._looked_up[found.id] = now
         if found is None:
             raise CollectionNotFound(name)
         return found
@@ -284,6 +301,20 @@ class PgVectorEngine:
         self._searches.forget(deleted)
         return True
 
+    async def update_collection(
+        self, tenant_id: str, name: str, hnsw: HnswParams, *, actor: str
+    ) -> None:
+        def work(live: PgCollection) -> Awaitable[None]:
+            def change(conn: Connection, driver: psycopg.Connection[Any]) -> None:
+                driver.execute(queries.UPDATE_CONFIG, (Json({"hnsw": asdict(hnsw)}), live.id))
+                audited(conn, "collection.updated", tenant_id, name, actor, self.clock.now(),
+                        full_scan_threshold=hnsw.full_scan_threshold)  # fmt: skip
+
+            return self._write(change)
+
+        await self._on(tenant_id, name, work)
+        self._collections.pop((tenant_id, name), None)
+
     async def create_payload_index(
         self, tenant_id: str, name: str, field_name: str, schema: str, *, actor: str
     ) -> None:
@@ -328,6 +359,8 @@ class PgVectorEngine:
         vectors: Vector,
         *,
         actor: str,
+        update_filter: Filter | None = None,
+        mode: UpsertMode = "upsert",
     ) -> int:
         live = await self._get(tenant_id, name)
         keys = [point.key for point in points]
@@ -337,12 +370,24 @@ class PgVectorEngine:
         payloads = [storable_payload(point.payload, index) for index, point in enumerate(points)]
         stored = list(prepare(vectors, live.spec.distance))
 
+        where = Where()
+        condition = None if update_filter is None else where.filter(update_filter)
+
         def work(live: PgCollection) -> Awaitable[int]:
+            params = {**where.params, "k": keys, "v": stored, "p": payloads}
+
             def change(conn: Connection, driver: psycopg.Connection[Any]) -> int:
-                driver.execute(queries.upsert(live.table), {"k": keys, "v": stored, "p": payloads})
+                if condition is None and mode == "upsert":
+                    written = len(keys)
+                    driver.execute(queries.upsert(live.table), params)
+                else:
+                    written = sum(
+                        max(driver.execute(statement, params).rowcount, 0)
+                        for statement in queries.conditional_upserts(live.table, mode, condition)
+                    )
                 audited(conn, "points.upserted", tenant_id, name, actor, self.clock.now(),
-                        count=len(keys))  # fmt: skip
-                return len(keys)
+                        count=written)  # fmt: skip
+                return written
 
             return self._write(change)
 
@@ -377,6 +422,51 @@ class PgVectorEngine:
                 return deleted
 
             return self._write(change)
+
+        return await self._on(tenant_id, name, work)
+
+    async def update_payload(
+        self,
+        tenant_id: str,
+        name: str,
+        change: PayloadChange,
+        *,
+        keys: Sequence[str] | None = None,
+        filter: Filter | None = None,
+        actor: str,
+    ) -> int:
+        where = Where()
+        wanted = None if keys is None else list(dict.fromkeys(keys))
+        if wanted is not None:
+            condition: sql.Composable = sql.SQL("point_id = ANY({}::text[])").format(
+                where.bind(wanted)
+            )
+        else:
+            condition = where.filter(filter or Filter())
+
+        def work(live: PgCollection) -> Awaitable[int]:
+            select_rows = sql.SQL(
+                "SELECT point_id, payload FROM {} WHERE {} ORDER BY point_id FOR UPDATE"
+            ).format(sql.Identifier(live.table), condition)
+
+            def change_rows(conn: Connection, driver: psycopg.Connection[Any]) -> int:
+                rows = driver.execute(select_rows, where.params).fetchall()
+                if wanted is not None and len(rows) < len(wanted):
+                    found = {row[0] for row in rows}
+                    missing = next(key for key in wanted if key not in found)
+                    raise PointNotFound(key_to_id(missing))
+                ids = [row[0] for row in rows]
+                payloads = [
+                    storable_payload(change.apply(row[1]), index) for index, row in enumerate(rows)
+                ]
+                if ids:
+                    driver.execute(queries.set_payloads(live.table), {"k": ids, "p": payloads})
+                audited(conn, "points.payload_updated", tenant_id, name, actor, self.clock.now(),
+                        operation=change.operation, count=len(ids),
+                        by_filter=keys is None)  # fmt: skip
+                return len(ids)
+
+            return self._write(change_rows)
 
         return await self._on(tenant_id, name, work)
 
@@ -441,6 +531,45 @@ class PgVectorEngine:
             )
             next_key = records[limit].key if len(records) > limit else None
             return ScrollPage(records[:limit], next_key)
+
+        return await self._on(tenant_id, name, work)
+
+    async def scroll_ordered(
+        self,
+        tenant_id: str,
+        name: str,
+        *,
+        filter: Filter | None,
+        order_by: OrderBy,
+        limit: int,
+        with_payload: PayloadSelector,
+        with_vector: bool,
+    ) -> list[tuple[PointRecord, float]]:
+        where = Where()
+        condition = where.filter(filter) if filter is not None else sql.SQL("TRUE")
+        path = jsonpath(parse_key(order_by.key))
+
+        async def work(live: PgCollection) -> list[tuple[PointRecord, float]]:
+            async with self._connection() as conn:
+                cur = await conn.execute(queries.PAYLOAD_INDEX_SCHEMA, (live.id, order_by.key))
+                row = await cur.fetchone()
+            check_order_index(order_by, None if row is None else row[0])
+            if path is None:
+                return []
+            params = {**where.params, "path": path, "start": order_by.start_from}
+            statement = queries.ordered(
+                live.table,
+                payload=with_payload.enabled,
+                vector=with_vector,
+                condition=condition,
+                descending=order_by.descending,
+                start=order_by.start_from is not None,
+                limit=limit,
+            )
+            async with self._connection() as conn:
+                cur = await conn.cursor(binary=True).execute(statement, params)
+                rows = await cur.fetchall()
+            return [(record(row[:-1], with_payload, with_vector), float(row[-1])) for row in rows]
 
         return await self._on(tenant_id, name, work)
 

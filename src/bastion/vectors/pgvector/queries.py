@@ -19,9 +19,13 @@ INSERT_COLLECTION = (
     "INSERT INTO collections (id, tenant_id, name, dim, distance, config, created_at, version) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, 0)"
 )
+UPDATE_CONFIG = "UPDATE collections SET config = %s WHERE id = %s"
 DELETE_COLLECTION = "DELETE FROM collections WHERE tenant_id = %s AND name = %s RETURNING id"
 PAYLOAD_INDEXES = (
     'SELECT field, "schema" FROM payload_indexes WHERE collection_id = %s ORDER BY field'
+)
+PAYLOAD_INDEX_SCHEMA = (
+    'SELECT "schema" FROM payload_indexes WHERE collection_id = %s AND field = %s'
 )
 DELETE_PAYLOAD_INDEXES = "DELETE FROM payload_indexes WHERE collection_id = %s"
 DELETE_PAYLOAD_INDEX = "DELETE FROM payload_indexes WHERE collection_id = %s AND field = %s"
@@ -58,6 +62,77 @@ def upsert(table: str) -> sql.Composed:
         "ON CONFLICT (point_id) DO UPDATE "
         "SET embedding = EXCLUDED.embedding, payload = EXCLUDED.payload"
     ).format(t=sql.Identifier(table))
+
+
+@lru_cache(maxsize=1024)
+def set_payloads(table: str) -> sql.Composed:
+    return sql.SQL(
+        "UPDATE {t} SET payload = u.p FROM unnest(%(k)s::text[], %(p)s::jsonb[]) AS u(k, p) "
+        "WHERE point_id = u.k"
+    ).format(t=sql.Identifier(table))
+
+
+def ordered(
+    table: str,
+    *,
+    payload: bool,
+    vector: bool,
+    condition: sql.Composable,
+    descending: bool,
+    start: bool,
+    limit: int,
+) -> sql.Composed:
+    """Scroll's ``order_by``: one row per number the key's ``%(path)s`` reaches, from
+    ``%(start)s`` on (inclusive), ordered by it and then by point id; the value last."""
+    direction = sql.SQL("DESC" if descending else "ASC")
+    first: sql.Composable = sql.SQL("")
+    if start:
+        first = sql.SQL(" AND s.v {} %(start)s").format(sql.SQL("<=" if descending else ">="))
+    return sql.SQL(
+        "SELECT {cols}, s.v FROM (SELECT point_id, payload, embedding, "
+        "(j.v #>> '{{}}')::float8 AS v FROM {t} CROSS JOIN LATERAL "
+        "jsonb_path_query(payload, %(path)s::jsonpath) AS j(v) "
+        "WHERE jsonb_typeof(j.v) = 'number' AND ({w})) AS s WHERE TRUE{first} "
+        "ORDER BY s.v {d}, s.point_id LIMIT {n}"
+    ).format(
+        cols=sql.SQL(", ").join(
+            sql.Identifier("s", name)
+            for name in ["point_id"]
+            + (["payload"] if payload else [])
+            + (["embedding"] if vector else [])
+        ),
+        t=sql.Identifier(table),
+        w=condition,
+        first=first,
+        d=direction,
+        n=sql.Literal(limit),
+    )
+
+
+def conditional_upserts(
+    table: str, mode: str, condition: sql.Composable | None
+) -> list[sql.Composed]:
+    """An upsert with ``update_mode`` / ``update_filter``, as statements run in one
+    transaction whose row counts add up to the points written: an ``UPDATE`` of the
+    existing rows (``condition`` sees only the existing row's ``payload`` and
+    ``point_id``), then an ``INSERT`` of the new ones."""
+    rows = sql.SQL("unnest(%(k)s::text[], %(v)b::vector[], %(p)s::jsonb[]) AS u(k, v, p)")
+    only_if = sql.SQL("") if condition is None else sql.SQL(" AND ({})").format(condition)
+    statements: list[sql.Composed] = []
+    if mode != "insert_only":
+        statements.append(
+            sql.SQL(
+                "UPDATE {t} SET embedding = u.v, payload = u.p FROM {rows} WHERE point_id = u.k{c}"
+            ).format(t=sql.Identifier(table), rows=rows, c=only_if)
+        )
+    if mode != "update_only":
+        statements.append(
+            sql.SQL(
+                "INSERT INTO {t} (point_id, embedding, payload) SELECT k, v, p FROM {rows} "
+                "ON CONFLICT (point_id) DO NOTHING"
+            ).format(t=sql.Identifier(table), rows=rows)
+        )
+    return statements
 
 
 def nearest(

@@ -1,0 +1,161 @@
+"""Qdrant's ``query`` (universal query API) and ``recommend`` bodies → a plan, and the pure
+pieces that carry it out: the recommendation vector and MMR re-ranking.
+
+A plan names its examples as vectors or point ids; the route looks the ids up (their
+stored vectors), searches with the plan's vector, and leaves the example points out of
+the results, as Qdrant does. Query kinds Bastion does not serve (``fusion``,
+``discover``, ``context``, ``order_by``, ``formula``, ``sample``) are a 400 naming them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bastion.vectors import fields
+from bastion.vectors.engine import Distance, Vector
+from bastion.vectors.errors import BadRequest
+from bastion.vectors.ids import parse_point_id
+from bastion.vectors.models import MAX_LIMIT, vector_of
+
+Example = Vector | str  # a vector, or a point's storage key
+MAX_EXAMPLES = 256
+STRATEGIES = ("average_vector",)
+
+
+@dataclass(frozen=True)
+class Mmr:
+    diversity: float  # 0: relevance only … 1: diversity only (Qdrant's default 0.5)
+    candidates: int | None  # how many nearest points are re-ranked (default: limit)
+
+
+@dataclass(frozen=True)
+class Plan:
+    positive: tuple[Example, ...]  # nearest: one example; recommend: one or more
+    negative: tuple[Example, ...] = ()
+    mmr: Mmr | None = None
+
+    def point_keys(self) -> list[str]:
+        return [e for e in (*self.positive, *self.negative) if isinstance(e, str)]
+
+
+def example_of(raw: Any, where: str) -> Example:
+    """A vector (a list, or a named form) or a point id (an integer or a UUID string)."""
+    if isinstance(raw, int | str) and not isinstance(raw, bool):
+        return parse_point_id(raw)
+    return vector_of(raw, where)
+
+
+def _examples(raw: Any, where: str) -> tuple[Example, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_EXAMPLES:
+        raise BadRequest(f"{where} must be a list of at most {MAX_EXAMPLES} ids or vectors")
+    return tuple(example_of(item, f"{where}[{i}]") for i, item in enumerate(raw))
+
+
+def recommend_plan(raw: Mapping[str, Any], allowed: Mapping[str, fields.Check]) -> Plan:
+    """``{"positive", "negative", "strategy"}`` (the recommend route or query)."""
+    fields.only(raw, allowed)
+    strategy = raw.get("strategy")
+    if strategy is not None and strategy not in STRATEGIES:
+        raise BadRequest(f"strategy={strategy!r} is not supported by Bastion (average_vector)")
+    positive = _examples(raw.get("positive"), "positive")
+    if not positive:
+        raise BadRequest("recommend needs at least one positive example")
+    return Plan(positive, _examples(raw.get("negative"), "negative"))
+
+
+def query_plan(raw: Any) -> Plan | None:
+    """The ``query`` of a query request (None: no query, the first points in id order)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        return Plan((example_of(raw, "query"),))
+    if set(raw) <= {"name", "vector"} or set(raw) == {"indices", "values"} or "" in raw:
+        return Plan((example_of(raw, "query"),))
+    if "recommend" in raw:
+        fields.only(raw, fields.RECOMMEND_QUERY, "query")
+        inner = raw["recommend"]
+        if not isinstance(inner, dict):
+            raise BadRequest("query.recommend must be an object")
+        return recommend_plan(inner, fields.RECOMMEND_INPUT)
+    if "nearest" not in raw:
+        kind = next(iter(raw), "{}")
+        raise BadRequest(f"query.{kind} is not supported by Bastion")
+    fields.only(raw, fields.NEAREST_QUERY, "query")
+    return Plan((example_of(raw["nearest"], "query.nearest"),), mmr=_mmr(raw.get("mmr")))
+
+
+def _mmr(raw: Any) -> Mmr | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise BadRequest("query.mmr must be an object")
+    fields.only(raw, fields.MMR, "query.mmr")
+    diversity = raw.get("diversity", 0.5)
+    if diversity is None:
+        diversity = 0.5
+    if isinstance(diversity, bool) or not isinstance(diversity, int | float):
+        raise BadRequest("query.mmr.diversity must be a number between 0 and 1")
+    if not 0 <= diversity <= 1:
+        raise BadRequest("query.mmr.diversity must be a number between 0 and 1")
+    candidates = raw.get("candidates_limit")
+    if candidates is not None and (
+        isinstance(candidates, bool)
+        or not isinstance(candidates, int)
+        or not 1 <= candidates <= MAX_LIMIT
+    ):
+        raise BadRequest(f"query.mmr.candidates_limit must be between 1 and {MAX_LIMIT}")
+    return Mmr(float(diversity), candidates)
+
+
+def search_vector(positive: Sequence[Vector], negative: Sequence[Vector]) -> Vector:
+    """Qdrant's ``average_vector``: avg(positive) + (avg(positive) - avg(negative)); the
+    positive average alone without negatives."""
+    average = np.mean(np.vstack(positive), axis=0)
+    if negative:
+        average = average + (average - np.mean(np.vstack(negative), axis=0))
+    return np.asarray(average, dtype=np.float32)
+
+
+def similarity(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], distance: Distance) -> Any:
+    """Pairwise similarity of rows, higher is closer: the dot product of the stored vectors
+    (Cosine vectors are stored unit length), or minus the Euclidean distance."""
+    if distance == "Euclid":
+        diff = a[:, None, :] - b[None, :, :]
+        return -np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    return a @ b.T
+
+
+def mmr_order(
+    relevance: npt.NDArray[np.float32],
+    vectors: npt.NDArray[np.float32],
+    *,
+    distance: Distance,
+    diversity: float,
+    count: int,
+) -> list[tuple[int, float]]:
+    """Maximal marginal relevance over candidates (their relevance to the query, higher is
+    better, and their vectors): each step picks the candidate with the best
+    ``(1 - diversity) * relevance - diversity * (its highest similarity to those picked)``.
+    Returns (candidate index, that MMR score) in the order picked."""
+    if len(relevance) == 0 or count <= 0:
+        return []
+    pairwise = similarity(vectors, vectors, distance)
+    picked: list[tuple[int, float]] = []
+    closest = np.full(len(relevance), -np.inf)
+    left = np.ones(len(relevance), bool)
+    for _ in range(min(count, len(relevance))):
+        penalty = np.where(np.isfinite(closest), closest, 0.0) if picked else 0.0
+        scores = (1 - diversity) * relevance - diversity * penalty
+        scores = np.where(left, scores, -np.inf)
+        best = int(np.argmax(scores))
+        picked.append((best, float(scores[best])))
+        left[best] = False
+        closest = np.maximum(closest, pairwise[best])
+    return picked
