@@ -196,7 +196,7 @@ def register_key(page: Any, name: str) -> None:
     page.get_by_label("New security key's name").fill(name)
     page.get_by_role("button", name="Add a security key or passkey").click()
     page.wait_for_selector("text=The security key is registered.")
-    assert page.get_by_role("cell", name=name).is_visible()
+    assert page.get_by_role("cell", name=name, exact=True).is_visible()
 
 
 def test_register_a_security_key_then_sign_in_with_it(admin: dict[str, Any]) -> None:
