@@ -60,8 +60,9 @@ class Settings(BaseSettings):
         1,
         ge=0,
         le=64,
-        description="Worker processes `bastion serve` runs (0: one per CPU core). Each holds "
-        "its own copy of the collections in memory; SQLite database only.",
+        description="Worker processes `bastion serve` runs (0: one per CPU core). On SQLite "
+        "each holds its own copy of the collections in memory; on PostgreSQL each is just "
+        "another replica.",
     )
     public_url: str | None = Field(
         None,
@@ -96,8 +97,14 @@ class Settings(BaseSettings):
     )
     master_key: SecretStr | None = Field(
         None,
-        description="Base64 256-bit key sealing TOTP seeds; default is a 0600 key file "
-        "in the data dir.",
+        description="Base64 256-bit key sealing stored secrets (TOTP seeds; on PostgreSQL "
+        "the signing keys too); default is a 0600 key file in the data dir. Every replica "
+        "of one database needs the same key.",
+    )
+    master_key_file: Path | None = Field(
+        None,
+        description="File holding the master key (32 raw bytes or their base64, mode 0600), "
+        "e.g. a mounted secret; instead of `master_key`.",
     )
     anonymous_read: bool = Field(
         False, description="Allow unauthenticated read-only data-plane access (off by default)."
@@ -273,8 +280,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _guard_insecure(self) -> Settings:
-        if self.workers != 1 and not self.resolved_database_url.startswith("sqlite"):
-            raise ValueError("several workers keep in step through SQLite: set workers = 1")
+        if self.master_key is not None and self.master_key_file is not None:
+            raise ValueError("set BASTION_MASTER_KEY or BASTION_MASTER_KEY_FILE, not both")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both BASTION_TLS_CERT and BASTION_TLS_KEY")
         return self

@@ -7,6 +7,7 @@ server too, against the same data directory.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,9 +28,21 @@ from bastion.factors.webauthn import (
     relying_party_from_settings,
 )
 from bastion.identity.tenants import ensure_default_tenant
-from bastion.sealing import Sealer, load_or_create_master_key, master_key_from_setting
+from bastion.sealing import (
+    Sealer,
+    load_or_create_master_key,
+    master_key_from_file,
+    master_key_from_setting,
+)
 from bastion.storage import Database
-from bastion.tokens import KeyRing, VerifiedAccessToken, VerifiedTokenCache, verify_access_token
+from bastion.tokens import (
+    KeyRing,
+    VerifiedAccessToken,
+    VerifiedTokenCache,
+    key_table,
+    rotate_keys,
+    verify_access_token,
+)
 from bastion.tokens.signing_keys import MANIFEST_NAME
 
 
@@ -43,8 +56,10 @@ class Runtime:
     hasher: PasswordHasher
     checkpointer: Checkpointer  # signs the audit chain head and sends it to the sinks
     token_cache: VerifiedTokenCache = field(default_factory=VerifiedTokenCache)
-    # The key manifest as it was when ``keyring`` was read (see ``_manifest_stamp``).
+    # The keys as they were when ``keyring`` was read: the manifest's ``_manifest_stamp``
+    # (SQLite), ``key_table.stamp`` (PostgreSQL).
     _keys_seen: tuple[int, int] | None = None
+    _keys_checked: float = float("-inf")  # time.monotonic() of the last look
     _keys_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
@@ -52,6 +67,7 @@ class Runtime:
         clock = clock or SystemClock()
         data_dir = settings.data_dir
         prepare_data_dir(data_dir)
+        sealer = Sealer(master_key_of(settings))
         db = Database(settings.resolved_database_url)
         # Several replicas may start together on one empty database: one migrates and
         # creates, the others wait and find it done.
@@ -59,19 +75,20 @@ class Runtime:
             db.migrate()
             with db.begin() as conn:
                 ensure_default_tenant(conn, now=clock.now())
-            # Stamp before reading: a rotation in between only causes one more reload later.
-            keys_seen = _manifest_stamp(data_dir / "keys")
-            keyring = KeyRing.load_or_create(data_dir / "keys", now=clock.now())
-        if settings.master_key is not None:
-            key = master_key_from_setting(settings.master_key.get_secret_value())
-        else:
-            key = load_or_create_master_key(data_dir / "master.key")
+            if db.is_sqlite:  # the keys are files in the data folder
+                # Stamp before reading: a rotation in between only causes one more reload.
+                keys_seen = _manifest_stamp(data_dir / "keys")
+                keyring = KeyRing.load_or_create(data_dir / "keys", now=clock.now())
+            else:  # PostgreSQL: in the database, sealed, the same for every replica
+                with db.begin() as conn:
+                    keys_seen = key_table.stamp(conn)
+                    keyring = key_table.load_or_create(conn, sealer, now=clock.now())
         return cls(
             settings=settings,
             clock=clock,
             db=db,
             keyring=keyring,
-            sealer=Sealer(key),
+            sealer=sealer,
             hasher=make_hasher(settings.argon2_profile),
             checkpointer=Checkpointer(
                 db, clock=clock, exporter=CheckpointExporter(build_sinks(settings))
@@ -118,16 +135,21 @@ class Runtime:
         """Verify a presented access token against this installation's keys and settings.
 
         A token naming a key this process has not loaded may have been signed by another
-        worker process that just rotated the keys: the key directory is re-read, only if
-        its manifest changed since it was last read, and the token verified once more.
-        So an unknown ``kid`` costs a ``stat`` of the manifest, and the keys are loaded at
-        most once per change of the manifest, whatever ``kid`` a caller invents.
+        worker process or replica that just rotated the keys: the keys are re-read, only
+        if they changed since they were last read, and the token verified once more. So an
+        unknown ``kid`` costs a ``stat`` of the manifest (SQLite) or, at most ten times a
+        second, one small query (PostgreSQL), and the keys are loaded at most once per
+        rotation, whatever ``kid`` a caller invents.
         """
         ring = self.keyring
         try:
             return self._verify(token, ring)
         except UnknownSigningKey:
-            self.reload_keys_if_rotated()
+            # A look costs a database query on PostgreSQL: at most ten a second for
+            # whatever kid a caller invents (the housekeeping looks every second anyway).
+            self.reload_keys_if_rotated(
+                at_most_every=0.0 if self.db.is_sqlite else KEY_LOOK_SECONDS
+            )
             if self.keyring is ring:  # nothing new, here or by a concurrent reload
                 raise
             return self._verify(token, self.keyring)
@@ -142,16 +164,42 @@ class Runtime:
             leeway=self.settings.clock_skew,
         )
 
-    def reload_keys_if_rotated(self) -> bool:
-        """Re-read the keys when their manifest changed since they were read: a key added by
-        ``bastion keys rotate`` or by another worker process. True when the ring changed."""
+    def reload_keys_if_rotated(self, *, at_most_every: float = 0.0) -> bool:
+        """Re-read the keys when they changed since they were read: a key added by
+        ``bastion keys rotate``, another worker process or (PostgreSQL) another replica.
+        True when the ring changed. ``at_most_every``: skip the look (a database query on
+        PostgreSQL) when the last one is more recent than that many seconds."""
         with self._keys_lock:  # one reader at a time; the others then see it done
-            stamp = _manifest_stamp(self.data_dir / "keys")
-            if stamp is None or stamp == self._keys_seen:
+            moment = time.monotonic()
+            if moment - self._keys_checked < at_most_every:
                 return False
-            self.keyring = KeyRing.load_or_create(self.data_dir / "keys", now=self.clock.now())
-            self._keys_seen = stamp
+            self._keys_checked = moment
+            if self.db.is_sqlite:
+                stamp = _manifest_stamp(self.data_dir / "keys")
+                if stamp is None or stamp == self._keys_seen:
+                    return False
+                self.keyring = KeyRing.load_or_create(self.data_dir / "keys", now=self.clock.now())
+                self._keys_seen = stamp
+                return True
+            with self.db.read() as conn:
+                stamp = key_table.stamp(conn)
+                if stamp == self._keys_seen:
+                    return False
+                ring = key_table.read_ring(conn, self.sealer)
+            if ring is None:
+                return False
+            self.keyring, self._keys_seen = ring, stamp
             return True
+
+    def rotate_keys(self) -> str:
+        """Add a new active signing key (the previous one retires); its kid."""
+        if self.db.is_sqlite:
+            kid = rotate_keys(self.data_dir / "keys", now=self.clock.now())
+        else:
+            with self.db.begin() as conn:
+                kid = key_table.rotate(conn, self.sealer, now=self.clock.now())
+        self.reload_keys_if_rotated()
+        return kid
 
     @property
     def data_dir(self) -> Path:
@@ -159,6 +207,19 @@ class Runtime:
 
     def close(self) -> None:
         self.db.dispose()
+
+
+KEY_LOOK_SECONDS = 0.1
+
+
+def master_key_of(settings: Settings) -> bytes:
+    """``BASTION_MASTER_KEY``, else ``BASTION_MASTER_KEY_FILE``, else the data folder's
+    ``master.key`` (made on first start)."""
+    if settings.master_key is not None:
+        return master_key_from_setting(settings.master_key.get_secret_value())
+    if settings.master_key_file is not None:
+        return master_key_from_file(settings.master_key_file)
+    return load_or_create_master_key(settings.data_dir / "master.key")
 
 
 def _manifest_stamp(key_dir: Path) -> tuple[int, int] | None:

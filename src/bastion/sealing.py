@@ -33,6 +33,7 @@ __all__ = [
     "SealError",
     "Sealer",
     "load_or_create_master_key",
+    "master_key_from_file",
     "master_key_from_setting",
 ]
 
@@ -57,7 +58,8 @@ def _check_key(key: bytes) -> bytes:
     return key
 
 
-def _read_key_file(path: Path) -> bytes:
+def _read_private(path: Path, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a regular file that group and others may not read."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as exc:
@@ -73,15 +75,35 @@ def _read_key_file(path: Path) -> bytes:
                 f"The master key file {path} is readable by group or others "
                 f"(mode {stat.S_IMODE(info.st_mode):04o}); run `chmod 600 {path}`."
             )
-        data = os.read(fd, KEY_BYTES + 1)
+        return os.read(fd, limit)
     finally:
         os.close(fd)
+
+
+def _read_key_file(path: Path) -> bytes:
+    data = _read_private(path, KEY_BYTES + 1)
     if len(data) != KEY_BYTES:
         raise ConfigurationError(
             f"The master key file {path} must hold exactly {KEY_BYTES} bytes; "
             "restore it from backup (a new key cannot unseal existing secrets)."
         )
     return data
+
+
+def master_key_from_file(path: Path) -> bytes:
+    """``BASTION_MASTER_KEY_FILE``: the same key for every replica, from a file the operator
+    provides (a secret mounted by the orchestrator): 32 raw bytes (a data folder's
+    ``master.key``) or their base64 (``openssl rand -base64 32``). Never created here."""
+    data = _read_private(Path(path), 256)
+    if len(data) == KEY_BYTES:
+        return data
+    try:
+        return master_key_from_setting(data.decode("ascii"))
+    except (UnicodeDecodeError, ConfigurationError):
+        raise ConfigurationError(
+            f"The master key file {path} must hold {KEY_BYTES} raw bytes or their base64 "
+            "(generate one with `openssl rand -base64 32`)."
+        ) from None
 
 
 def load_or_create_master_key(path: Path) -> bytes:

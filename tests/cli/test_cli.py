@@ -156,7 +156,6 @@ def test_bad_configuration_is_a_clear_error(tmp_path: Path) -> None:
     [
         (["--workers", "-1"], {}, "BASTION_WORKERS"),
         (["--workers", "65"], {}, "BASTION_WORKERS"),
-        (["--workers", "2"], {"BASTION_DATABASE_URL": "postgresql+psycopg://x@h/db"}, "workers"),
     ],
 )
 def test_serve_refuses_a_bad_worker_count(

@@ -20,6 +20,7 @@ from bastion.sealing import (
     Sealer,
     SealError,
     load_or_create_master_key,
+    master_key_from_file,
     master_key_from_setting,
 )
 
@@ -244,3 +245,36 @@ def test_master_key_setting_of_wrong_length_is_refused_without_echo() -> None:
         master_key_from_setting(value)
     assert value not in info.value.detail
     assert "32 bytes" in info.value.detail
+
+
+def _private_file(path: Path, data: bytes, mode: int = 0o600) -> Path:
+    path.write_bytes(data)
+    path.chmod(mode)
+    return path
+
+
+def test_master_key_file_holds_raw_bytes_or_their_base64(tmp_path: Path) -> None:
+    key = os.urandom(KEY_BYTES)
+    raw = _private_file(tmp_path / "raw", key)
+    text = _private_file(tmp_path / "b64", base64.b64encode(key) + b"\n")
+    assert master_key_from_file(raw) == key
+    assert master_key_from_file(text) == key
+
+
+def test_master_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    shared = _private_file(tmp_path / "key", os.urandom(KEY_BYTES), mode=0o644)
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        master_key_from_file(shared)
+
+
+@pytest.mark.parametrize("data", [b"short", b"x" * 33, b"\xff" * 44])
+def test_master_key_file_of_another_size_is_refused(tmp_path: Path, data: bytes) -> None:
+    bad = _private_file(tmp_path / "key", data)
+    with pytest.raises(ConfigurationError, match="raw bytes or their base64"):
+        master_key_from_file(bad)
+
+
+def test_master_key_file_is_never_created(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="cannot be read"):
+        master_key_from_file(tmp_path / "missing")
+    assert not (tmp_path / "missing").exists()

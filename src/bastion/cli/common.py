@@ -25,7 +25,7 @@ from sqlalchemy import Connection
 
 from bastion import __version__
 from bastion.config import Settings, load_settings
-from bastion.datadir import lock_for_command, require_installation
+from bastion.datadir import lock_for_command, prepare, require_installation
 from bastion.domain import AAL3, Grant, Principal
 from bastion.errors import BastionError
 from bastion.identity.tenants import DEFAULT_TENANT, require_tenant
@@ -170,13 +170,22 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
+def _require_installation(settings: Settings) -> None:
+    """SQLite: the folder must hold an installation. PostgreSQL: the installation is the
+    database (the keys too), and any folder does (a replica's may be empty)."""
+    if settings.resolved_database_url.startswith("sqlite"):
+        require_installation(settings.data_dir)
+    else:
+        prepare(settings.data_dir)
+
+
 def open_runtime(data_dir: Path | None, **overrides: object) -> Runtime:
     """The runtime of an installation, opened under the folder's lock and then let go:
     for a command that runs for long and only reads (``bastion audit tail``), which must
     not keep a server from starting. The caller closes it."""
     settings = settings_for(data_dir, **overrides)
     try:
-        require_installation(settings.data_dir)
+        _require_installation(settings)
         with lock_for_command(settings.data_dir):
             return Runtime.open(settings)
     except BastionError as exc:
@@ -189,7 +198,7 @@ def opened(data_dir: Path | None, **overrides: object) -> Iterator[Runtime]:
     a folder without an installation is an error."""
     settings = settings_for(data_dir, **overrides)
     try:
-        require_installation(settings.data_dir)
+        _require_installation(settings)
     except BastionError as exc:
         fail(exc.detail)
     with lock_for_command(settings.data_dir):

@@ -11,6 +11,7 @@ from bastion.cli import (  # noqa: F401  (each registers its commands)
     collections,
     init,
     keys,
+    migrate_data,
     serve,
     tenants,
     users,

@@ -1,4 +1,4 @@
-"""``bastion serve``: start the HTTP server on embedded storage.
+"""``bastion serve``: start the HTTP server (embedded storage, or a PostgreSQL replica).
 
 In this order, so that a mistake costs nothing: settings, the TLS files, the port (bound,
 not yet listening), the data folder and its lock (one server per folder), the app (which
@@ -70,7 +70,8 @@ def serve(
         config = uvicorn.Config(application, host=settings.host, port=settings.port, **options)
         ReadyServer(config, on_ready=announce).run(sockets=[listener])
         return
-    EmbeddedEngine.prepare_for_workers(application.state.runtime.db, settings.data_dir)
+    if application.state.runtime.db.is_sqlite:  # PostgreSQL: each worker is a replica
+        EmbeddedEngine.prepare_for_workers(application.state.runtime.db, settings.data_dir)
     prepare_metrics(settings.data_dir)  # the workers add up their counters there
     application.state.runtime.close()
     # The workers read their settings as this process did, plus the options given here.
@@ -136,8 +137,10 @@ def _announce(settings: Settings, started: Bootstrap, count: int) -> None:
     )
     say(f"  Console: {base}/console    API description: {base}/openapi.json")
     say(f'  Qdrant clients: QdrantClient(url="{base}", api_key=…)')
-    if count > 1:
+    if count > 1 and settings.resolved_database_url.startswith("sqlite"):
         say(f"  {count} worker processes, each with its own copy of the collections in memory")
+    elif count > 1:
+        say(f"  {count} worker processes, each a replica on the shared PostgreSQL database")
     if started.kind == "link":
         say(
             "[bold yellow]No users yet.[/] Create the first admin with this one-time link "

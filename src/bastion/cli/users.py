@@ -38,7 +38,6 @@ from bastion.identity.lifecycle import (
 )
 from bastion.identity.tenants import DEFAULT_TENANT, require_tenant, tenant_by_id
 from bastion.identity.users import User, find_user, list_users
-from bastion.tokens import rotate_keys
 
 Roles = Annotated[
     list[str],
@@ -206,7 +205,7 @@ def user_reset_factors(name: str, as_json: AsJson = False, data_dir: DataDir = N
 def keys_rotate(data_dir: DataDir = None) -> None:
     """Add a new token signing key; old public keys stay in JWKS until their tokens expire."""
     with opened(data_dir) as rt:
-        kid = rotate_keys(rt.data_dir / "keys", now=rt.clock.now())
+        kid = rt.rotate_keys()
     out.print(
-        f"New signing key [bold]{kid}[/] is active (a running server picks it up within a second)."
+        f"New signing key [bold]{kid}[/] is active (running servers pick it up within a second)."
     )

@@ -183,6 +183,19 @@ webauthn_challenges = Table(
     Column("expires_at", UTCDateTime(), nullable=False, index=True),
 )
 
+# Token and checkpoint signing keys of a PostgreSQL installation (tokens.key_table), in
+# order: the last is active. The private key is sealed with the master key (AES-GCM, bound
+# to its kid). The embedded installation keeps them as files and leaves this table empty.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("kid", String(64), nullable=False, unique=True),  # RFC 7638 thumbprint
+    Column("sealed_private_key", LargeBinary, nullable=False),  # PKCS#8 DER, sealed
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("retired_at", UTCDateTime()),
+)
+
 # One row per failed sign-in, kept for the throttle window: every worker process counts
 # the same failures. The key is a keyed fingerprint (authn.throttle), never the typed value.
 login_failures = Table(

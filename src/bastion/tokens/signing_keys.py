@@ -121,7 +121,7 @@ class KeyRing:
     takes ``now``.
     """
 
-    def __init__(self, directory: Path, keys: Sequence[SigningKey]) -> None:
+    def __init__(self, directory: Path | None, keys: Sequence[SigningKey]) -> None:
         if not keys:
             raise ConfigurationError("a key ring needs at least one signing key")
         self._directory = directory
@@ -146,7 +146,8 @@ class KeyRing:
     # -- queries --------------------------------------------------------------------------
 
     @property
-    def directory(self) -> Path:
+    def directory(self) -> Path | None:
+        """The key folder; None for keys kept in the database (``tokens.key_table``)."""
         return self._directory
 
     @property
@@ -218,6 +219,8 @@ class KeyRing:
         Returns the new ``kid``.
         """
         _aware(now, "now")
+        if self._directory is None:
+            raise ConfigurationError("keys kept in the database rotate with key_table.rotate")
         with _locked(self._directory):
             # Re-read so a rotation made by another process is not lost.
             current = _load_keys(self._directory) or list(self._keys)

@@ -1,0 +1,203 @@
+"""``bastion migrate-data --from ./data --to postgresql://…``: an embedded installation
+moved onto PostgreSQL, for replicas (docs/scale-out.md "Moving an installation").
+
+In this order, so that a mistake costs nothing: the source folder must hold an
+installation whose server is stopped (its lock is held for the whole copy), the
+destination must be an empty PostgreSQL database (it is migrated to the current schema
+first). Then every table of the source (enumerated from the database, in foreign-key
+order) and the signing keys (sealed with the source's master key) are copied in **one
+transaction** with a progress bar: a failure leaves the destination empty. The pgvector
+engine then moves the points into their vector tables and builds their HNSW indexes.
+Last, the copy is verified: the row count of every table (the points of every
+collection), and the audit chain with its signed checkpoints, up to the source's head.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy import Connection, func, select
+from sqlalchemy import table as sql_table
+
+from bastion.audit import verify_chain
+from bastion.cli.common import app, fail, out, settings_for, shown, table
+from bastion.clock import SystemClock
+from bastion.config import Settings
+from bastion.datadir import lock_for_server, require_installation
+from bastion.errors import BastionError, ConfigurationError
+from bastion.runtime import master_key_of
+from bastion.sealing import Sealer
+from bastion.storage import Database
+from bastion.storage.schema import audit_events, metadata, signing_keys, tenants, users
+from bastion.storage.transfer import copy_tables, count, source_tables
+from bastion.storage.vector_schema import collections, points
+from bastion.tokens import KeyRing, key_table
+
+# Tables the destination must not hold rows in: it would already be an installation.
+_INSTALLATION = (tenants, users, audit_events, signing_keys)
+
+
+@app.command("migrate-data")
+def migrate_data(
+    source: Annotated[
+        Path,
+        typer.Option(
+            "--from", help="Data folder of the embedded installation (its server stopped)."
+        ),
+    ],
+    destination: Annotated[
+        str, typer.Option("--to", help="postgresql://… URL of an empty database.")
+    ],
+) -> None:
+    """Move an embedded installation (SQLite) onto an empty PostgreSQL database."""
+    if not destination.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        fail("--to must be a postgresql:// URL", "e.g. postgresql://bastion@db:5432/bastion")
+    settings = settings_for(source, database_url=f"sqlite:///{(source / 'bastion.db').resolve()}")
+    try:
+        require_installation(source)
+        lock = lock_for_server(source)  # no server writes while we copy
+        sealer = Sealer(master_key_of(settings))
+        ring = KeyRing.load_or_create(source / "keys", now=SystemClock().now())
+    except BastionError as exc:
+        fail(exc.detail)
+    src, dst = Database(settings.resolved_database_url), Database(destination)
+    try:
+        _migrate(src, dst, sealer, ring, settings_for(source, database_url=destination))
+    except BastionError as exc:
+        fail(exc.detail)
+    finally:
+        src.dispose()
+        dst.dispose()
+        lock.release()
+    out.print(
+        "Give every replica this installation's master key: "
+        f"BASTION_MASTER_KEY_FILE={shown(str((source / 'master.key').resolve()))} "
+        "(copied to each host, mode 0600), or the BASTION_MASTER_KEY you used here.",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _migrate(
+    src: Database, dst: Database, sealer: Sealer, ring: KeyRing, settings: Settings
+) -> None:
+    src.migrate()  # the source at the current schema, as the destination will be
+    with dst.startup_lock():  # no replica starts on it meanwhile
+        dst.migrate()
+        with dst.read() as conn:
+            _require_empty(conn)
+        with src.read() as source:
+            # The embedded installation's keys are files (its table is empty): they are
+            # sealed into the destination's table instead of copied.
+            tables = [t for t in source_tables(source) if t is not signing_keys]
+            expected = {t.name: count(source, t) for t in tables}
+            per_collection = _points_per_collection(source)
+            source_head = source.execute(select(func.max(audit_events.c.seq))).scalar_one()
+            bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=out,
+            )
+            with bar, dst.begin() as target:
+                task = bar.add_task("copying rows", total=sum(expected.values()))
+                copy_tables(
+                    source,
+                    target,
+                    tables,
+                    advance=lambda name, rows: bar.update(
+                        task, advance=rows, description=f"copying {name}"
+                    ),
+                )
+                key_table.import_ring(target, sealer, ring)
+                expected[signing_keys.name] = len(ring.keys)
+        _vectors(dst, settings)
+    with dst.read() as conn:
+        problems = _verify(conn, expected, per_collection, ring, source_head)
+    _report(expected, per_collection, problems)
+    if problems:
+        raise ConfigurationError("the copy does not match the source: " + "; ".join(problems))
+
+
+def _require_empty(conn: Connection) -> None:
+    held = [t.name for t in _INSTALLATION if count(conn, t)]
+    if held:
+        raise ConfigurationError(
+            f"the destination already holds an installation (rows in {', '.join(held)}): "
+            "migrate-data fills an empty database only"
+        )
+
+
+def _points_per_collection(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(
+        select(points.c.collection_id, func.count()).group_by(points.c.collection_id)
+    ).all()
+    found = {row[0]: int(row[1]) for row in rows}
+    for collection_id in conn.execute(select(collections.c.id)).scalars():
+        found.setdefault(collection_id, 0)
+    return found
+
+
+def _vectors(dst: Database, settings: Settings) -> None:
+    """The pgvector engine's start: the extension, then each collection's points moved
+    into its vector table with its HNSW index (``vectors.pgvector.adopt``)."""
+    from bastion.vectors.pgvector import PgVectorEngine  # psycopg: the `postgres` extra
+
+    engine = PgVectorEngine(dst, settings)
+    try:
+        engine.open()
+    finally:
+        engine.close()
+
+
+def table_name(collection_id: str) -> str:
+    from bastion.vectors.pgvector.tables import table_name as named  # the `postgres` extra
+
+    return named(collection_id)
+
+
+def _verify(
+    conn: Connection,
+    expected: dict[str, int],
+    per_collection: dict[str, int],
+    ring: KeyRing,
+    source_head: int | None,
+) -> list[str]:
+    problems: list[str] = []
+    for name, rows in expected.items():
+        if name == points.name:
+            continue  # moved into the vector tables: counted per collection below
+        found = count(conn, metadata.tables[name])
+        if found != rows:
+            problems.append(f"{name}: {found} rows, the source has {rows}")
+    for collection_id, rows in per_collection.items():
+        vector_table = sql_table(table_name(collection_id))  # quoted by SQLAlchemy
+        found = conn.execute(select(func.count()).select_from(vector_table)).scalar_one()
+        if found != rows:
+            problems.append(f"collection {collection_id}: {found} points, the source has {rows}")
+    report = verify_chain(
+        conn,
+        verifier=lambda kid, data, signature: ring.verify_signature(
+            kid=kid, data=data, signature=signature
+        ),
+    )
+    if not report.ok:
+        problems.append(f"audit chain: {report.problem}")
+    elif report.head_seq != source_head:
+        problems.append(f"audit chain ends at {report.head_seq}, the source's at {source_head}")
+    return problems
+
+
+def _report(expected: dict[str, int], per_collection: dict[str, int], problems: list[str]) -> None:
+    grid = table("Copied and verified", "table", "rows")
+    for name, rows in expected.items():
+        grid.add_row(name, str(rows))
+    out.print(grid)
+    moved = sum(per_collection.values())
+    out.print(f"{len(per_collection)} collections, {moved} points in their pgvector tables")
+    if not problems:
+        out.print("[bold green]Verified:[/] every table's row count and the audit chain.")
