@@ -6,7 +6,7 @@ to its kid), so a copy of the database alone holds no usable key. The embedded
 installation (SQLite) keeps its keys as files in the data folder and leaves this table
 empty. Additive: a new table only.
 
-Revision ID: 0011
+Revision ID: 0012
 Revises: 0010
 Create Date: 2026-12-05 09:20:00
 """
@@ -18,8 +18,8 @@ from alembic import op
 
 from bastion.storage.types import UTCDateTime
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
