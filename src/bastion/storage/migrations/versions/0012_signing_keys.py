@@ -7,7 +7,7 @@ installation (SQLite) keeps its keys as files in the data folder and leaves this
 empty. Additive: a new table only.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-05 09:20:00
 """
 
