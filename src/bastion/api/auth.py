@@ -72,7 +72,7 @@ def render_tokens(tokens: IssuedTokens) -> dict[str, Any]:
         "refresh_token": tokens.refresh_token,
         "acr": tokens.acr,
         "amr": list(tokens.amr),
-    }
+    } | ({"device_credential": tokens.device_credential} if tokens.device_credential else {})
 
 
 def render(result: LoginResult) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def render(result: LoginResult) -> dict[str, Any]:
             "transaction_id": result.transaction_id,
             "expires_in": result.expires_in,
             "methods": list(result.methods),
-        }
+        } | ({"risk": {"level": result.risk_level}} if result.risk_level else {})
     return render_tokens(result)
 
 

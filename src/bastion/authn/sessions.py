@@ -99,6 +99,8 @@ class IssuedTokens:
     amr: tuple[str, ...]
     refresh_token: str | None
     restricted: str | None = None
+    # A remembered-device credential issued with these tokens (shown once; issue 15).
+    device_credential: str | None = None
 
 
 def _access_token(
