@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from bastion import __version__, console
-from bastion.api import admin, auth, dataplane, me, observability, setup, wellknown
+from bastion.api import admin, auth, dataplane, devices, me, observability, setup, wellknown
 from bastion.api.guard import Door
 from bastion.api.headers import install as install_security_headers
 from bastion.api.limits import BodySizeLimit
@@ -146,6 +146,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
         wellknown.router,
         auth.router,
         me.router,
+        devices.router,
         admin.router,
         setup.router,
         console.router,

@@ -74,6 +74,17 @@ def sign_in_story(env: Env) -> None:
     )  # token.refresh_reuse_detected
     assert reused.status_code == 400
     tx = ok(client.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}))
+    remembered = ok(
+        client.post(
+            f"/auth/login/{tx['transaction_id']}/verify",
+            json={"method": "totp", "code": env.totp_now(secret), "remember_device": True},
+        )
+    )  # device.remembered
+    env.next_step()
+    mine = bearer(remembered["access_token"])
+    (device,) = ok(client.get("/me/devices", headers=mine))
+    ok(client.delete(f"/me/devices/{device['id']}", headers=mine), 204)  # device.revoked
+    tx = ok(client.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}))
     by_code = ok(
         client.post(
             f"/auth/login/{tx['transaction_id']}/verify",

@@ -12,11 +12,14 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from tests.admin.helpers import runtime_of
 from tests.support.app import Env
+from tests.support.credentials import new_user
 from tests.support.risk import BERLIN, LONDON, TOKYO
 from tests.support.server import ADMIN_PASSWORD, Credentials, LiveServer
 
 from bastion.audit import query
+from bastion.authn.enrollment import Origin, activate_totp, enroll_totp
 from bastion.authz import Policy
+from bastion.factors.password import hash_password
 from bastion.identity.rules import save_policy
 from bastion.identity.tenants import tenant_by_name
 
@@ -119,3 +122,96 @@ def test_forged_forwarded_for_from_an_untrusted_peer_is_ignored_by_the_risk_engi
     ]
     assert codes[:10] == [401] * 10
     assert codes[10:] == [429, 429]  # one peer, whatever addresses it names
+
+
+# -- remembered-device credentials ------------------------------------------------------
+
+
+def enrolled_user(env: Env, username: str) -> str:
+    """A user with a password and an active TOTP factor; the TOTP secret."""
+    rt = runtime_of(env)
+    with rt.db.begin() as conn:
+        now = env.clock.now()
+        user = new_user(
+            conn,
+            roles=["viewer"],
+            username=username,
+            password_hash=hash_password(ADMIN_PASSWORD, hasher=rt.hasher),
+            now=now,
+        )
+        started = enroll_totp(
+            conn, rt.sealer, user_id=user.id, account_name=username, name="phone", now=now,
+            origin=Origin(session_id=None),
+        )  # fmt: skip
+        activate_totp(
+            conn,
+            rt.sealer,
+            user_id=user.id,
+            factor_id=started.factor_id,
+            code=env.totp_now(started.secret),
+            now=now,
+        )
+    env.next_step()
+    return started.secret
+
+
+def remembered(env: Env, username: str, secret: str) -> str:
+    tx = sign_in(env.client, username, ADMIN_PASSWORD).json()
+    verified = env.client.post(
+        f"/auth/login/{tx['transaction_id']}/verify",
+        json={"method": "totp", "code": env.totp_now(secret), "remember_device": True},
+    )
+    env.next_step()
+    credential: str = verified.json()["device_credential"]
+    return credential
+
+
+def with_device(env: Env, username: str, credential: str) -> Any:
+    return env.client.post(
+        "/auth/login",
+        json={"username": username, "password": ADMIN_PASSWORD, "device_id": credential},
+    )
+
+
+def test_stolen_device_credential_of_one_user_is_no_factor_for_another(env: Env) -> None:
+    alice = enrolled_user(env, "alice")
+    enrolled_user(env, "bob")
+    stolen = remembered(env, "alice", alice)
+    assert with_device(env, "alice", stolen).json()["status"] == "authenticated"
+    # Bob's password (known to the thief) with Alice's device: the second factor is asked
+    attempt = with_device(env, "bob", stolen)
+    assert attempt.status_code == 200
+    assert attempt.json()["status"] == "mfa_required"
+    env.client.app.state.audit_buffer.flush()
+    with runtime_of(env).db.read() as conn:
+        asked = query(conn, tenant_id=None, action="login.mfa_required", limit=100).events
+    (bob,) = [e for e in asked if e.details["username"] == "bob"]
+    device = [r for r in bob.details["risk_reasons"] if r["reason"].startswith("device_")]
+    assert device == [{"reason": "device_unknown", "weight": 15, "presented": True}]
+
+
+def test_expired_device_credential_is_no_factor(env: Env) -> None:
+    secret = enrolled_user(env, "carol")
+    credential = remembered(env, "carol", secret)
+    env.clock.advance(30 * 86_400 + 1)
+    assert with_device(env, "carol", credential).json()["status"] == "mfa_required"
+
+
+def test_revoked_device_credential_is_no_factor(env: Env) -> None:
+    secret = enrolled_user(env, "dave")
+    credential = remembered(env, "dave", secret)
+    token = with_device(env, "dave", credential).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    (device,) = env.client.get("/me/devices", headers=auth).json()
+    assert env.client.delete(f"/me/devices/{device['id']}", headers=auth).status_code == 204
+    refused = with_device(env, "dave", credential)
+    assert refused.json()["status"] == "mfa_required"
+    assert refused.json()["risk"]["level"] == "medium"
+
+
+def test_forged_device_credential_is_no_factor(env: Env) -> None:
+    secret = enrolled_user(env, "erin")
+    real = remembered(env, "erin", secret)
+    forged = real[:-4] + ("AAAA" if not real.endswith("AAAA") else "BBBB")
+    for presented in (forged, "bst_dev_" + "A" * 43, "not-a-credential", "x" * 128):
+        assert with_device(env, "erin", presented).json()["status"] == "mfa_required"

@@ -15,7 +15,7 @@ from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 
-from bastion.api.bodies import StrictBody, json_or_form, text_field
+from bastion.api.bodies import Name, StrictBody, json_or_form, text_field
 from bastion.api.client import client_context, count_refused
 from bastion.api.guard import authenticate, forget, runtime
 from bastion.authn.login import password_login
@@ -40,6 +40,9 @@ class VerifyBody(StrictBody):
     code: str | None = Field(None, max_length=64)
     # PublicKeyCredentialJSON (AuthenticationResponseJSON) of navigator.credentials.get()
     credential: dict[str, Any] | None = None
+    # Issue a remembered-device credential with the tokens (a full MFA sign-in only).
+    remember_device: bool = False
+    device_name: Name | None = Field(None, min_length=1, max_length=64)
 
 
 class ChallengeBody(StrictBody):
@@ -116,6 +119,8 @@ def verify(request: Request, transaction_id: str, body: VerifyBody) -> dict[str,
             code=body.code,
             credential=body.credential,
             context=context,
+            remember_device=body.remember_device,
+            device_name=body.device_name,
         )
     return render(result)
 

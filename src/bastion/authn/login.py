@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +31,8 @@ from bastion.authn.adaptive import (
     risk_details,
     risk_policy,
 )
-from bastion.authn.assurance import VerifiedFactor, compute_assurance
+from bastion.authn.assurance import VerifiedFactor, acr_rank, compute_assurance
+from bastion.authn.devices import remember
 from bastion.authn.enrollment import login_methods
 from bastion.authn.notices import Notifier, log_notice
 from bastion.authn.results import LoginResult, MfaRequired
@@ -61,14 +62,11 @@ REMEMBERED_DEVICE_FACTOR = VerifiedFactor(method=Method.REMEMBERED_DEVICE)
 class ClientContext:
     ip: str | None
     user_agent: str | None
-    device_id: str | None = None
+    device_id: str | None = None  # a presented remembered-device credential (a secret)
 
     def as_dict(self) -> dict[str, str | None]:
-        return {
-            "ip": self.ip,
-            "user_agent": (self.user_agent or "")[:256] or None,
-            "device_id": self.device_id,
-        }
+        """What a transaction keeps: never the device credential (only its decision)."""
+        return {"ip": self.ip, "user_agent": (self.user_agent or "")[:256] or None}
 
 
 THIRTY_DAYS = 30 * 86_400
@@ -371,10 +369,13 @@ def finish(
     reason: str,
     now: datetime,
     risk: Mapping[str, Any] | None = None,
+    remember_device: bool = False,
+    device_name: str | None = None,
 ) -> IssuedTokens:
     """A login that reached its assurance: a session, its tokens, the attempt recorded
     with its risk decision (``risk``: the transaction's saved context) and
-    ``login.success``."""
+    ``login.success``. ``remember_device``: issue a remembered-device credential with
+    the tokens, only when this sign-in reached MFA (``amr`` has ``mfa``)."""
     policy = load_policy(conn, user.tenant_id)
     tokens = start_session(
         conn,
@@ -387,6 +388,12 @@ def finish(
         ip=context.ip,
         user_agent=context.user_agent,
     )
+    if remember_device and "mfa" in amr and acr_rank(acr) >= acr_rank("aal2"):
+        credential = remember(
+            conn, user, name=device_name, user_agent=context.user_agent, ip=context.ip,
+            session_id=tokens.session_id, now=now,
+        )  # fmt: skip
+        tokens = replace(tokens, device_credential=credential)
     if risk is not None and "decision" in risk:
         record_login_outcome(
             conn,

@@ -154,6 +154,8 @@ def verify_factor(
     code: str | None,
     context: ClientContext,
     credential: Mapping[str, Any] | None = None,
+    remember_device: bool = False,
+    device_name: str | None = None,
 ) -> LoginResult:
     """Verify one more factor; tokens once the transaction's assurance is reached."""
     with deps.db.begin() as conn:
@@ -212,7 +214,8 @@ def verify_factor(
         if tx.purpose != "step_up":
             return finish(
                 deps, conn, user, acr=assurance.acr, amr=amr, context=context, reason=method,
-                now=now, risk=tx.context.get("risk"),
+                now=now, risk=tx.context.get("risk"), remember_device=remember_device,
+                device_name=device_name,
             )  # fmt: skip
         tokens = start_session(
             conn,
