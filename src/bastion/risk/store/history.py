@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    update,
 )
 
 from bastion.risk.decision import RiskDecision
@@ -41,6 +42,7 @@ from bastion.storage import new_id
 __all__ = [
     "HISTORY_LIMIT",
     "FlaggedEvent",
+    "forgive_failures",
     "load_login_history",
     "network_of",
     "prune",
@@ -201,6 +203,16 @@ def record_login(
     )
     if outcome == "failure" and network is not None:
         _worsen_reputation(conn, network, now=at, half_life_hours=policy.reputation_half_life_hours)
+
+
+def forgive_failures(conn: Connection, *, user_id: str) -> int:
+    """An admin's unlock: the user's failed sign-ins stop counting as velocity (their
+    rows stay, marked ``forgiven``; the networks' reputations are not touched)."""
+    return conn.execute(
+        update(risk_events)
+        .where(_e.principal_id == user_id, _e.kind == "login", _e.outcome == "failure")
+        .values(outcome="forgiven")
+    ).rowcount
 
 
 def _worsen_reputation(
