@@ -19,10 +19,12 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    and_,
     bindparam,
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -275,16 +277,28 @@ class FlaggedEvent:
 
 
 def recent_flagged(
-    conn: Connection, *, tenant_id: str | None, limit: int = 100, before: datetime | None = None
+    conn: Connection,
+    *,
+    tenant_id: str | None,
+    limit: int = 100,
+    before: datetime | None = None,
+    after_id: str | None = None,
 ) -> list[FlaggedEvent]:
-    """Newest first; ``tenant_id=None`` is every tenant (and unknown usernames): only for
-    the installation's admins."""
+    """Newest first (by time, then id); ``tenant_id=None`` is every tenant (and unknown
+    usernames): only for the installation's admins. ``after_id``: the page after the
+    event of that id (a stable cursor: events of one instant are not skipped)."""
     query = select(risk_events).where(_e.level.in_(("medium", "high")))
     if tenant_id is not None:
         query = query.where(_e.tenant_id == tenant_id)
     if before is not None:
         query = query.where(_e.at < before)
-    rows = conn.execute(query.order_by(_e.at.desc()).limit(max(1, min(limit, 1000))))
+    if after_id is not None:
+        mark = conn.execute(select(_e.at).where(_e.id == after_id)).scalar()
+        if mark is None:
+            return []
+        query = query.where(or_(_e.at < mark, and_(_e.at == mark, _e.id < after_id)))
+    ordered = query.order_by(_e.at.desc(), _e.id.desc())
+    rows = conn.execute(ordered.limit(max(1, min(limit, 1000))))
     return [
         FlaggedEvent(
             id=r.id,
