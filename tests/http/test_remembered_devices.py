@@ -120,3 +120,18 @@ def test_admins_list_and_revoke_a_users_devices(env: Env) -> None:
     )
     viewer = mint(env, role="viewer")
     assert env.client.get(f"/admin/users/{user_id}/devices", headers=viewer.auth).status_code == 403
+
+
+def test_an_admins_factor_reset_revokes_remembered_devices(env: Env) -> None:
+    secret, _ = env.enrolled_admin()
+    first = remembered_sign_in(env, secret)
+    me = env.client.get("/me", headers={"Authorization": f"Bearer {first['access_token']}"})
+    admin = mint(env, acr="aal3")
+    reset = env.client.post(f"/admin/users/{me.json()['id']}/reset-factors", headers=admin.auth)
+    assert reset.status_code == 200, reset.text
+    assert reset.json()["devices_revoked"] == 1
+    # the device no longer stands in for a factor: the user enrols again
+    assert login_with(env, first["device_credential"]).json()["status"] != "authenticated"
+    (revoked,) = events(env, admin, action="device.revoked")
+    assert revoked["details"]["device_id"] is None
+    assert revoked["details"]["count"] == 1
