@@ -36,11 +36,12 @@ class BenchDoor(Door):
         *,
         collection: str | None = None,
         tenant_id: str | None = None,
+        ip: str | None = None,
     ) -> Principal:
         if self.bench is not None and not credentials.present:
             return self.bench
         return await super().authorize(
-            credentials, action, collection=collection, tenant_id=tenant_id
+            credentials, action, collection=collection, tenant_id=tenant_id, ip=ip
         )
 
 
@@ -60,5 +61,5 @@ def create_bench_app(
         acr="aal3",
         auth_time=door.clock.now(),
     )
-    app.state.door = BenchDoor(door.authn, door.db, door.clock, bench=bench)
+    app.state.door = BenchDoor(door.authn, door.db, door.clock, door.continuous, bench=bench)
     return app

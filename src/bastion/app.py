@@ -18,6 +18,7 @@ from bastion.api import (
     dataplane,
     dataplane_aliases,  # noqa: F401 (registers its routes in dataplane.table)
     dataplane_query,  # noqa: F401 (registers its routes in dataplane.table)
+    devices,
     me,
     observability,
     openapi,
@@ -30,6 +31,7 @@ from bastion.api.limits import BodySizeLimit
 from bastion.api.observe import Observe
 from bastion.api.problems import install as install_error_handlers
 from bastion.audit import CHECKPOINT_INTERVAL, AuditBuffer
+from bastion.authn.continuous import ContinuousEvaluation
 from bastion.authn.liveness import LivenessCache
 from bastion.authn.request import LiveState, RequestAuthenticator
 from bastion.clock import Clock
@@ -47,6 +49,7 @@ from bastion.vectors.factory import build_engine
 log = logging.getLogger("bastion")
 AUDIT_FLUSH_SECONDS = 1.0
 AUDIT_CHECKPOINT_SECONDS = CHECKPOINT_INTERVAL.total_seconds()
+RISK_HOUSEKEEPING_SECONDS = 60.0
 
 
 def checkpoint_audit(rt: Runtime) -> None:
@@ -55,14 +58,25 @@ def checkpoint_audit(rt: Runtime) -> None:
     rt.checkpointer.run(signer=rt.keyring.sign)
 
 
-async def _housekeeping(rt: Runtime, buffer: AuditBuffer, engine: EmbeddedEngine) -> None:
+async def _housekeeping(
+    rt: Runtime, buffer: AuditBuffer, engine: EmbeddedEngine, continuous: ContinuousEvaluation
+) -> None:
     """Every second: flush batched audit events, notice a key rotation made by the CLI,
-    and take in the other workers' writes (``--workers N``); every five minutes: sign an
-    audit checkpoint."""
+    and take in the other workers' writes (``--workers N``); every minute: the risk
+    engine's usage, baselines and old rows (``ContinuousEvaluation.housekeeping``); every
+    five minutes: sign an audit checkpoint."""
     since_checkpoint = 0.0
+    since_risk = RISK_HOUSEKEEPING_SECONDS  # once at start (prunes what expired while down)
     while True:
         await asyncio.sleep(AUDIT_FLUSH_SECONDS)
         since_checkpoint += AUDIT_FLUSH_SECONDS
+        since_risk += AUDIT_FLUSH_SECONDS
+        if since_risk >= RISK_HOUSEKEEPING_SECONDS:
+            since_risk = 0.0
+            try:
+                await asyncio.to_thread(continuous.housekeeping)
+            except Exception:  # logged; the next minute retries
+                log.exception("risk housekeeping failed")
         with contextlib.suppress(Exception):  # logged by the engine; the next call retries
             await engine.keep_up()
         try:
@@ -119,7 +133,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
         # keep it out of the cyclic GC's scans so full collections stay short.
         gc.collect()
         gc.freeze()
-        flusher = asyncio.create_task(_housekeeping(rt, app.state.audit_buffer, engine))
+        continuous = app.state.door.continuous
+        flusher = asyncio.create_task(_housekeeping(rt, app.state.audit_buffer, engine, continuous))
         try:
             yield
         finally:
@@ -127,6 +142,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
             app.state.audit_buffer.flush()
+            with contextlib.suppress(Exception):  # the usage of the last minutes
+                continuous.housekeeping()
             checkpoint_audit(rt)
             await asyncio.to_thread(engine.close)
             rt.close()
@@ -162,6 +179,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
         ),
         rt.db,
         rt.clock,
+        ContinuousEvaluation(rt.risk_engine, db=rt.db, clock=rt.clock),
     )
     app.state.vectors = build_engine(rt.db, settings, clock=rt.clock)
     app.state.aliases = Aliases(rt.db, rt.clock)
@@ -172,6 +190,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
         wellknown.router,
         auth.router,
         me.router,
+        devices.router,
         admin.router,
         setup.router,
         console.router,

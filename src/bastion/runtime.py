@@ -28,6 +28,7 @@ from bastion.factors.webauthn import (
     relying_party_from_settings,
 )
 from bastion.identity.tenants import ensure_default_tenant
+from bastion.risk import RiskEngine
 from bastion.sealing import (
     Sealer,
     load_or_create_master_key,
@@ -121,6 +122,16 @@ class Runtime:
             max_attempts=self.settings.login_max_attempts,
             relying_party=self.relying_party,
             attestation=attestation_policy_from_settings(self.settings),
+            risk=self.risk_engine,
+        )
+
+    @cached_property
+    def risk_engine(self) -> RiskEngine:
+        """The risk engine: the GeoIP database and the anonymiser list of the settings
+        (``ConfigurationError`` when either is unreadable), opened once."""
+        return RiskEngine.open(
+            geoip_database=self.settings.risk_geoip_database,
+            anonymiser_networks=self.settings.risk_anonymiser_networks,
         )
 
     @cached_property

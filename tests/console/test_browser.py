@@ -187,11 +187,14 @@ def test_admin_pages_render(admin: Person) -> None:
         ("/console/account", "account", "My account"),
         ("/console/admin/service-accounts", "service-accounts", "Service accounts"),
         ("/console/admin/policy", "policy", "Assurance policy"),
+        ("/console/admin/risk", "risk", "Risk decisions"),
         ("/console/admin/audit", "audit", "Audit log"),
     ):
         page.goto(path)
         assert page.get_by_role("heading", name=heading, exact=True).is_visible()
         screenshot(page, name)
+        if name == "account":
+            assert page.get_by_role("heading", name="Remembered devices").is_visible()
     assert "Hash chain intact" in page.locator("#chain-status").inner_text()
 
 

@@ -25,6 +25,7 @@ from bastion.storage.schema import audit_events
 from tests.admin.helpers import mint
 from tests.support.app import Env
 from tests.support.authenticator import SoftAuthenticator
+from tests.support.risk import PARIS, SYDNEY, TOKYO
 from tests.support.server import ADMIN_PASSWORD
 from tests.support.webauthn import ORIGIN
 
@@ -72,6 +73,17 @@ def sign_in_story(env: Env) -> None:
     )  # token.refresh_reuse_detected
     assert reused.status_code == 400
     tx = ok(client.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}))
+    remembered = ok(
+        client.post(
+            f"/auth/login/{tx['transaction_id']}/verify",
+            json={"method": "totp", "code": env.totp_now(secret), "remember_device": True},
+        )
+    )  # device.remembered
+    env.next_step()
+    mine = bearer(remembered["access_token"])
+    (device,) = ok(client.get("/me/devices", headers=mine))
+    ok(client.delete(f"/me/devices/{device['id']}", headers=mine), 204)  # device.revoked
+    tx = ok(client.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}))
     by_code = ok(
         client.post(
             f"/auth/login/{tx['transaction_id']}/verify",
@@ -102,6 +114,35 @@ def sign_in_story(env: Env) -> None:
     ok(client.patch(f"/me/factors/{made['factor']['id']}", headers=mine, json=rename))
     change = {"current_password": ADMIN_PASSWORD, "new_password": GOOD_PASSWORD}
     ok(client.post("/me/password", headers=mine, json=change))  # user.password_changed
+    continuous_story(env, secret)
+
+
+def continuous_story(env: Env, secret: str) -> None:
+    """A session signed in from Paris used from Sydney at once; a session used from a
+    blocked country (issue 15)."""
+    app = env.client.app
+    paris = TestClient(app, client=(PARIS, 50000), raise_server_exceptions=False)
+    tx = ok(paris.post("/auth/login", json={"username": "admin", "password": GOOD_PASSWORD}))
+    verified = ok(
+        paris.post(
+            f"/auth/login/{tx['transaction_id']}/verify",
+            json={"method": "totp", "code": env.totp_now(secret)},
+        )
+    )
+    env.next_step()
+    sydney = TestClient(app, client=(SYDNEY, 50000), raise_server_exceptions=False)
+    travelled = bearer(verified["access_token"])
+    assert sydney.get("/me", headers=travelled).status_code == 401  # session.risk_challenged
+    admin = mint(env, acr="aal3")
+    ok(
+        env.client.put(
+            "/admin/policy", headers=admin.auth, json={"risk": {"countries": {"blocked": ["JP"]}}}
+        )
+    )
+    victim = mint(env, role="viewer", acr="aal2")
+    tokyo = TestClient(app, client=(TOKYO, 50000), raise_server_exceptions=False)
+    assert tokyo.get("/me", headers=victim.auth).status_code == 401  # session.risk_revoked
+    ok(env.client.put("/admin/policy", headers=admin.auth, json={}))
 
 
 def session_of(env: Env, tokens: dict[str, Any]) -> str:

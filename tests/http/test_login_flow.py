@@ -33,7 +33,7 @@ def test_full_flow_reaches_aal2_and_refreshes(env: Env) -> None:
     assert tx["status"] == "mfa_required"
     assert tx["methods"] == ["totp", "recovery_code"]
     assert tx["expires_in"] == 300
-    assert "risk" not in tx  # nothing is shown before it is built (no risk engine yet)
+    assert tx["risk"] == {"level": "low"}  # the engine's coarse level (issue 15)
     tokens = env.client.post(
         f"/auth/login/{tx['transaction_id']}/verify",
         json={"method": "totp", "code": env.totp_now(secret)},

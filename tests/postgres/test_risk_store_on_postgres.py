@@ -13,6 +13,7 @@ from bastion.risk.devices import device_credential_hash
 from bastion.risk.schema import risk_usage
 from bastion.risk.store import (
     find_device,
+    forgive_failures,
     load_baselines,
     prune,
     recent_flagged,
@@ -72,5 +73,13 @@ def test_history_reputation_devices_and_usage_on_postgres(pg: Database) -> None:
         assert device.revoked_at == T0
         flagged = recent_flagged(conn, tenant_id="tnt_test")
         assert flagged[0].country == "AU"
+        everything = recent_flagged(conn, tenant_id=None, limit=1000)
+        paged = recent_flagged(conn, tenant_id=None, limit=1000, after_id=everything[0].id)
+        assert [e.id for e in paged] == [e.id for e in everything[1:]]
+    harness.attempt(
+        username="alice", user_id=alice, ip=PARIS, at=T0 + timedelta(hours=2), outcome="failure"
+    )
+    with pg.begin() as conn:
+        assert forgive_failures(conn, user_id=alice) == 1
     with pg.begin() as conn:
         prune(conn, now=T0 + timedelta(days=365))

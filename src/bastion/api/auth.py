@@ -15,7 +15,7 @@ from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 
-from bastion.api.bodies import StrictBody, json_or_form, text_field
+from bastion.api.bodies import Name, StrictBody, json_or_form, text_field
 from bastion.api.client import client_context, count_refused
 from bastion.api.guard import SignedInFirst, authenticate, forget, runtime, signed_in
 from bastion.api.openapi import raises, read_body
@@ -57,6 +57,9 @@ class VerifyBody(StrictBody):
     code: str | None = Field(None, max_length=64)
     # PublicKeyCredentialJSON (AuthenticationResponseJSON) of navigator.credentials.get()
     credential: dict[str, Any] | None = None
+    # Issue a remembered-device credential with the tokens (a full MFA sign-in only).
+    remember_device: bool = False
+    device_name: Name | None = Field(None, min_length=1, max_length=64)
 
 
 class ChallengeBody(StrictBody):
@@ -103,7 +106,7 @@ def render_tokens(tokens: IssuedTokens) -> dict[str, Any]:
         "refresh_token": tokens.refresh_token,
         "acr": tokens.acr,
         "amr": list(tokens.amr),
-    }
+    } | ({"device_credential": tokens.device_credential} if tokens.device_credential else {})
 
 
 def render(result: LoginResult) -> dict[str, Any]:
@@ -113,7 +116,7 @@ def render(result: LoginResult) -> dict[str, Any]:
             "transaction_id": result.transaction_id,
             "expires_in": result.expires_in,
             "methods": list(result.methods),
-        }
+        } | ({"risk": {"level": result.risk_level}} if result.risk_level else {})
     return render_tokens(result)
 
 
@@ -159,6 +162,8 @@ def verify(request: Request, transaction_id: str, body: VerifyBody) -> dict[str,
             code=body.code,
             credential=body.credential,
             context=context,
+            remember_device=body.remember_device,
+            device_name=body.device_name,
         )
     return render(result)
 

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from bastion.api.guard import authorize, runtime, tenant_rules
+from bastion.api.guard import authorize, meter, runtime, tenant_rules
 from bastion.api.routing import RouteTable
 from bastion.audit import AuditBuffer
 from bastion.authz import Effect, Resource, decide
@@ -46,6 +46,7 @@ _route = table.route
 
 
 _EXPORT_LOG_EVERY = 10_000
+_EXPORT_METER_EVERY = 100  # points counted at once against the export baseline
 
 
 def engine_of(request: Request) -> VectorEngine:
@@ -118,6 +119,7 @@ def searched(request: Request, principal: Principal, name: str, kind: str, found
     are audited by the engine, in the transaction of the change)."""
     buffer: AuditBuffer = request.app.state.audit_buffer
     buffer.count_search(principal, resource_of(name), kind, found)
+    meter(request, principal, "query", found)  # continuous evaluation of volume
 
 
 def record_json(point: PointRecord) -> dict[str, Any]:
@@ -414,6 +416,7 @@ async def scroll_points(request: Request, name: str) -> Response:
         with_payload=body_models.payload_selector(body.get("with_payload"), default=True),
         with_vector=body_models.with_vector_of(body.get("with_vector")),
     )
+    meter(request, principal, "scroll", len(page.points))  # continuous evaluation of volume
     result = {
         "points": [record_json(point) for point in page.points],
         "next_page_offset": None if page.next_key is None else key_to_id(page.next_key),
@@ -484,10 +487,13 @@ async def export_points(request: Request, name: str) -> StreamingResponse:
             async for point in engine.export(principal.tenant_id, name):
                 yield orjson.dumps(record_json(point)) + b"\n"
                 exported += 1
+                if exported % _EXPORT_METER_EVERY == 0:  # continuous evaluation of volume
+                    meter(request, principal, "export", _EXPORT_METER_EVERY)
                 if exported % _EXPORT_LOG_EVERY == 0:
                     log.info("export of %s: %d points sent", name, exported)
             outcome = "complete"
         finally:
+            meter(request, principal, "export", exported % _EXPORT_METER_EVERY)
             log.info("export of %s finished (%s): %d points", name, outcome, exported)
             await run_in_threadpool(_record_export, request, principal, name, exported)
 

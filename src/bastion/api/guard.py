@@ -5,13 +5,15 @@ access; no router looks at roles itself. Authentication is ``authn.request``; th
 tenant's rules come from ``identity.rules`` (cached ≤ 0.5 s with the credential's live
 state); a refused decision is recorded (``authz.denied`` / ``step_up.challenged``)
 before it is answered; a request the door admitted moments ago is served from
-``api.admitted``.
+``api.admitted``. Every request, admitted ones included, is then re-evaluated by the
+risk engine (``authn.continuous``: a session used from a new place, or a volume burst,
+gets the RFC 9470 challenge or is ended), in O(1) when nothing changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response, Security
@@ -22,11 +24,12 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.api.admitted import admit, admitted, admitted_key
 from bastion.audit import decision_event, emit
+from bastion.authn.continuous import ContinuousEvaluation
 from bastion.authn.request import Credentials, RequestAuthenticator
 from bastion.authz import Decision, Resource, decide, enforce
 from bastion.clock import Clock
 from bastion.domain import Principal
-from bastion.errors import AuthenticationError
+from bastion.errors import AuthenticationError, InvalidToken, StepUpRequired
 from bastion.identity.rules import TenantRules, load_tenant_rules
 from bastion.runtime import Runtime
 from bastion.storage import Database
@@ -37,6 +40,7 @@ class Door:
     authn: RequestAuthenticator
     db: Database
     clock: Clock
+    continuous: ContinuousEvaluation | None = field(default=None)
 
     async def authorize(
         self,
@@ -45,17 +49,26 @@ class Door:
         *,
         collection: str | None = None,
         tenant_id: str | None = None,
+        ip: str | None = None,
     ) -> Principal:
-        """The principal allowed to do ``action``; raises AuthenticationError (401),
-        AuthorizationError (403) or StepUpRequired (401 + RFC 9470 header)."""
+        """The principal allowed to do ``action`` from ``ip``; raises AuthenticationError
+        (401), AuthorizationError (403) or StepUpRequired (401 + RFC 9470 header)."""
         liveness = self.authn.liveness
         key = admitted_key(credentials, action, tenant_id, collection)
         known = admitted(liveness, key, self.clock)
-        if known is not None:
+        continuous = self.continuous
+        if known is not None and (
+            continuous is None
+            or known.session_id is None
+            or continuous.origin(known.session_id) is not None
+        ):
+            await self.evaluate(known, ip, None)
             return known
         found = await self.authn.authenticate(credentials)
         principal, memo = found.principal, found.memo
         rules = await self.rules(principal.tenant_id)
+        if continuous is not None and found.origin is not None:
+            continuous.origin(principal.session_id, found.origin)
         asked = (action, tenant_id or principal.tenant_id, collection)
         if memo is None or memo.get(asked) is not rules:
             resource = Resource(tenant_id=asked[1], collection=collection)
@@ -63,14 +76,42 @@ class Door:
             if not decision.allowed:
                 await self.record(principal, decision, resource)
                 enforce(decision)
+            await self.evaluate(principal, ip, rules)
             # Only decisions that no clock can change are remembered (no max_age).
             if memo is None or rules.policy.requirement(action).max_age is not None:
                 return principal
             memo[asked] = rules
+        else:
+            await self.evaluate(principal, ip, rules)
         if key is not None and found.state_key is not None:
             depends_on = (found.state_key, _rules_key(principal.tenant_id))
             admit(liveness, key, principal, not_after=found.not_after, depends_on=depends_on)
         return principal
+
+    async def evaluate(
+        self, principal: Principal, ip: str | None, rules: TenantRules | None
+    ) -> None:
+        """Continuous evaluation of this use of ``principal``'s credential (``authn.continuous``):
+        nothing in the common case; else the RFC 9470 challenge, or the session ended."""
+        continuous = self.continuous
+        if continuous is None or principal.kind == "anonymous":
+            return
+        now = self.clock.now()
+        policy = continuous.policy(principal.tenant_id, rules.policy if rules else None)
+        challenge = continuous.check(principal, ip=ip, policy=policy, now=now)
+        if challenge is None:
+            return
+        if continuous.to_record(principal, challenge):
+            await run_in_threadpool(continuous.act, principal, challenge, ip=ip)
+        if challenge.deny:
+            self.forget(session_id=principal.session_id)
+            raise InvalidToken("The session was ended: it is used from where it cannot be.")
+        raise StepUpRequired(
+            "This session needs a fresh sign-in: it is used from a new place or far beyond "
+            "its usual volume.",
+            acr=challenge.acr,
+            max_age=max(0, int((now - challenge.since).total_seconds())),
+        )
 
     def decide(
         self, principal: Principal, action: str, resource: Resource, rules: TenantRules
@@ -144,8 +185,13 @@ async def authorize(
 ) -> Principal:
     """Authenticate, then ``authz.decide`` on (principal, action, tenant + collection)."""
     credentials = Credentials.of(request.scope["headers"])
+    client = request.scope.get("client")
     return await door(request).authorize(
-        credentials, action, collection=collection, tenant_id=tenant_id
+        credentials,
+        action,
+        collection=collection,
+        tenant_id=tenant_id,
+        ip=client[0] if client else None,
     )
 
 
@@ -163,6 +209,14 @@ async def tenant_rules(request: Request, tenant_id: str) -> TenantRules:
 def forget(request: Request, *, session_id: str | None = None, subject: str | None = None) -> None:
     """``Door.forget``: after a change to sessions, users, keys, roles or policy commits."""
     door(request).forget(session_id=session_id, subject=subject)
+
+
+def meter(request: Request, principal: Principal, kind: str, points: int) -> None:
+    """Count the points a query, scroll or export returned to ``principal`` (continuous
+    evaluation of volume: ``authn.continuous``)."""
+    continuous = door(request).continuous
+    if continuous is not None:
+        continuous.meter(principal, kind, points)
 
 
 # -- the door as FastAPI sees it: security schemes, and authentication before the body -----

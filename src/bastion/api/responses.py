@@ -10,7 +10,7 @@ Time stamps are ISO 8601 strings, as the views render them.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -163,6 +163,23 @@ class SessionView(Answer):
     created_at: str
     expires_at: str
     current: bool
+
+
+class DeviceView(Answer):
+    """A remembered device: never its credential or the credential's hash."""
+
+    id: str
+    name: str
+    created_at: str
+    expires_at: str
+    last_used_at: str | None
+    last_ip: str | None
+    revoked_at: str | None
+    active: bool
+
+
+class DevicesRevoked(Answer):
+    revoked: int
 
 
 # -- /admin ------------------------------------------------------------------------------
@@ -329,6 +346,26 @@ class CollectionSize(Answer):
 
 class CollectionSizes(Answer):
     collections: list[CollectionSize]
+
+
+class RiskEvent(Answer):
+    id: str
+    at: str
+    kind: str
+    outcome: str
+    tenant_id: str | None
+    principal_id: str | None
+    ip: str | None
+    country: str | None
+    score: int
+    level: str
+    decision: str
+    reasons: list[dict[str, Any]]
+
+
+class RiskEvents(Answer):
+    events: list[RiskEvent]
+    next: str | None
 
 
 # -- /setup and public endpoints ---------------------------------------------------------

@@ -116,6 +116,17 @@ _SPECS = (
     _spec("session.logout", "A session logged out.", "success", "session_id"),
     _spec("session.revoked", "A session was ended by its user or an admin.", "success",
           "session_id user_id"),
+    _spec("device.remembered", "A remembered-device credential was issued at a full MFA "
+          "sign-in (a possession factor for later sign-ins; the credential is never "
+          "recorded).", "success", "device_id name expires_at session_id"),
+    _spec("device.revoked", "Remembered devices were revoked by their user or an admin "
+          "(device_id null: all of the user's).", "success", "device_id user_id count"),
+    _spec("session.risk_challenged", "Continuous evaluation asked a session for a step-up "
+          "(RFC 9470): used from a new country or network, impossible travel between two "
+          "uses, or a query/scroll/export burst far above the principal's baseline.",
+          "challenge", "session_id required_acr risk_level risk_score risk_reasons"),
+    _spec("session.risk_revoked", "Continuous evaluation ended a session (a deny verdict).",
+          "denied", "session_id required_acr risk_level risk_score risk_reasons"),
     _spec("step_up.started", "A step-up transaction began.", "success",
           "session_id required_acr methods"),
     _spec("step_up.challenged", "An action asked for stronger or fresher authentication "

@@ -8,11 +8,12 @@ subscriber has been successfully authenticated before" among the ways to keep ra
 limiting from locking the owner out.
 
 The history is the risk engine's (``bastion.risk`` store, docs/risk.md), not a second
-one: a full sign-in (every factor the policy asks) records a ``login`` success there,
-and an address is familiar when the user's recent successes (the last
-``risk.store.HISTORY_LIMIT``, within ``FAMILIAR_DAYS``) include its network (the IPv4
-address, or the IPv6 /64). When the risk engine is wired into sign-in (issue 15) its
-own recording of the attempt replaces ``remember_sign_in``.
+one: every sign-in attempt is recorded once there, with its risk decision
+(``risk.record_login_attempt``, ``authn.login``), and an address is familiar when the
+user's recent successes (the last ``risk.store.HISTORY_LIMIT``, within
+``FAMILIAR_DAYS``) include its network (the IPv4 address, or the IPv6 /64). The sign-in
+reads that from the history the engine loaded (``authn.adaptive``); ``familiar_address``
+is for the other callers (a password change).
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from bastion.risk import DEFAULT_RISK_POLICY
-from bastion.risk.geo import UNKNOWN
-from bastion.risk.store import load_login_history, network_of, record_login
+from bastion.risk.store import load_login_history, network_of
 
-__all__ = ["FAMILIAR_DAYS", "familiar_address", "remember_sign_in"]
+__all__ = ["FAMILIAR_DAYS", "familiar_address"]
 
 FAMILIAR_DAYS = 90
 
@@ -47,22 +47,4 @@ def familiar_address(
     since = now - timedelta(days=FAMILIAR_DAYS)
     return user_id is not None and any(
         past.network == network and past.at >= since for past in history.successes
-    )
-
-
-def remember_sign_in(
-    conn: Connection, *, user_id: str, tenant_id: str, ip: str | None, now: datetime
-) -> None:
-    """Record a full sign-in from ``ip`` (in the sign-in's own transaction)."""
-    record_login(
-        conn,
-        at=now,
-        outcome="success",
-        tenant_id=tenant_id,
-        user_id=user_id,
-        username_key=None,
-        ip=ip,
-        location=UNKNOWN,
-        decision=None,
-        policy=DEFAULT_RISK_POLICY,
     )

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bastion.audit import record
+from bastion.authn.adaptive import Assessed, assess
 from bastion.authn.assurance import compute_assurance
 from bastion.authn.familiar import familiar_address
 from bastion.authn.guessing import clear_guesses
@@ -37,6 +38,7 @@ from bastion.errors import AssertionRefused, InvalidCredentials
 from bastion.factors.webauthn import authentication_options
 from bastion.identity.rules import load_policy
 from bastion.identity.users import User, find_user_by_id
+from bastion.risk import record_login_attempt
 from bastion.storage import CommitThenRaise
 
 __all__ = ["PasskeyStart", "passkey_options", "passkey_sign_in"]
@@ -85,6 +87,7 @@ def passkey_sign_in(
         now = deps.clock.now()
         throttles.by_address.check(conn, address_key, now=now)
         user: User | None = None
+        assessed: Assessed | None = None
         try:
             pending = take_passkey_challenge(conn, transaction_id, now=now)
             used = verify_key(
@@ -104,16 +107,34 @@ def passkey_sign_in(
             policy = load_policy(conn, user.tenant_id)
             if not acr_satisfies(assurance.acr, "aal2" if policy.mfa_required else "aal1"):
                 raise AssertionRefused("insufficient_assurance", "The passkey is not enough.")
+            # The risk engine scores the sign-in too (issue 15). A passkey with user
+            # verification is already the multi-factor, phishing-resistant factor any raised
+            # requirement asks for; only a denial refuses it.
+            assessed = assess(
+                conn, deps.risk, deps.sealer, username=user.username, user=user,
+                ip=context.ip, device_credential=None, now=now,
+            )  # fmt: skip
+            if assessed.risk.requirement.deny:
+                raise AssertionRefused("risk_denied", "The risk engine refused the sign-in.")
         except AssertionRefused as refused:
             throttles.by_address.fail(conn, address_key, now=now)
             if user is not None:
                 familiar = familiar_address(conn, user_id=user.id, ip=context.ip, now=now)
                 account = throttles.account(familiar=familiar)
                 account.fail(conn, account.key(deps.sealer, account_text(user.username)), now=now)
+            denied = refused.reason == "risk_denied"
+            if assessed is not None and user is not None:
+                record_login_attempt(
+                    conn,
+                    assessed.risk,
+                    outcome="denied" if denied else "failure",
+                    tenant_id=user.tenant_id,
+                    now=now,
+                )
             record(
                 conn,
                 "login.failure",
-                outcome="failure",
+                outcome="denied" if denied else "failure",
                 actor=user.id if user else None,
                 tenant_id=user.tenant_id if user else None,
                 reason=refused.reason,
@@ -121,6 +142,7 @@ def passkey_sign_in(
                     "ip": context.ip,
                     "username": user.username if user else None,
                     "method": "passkey",
+                    **(assessed.details if assessed is not None else {}),
                 },
                 now=now,
             )
@@ -135,4 +157,5 @@ def passkey_sign_in(
             context=context,
             reason="passkey",
             now=now,
+            risk=assessed.context() if assessed is not None else None,
         )

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
+from bastion.authn.continuous import SignInOrigin
 from bastion.authn.liveness import LivenessCache
 from bastion.authn.sessions import session_by_id
 from bastion.clock import Clock
@@ -76,6 +77,8 @@ class LiveState:
     key_id: str | None = None
     expires_at: datetime | None = None  # the API key's own expiry
     refusal: str | None = None  # unknown, revoked, expired, account_inactive (API keys)
+    origin_ip: str | None = None  # a session's: where and when it signed in
+    origin_at: datetime | None = None
     # Principals built and decisions taken for this state; they die with it (≤ LIVENESS_TTL).
     memo: Memo = field(default_factory=dict, compare=False, hash=False)
 
@@ -89,6 +92,7 @@ class Authenticated:
     memo: Memo | None  # decisions remembered on the credential's live state
     state_key: str | None  # that live state's key in the LivenessCache
     not_after: datetime | None  # the credential's own expiry (token exp, key expiry)
+    origin: SignInOrigin | None = None  # a session's sign-in address and time
 
 
 def session_state(conn: Connection, session_id: str, subject: str, now: datetime) -> LiveState:
@@ -107,6 +111,8 @@ def session_state(conn: Connection, session_id: str, subject: str, now: datetime
         tenant.name,
         grants_of(conn, "user", user.id),
         session.restricted,
+        origin_ip=session.ip,
+        origin_at=session.auth_time,
     )
 
 
@@ -230,7 +236,8 @@ class RequestAuthenticator:
                 restricted=state.restricted,
             )
             state.memo[verified.jti] = known
-        return Authenticated(known, state.memo, state_key, verified.expires_at)
+        origin = SignInOrigin(state.origin_ip, state.origin_at)
+        return Authenticated(known, state.memo, state_key, verified.expires_at, origin)
 
     async def _from_api_key(self, presented: str) -> Authenticated:
         now = self.clock.now()

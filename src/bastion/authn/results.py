@@ -15,6 +15,9 @@ class MfaRequired:
     transaction_id: str
     expires_in: int
     methods: tuple[str, ...]
+    # The risk engine's coarse level of a sign-in ("low", "medium", "high"); None for a
+    # step-up, which the engine does not score.
+    risk_level: str | None = None
 
 
 # Tokens (a restricted enrolment session among them), or the next step.

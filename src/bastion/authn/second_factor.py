@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from bastion.audit import record
+from bastion.authn.adaptive import risk_allowed
 from bastion.authn.assurance import VerifiedFactor, compute_assurance, factor_record
 from bastion.authn.enrollment import login_methods, use_recovery_code, verify_totp_login
 from bastion.authn.guessing import check_guess, clear_guesses, count_failure
@@ -68,7 +69,13 @@ def _pending(
         raise CommitThenRaise(InvalidTransaction())
     # A step-up is never satisfied with what its own session added (issue 11.1).
     own = tx.session_id if tx.purpose == "step_up" else None
-    return tx, user, own, login_methods(conn, user.id, excluding_session=own)
+    # Only the methods the risk engine's requirement allowed (phishing-resistant ones).
+    return (
+        tx,
+        user,
+        own,
+        risk_allowed(tx.context, login_methods(conn, user.id, excluding_session=own)),
+    )
 
 
 def _not_available(method: str, available: list[str]) -> ValidationError:
@@ -147,6 +154,8 @@ def verify_factor(
     code: str | None,
     context: ClientContext,
     credential: Mapping[str, Any] | None = None,
+    remember_device: bool = False,
+    device_name: str | None = None,
 ) -> LoginResult:
     """Verify one more factor; tokens once the transaction's assurance is reached."""
     with deps.db.begin() as conn:
@@ -205,7 +214,8 @@ def verify_factor(
         if tx.purpose != "step_up":
             return finish(
                 deps, conn, user, acr=assurance.acr, amr=amr, context=context, reason=method,
-                now=now,
+                now=now, risk=tx.context.get("risk"), remember_device=remember_device,
+                device_name=device_name,
             )  # fmt: skip
         tokens = start_session(
             conn,

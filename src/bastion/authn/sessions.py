@@ -38,6 +38,7 @@ class Session:
     created_at: datetime
     expires_at: datetime
     revoked_at: datetime | None
+    ip: str | None = None  # where it signed in from
 
     def live(self, now: datetime) -> bool:
         return self.revoked_at is None and now < self.expires_at
@@ -56,6 +57,7 @@ def _session(row: Any) -> Session:
         created_at=r["created_at"],
         expires_at=r["expires_at"],
         revoked_at=r["revoked_at"],
+        ip=r["ip"],
     )
 
 
@@ -99,6 +101,8 @@ class IssuedTokens:
     amr: tuple[str, ...]
     refresh_token: str | None
     restricted: str | None = None
+    # A remembered-device credential issued with these tokens (shown once; issue 15).
+    device_credential: str | None = None
 
 
 def _access_token(

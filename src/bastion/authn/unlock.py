@@ -1,5 +1,6 @@
 """An administrator unlocks a user (issue 11.9): every failed sign-in and second-factor
-count of the account is forgotten, so that its owner can sign in again at once.
+count of the account is forgotten, so that its owner can sign in again at once (the risk
+engine's count of the user's failures too: ``user_failures``).
 
 ``POST /admin/users/{id}/unlock`` (``users.manage``: the policy's step-up, the grant
 ceiling of every user administration), ``bastion user unlock NAME`` (the operator at the
@@ -25,6 +26,7 @@ from bastion.identity.grants import grants_of
 from bastion.identity.lifecycle import roles_held
 from bastion.identity.rules import custom_roles_of
 from bastion.identity.users import User, live_user
+from bastion.risk.store import forgive_failures
 
 __all__ = ["Unlocked", "clear_counts", "notify_unlocked", "unlock_user"]
 
@@ -46,6 +48,7 @@ def clear_counts(
         sign_in += throttle.failures(conn, key, now=now)
         throttle.clear(conn, key)
     second = clear_guesses(conn, deps.sealer, user_id=user.id, now=now)
+    forgive_failures(conn, user_id=user.id)  # nor does the risk engine count them any more
     record(
         conn,
         "user.unlocked",

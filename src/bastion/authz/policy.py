@@ -41,6 +41,7 @@ DOCUMENT_KEYS: tuple[str, ...] = (
     "admin_requires_aal3",
     "service_account_actions",
     "actions",
+    "risk",
 )
 REQUIREMENT_KEYS: tuple[str, ...] = ("acr", "max_age")
 
@@ -74,6 +75,14 @@ class Policy:
     service_account_actions: frozenset[str] = DEFAULT_SERVICE_ACCOUNT_ACTIONS
     mfa_required: bool = True
     password_min_length: int = PASSWORD_MIN_WITH_MFA
+    # The risk engine's section (weights, thresholds, lists: docs/risk.md), as stored. The
+    # risk package validates it (``risk.load_risk_policy``; it sits above authz).
+    risk_document: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def login_acr(self) -> str:
+        """What a sign-in needs before the risk engine adds to it (never lowered by it)."""
+        return "aal2" if self.mfa_required else "aal1"
 
     def requirement(self, action: str) -> Requirement:
         """The effective requirement of ``action`` (``admin_requires_aal3`` applied).
@@ -116,6 +125,7 @@ class Policy:
             ),
             mfa_required=mfa_required,
             password_min_length=password_min_length,
+            risk_document=_risk_document(document.get("risk", {})),
         )
 
     def to_document(self) -> dict[str, Any]:
@@ -129,6 +139,7 @@ class Policy:
                 name: {"acr": req.acr, "max_age": req.max_age}
                 for name, req in sorted(self.requirements.items())
             },
+            "risk": dict(self.risk_document),
         }
 
     def effective_document(self) -> dict[str, dict[str, Any]]:
@@ -155,6 +166,12 @@ def _integer(document: Mapping[str, Any], key: str, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(f"{key} must be an integer.")
     return value
+
+
+def _risk_document(value: object) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValidationError("risk must be an object (docs/risk.md).")
+    return MappingProxyType(dict(value))
 
 
 def _requirements(actions: object) -> Mapping[str, Requirement]:
@@ -293,6 +310,9 @@ def render_permissions_markdown(policy: Policy = DEFAULT_POLICY) -> str:
         "`aal1`, `aal2` or `aal3` and max_age whole seconds or null; administrative "
         "actions need at least `aal2`; changes of how an account signs in need a "
         f"max_age of at most {RECENT_PROOF_LIMIT} |",
+        "| `risk` | docs/risk.md | the risk engine's weights, thresholds, network and country "
+        "lists, travel, hours, velocity, remembered-device and volume settings; validated "
+        "key by key (`risk.travel.max_speed_kmh must be …`) |",
         "",
     ]
     return "\n".join(lines)

@@ -100,9 +100,27 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any
                             "after": new.get(action),
                         }
                     )
+        elif key == "risk":  # nested sections: one entry per setting (risk.travel.tolerance_km)
+            found += _nested_changes(key, before.get(key) or {}, after.get(key) or {})
         elif before.get(key) != after.get(key):
             found.append({"field": key, "before": before.get(key), "after": after.get(key)})
     return found
+
+
+def _nested_changes(path: str, before: Any, after: Any) -> list[dict[str, Any]]:
+    """Leaf by leaf (an absent section counts as empty), up to ``risk.a.b.c``."""
+    sections = (before is None or isinstance(before, dict)) and (
+        after is None or isinstance(after, dict)
+    )
+    if sections and (before or after) and path.count(".") < 4:
+        old, new = before or {}, after or {}
+        found: list[dict[str, Any]] = []
+        for key in sorted(set(old) | set(new)):
+            found += _nested_changes(f"{path}.{key}", old.get(key), new.get(key))
+        return found
+    if before == after:
+        return []
+    return [{"field": path, "before": before, "after": after}]
 
 
 def replace_policy(

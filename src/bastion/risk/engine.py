@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bastion.risk.decision import RiskDecision, decide
-from bastion.risk.geo import BundledGeolocator, Geolocator, Location, open_geolocator
-from bastion.risk.networks import NetworkSet, load_network_file
+from bastion.risk.geo import LOCAL, BundledGeolocator, Geolocator, Location, open_geolocator
+from bastion.risk.networks import NetworkSet, load_network_file, parse_address
 from bastion.risk.policy import RiskPolicy
 from bastion.risk.signals import LOGIN_SIGNALS, LoginAttempt, LoginFacts, LoginHistory
 
@@ -41,6 +41,11 @@ class RiskEngine:
         return cls(geolocator, anonymisers)
 
     def locate(self, ip: str | None) -> Location:
+        """Where ``ip`` is. A peer without an IP address (a Unix socket, an in-process test
+        client) is local, like a loopback address: it is not a public address the
+        database failed to place."""
+        if parse_address(ip) is None:
+            return LOCAL
         return self.geolocator.locate(ip)
 
     def assess_login(

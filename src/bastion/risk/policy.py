@@ -28,6 +28,7 @@ __all__ = [
     "RiskPolicy",
     "Thresholds",
     "load_risk_policy",
+    "non_default",
 ]
 
 VOLUME_KINDS: tuple[str, ...] = ("query", "scroll", "export")
@@ -222,6 +223,25 @@ class RiskPolicy:
 
 
 DEFAULT_RISK_POLICY = RiskPolicy()
+
+
+def non_default(policy: RiskPolicy) -> dict[str, Any]:
+    """Only what ``policy`` sets apart from the defaults (what a tenant's policy stores, so
+    that its audit trail names the settings an admin changed, not every default)."""
+    return _delta(policy.to_document(), DEFAULT_RISK_POLICY.to_document())
+
+
+def _delta(document: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in document.items():
+        default = defaults.get(key)
+        if isinstance(value, Mapping) and isinstance(default, Mapping) and key != "roles":
+            inner = _delta(value, default)
+            if inner:
+                found[key] = inner
+        elif value != default:
+            found[key] = value
+    return found
 
 
 def load_risk_policy(document: object) -> RiskPolicy:

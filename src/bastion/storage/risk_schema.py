@@ -33,7 +33,7 @@ risk_events = Table(
     Column("id", String(40), primary_key=True),
     Column("at", UTCDateTime(), nullable=False),
     Column("kind", String(16), nullable=False),  # login | session
-    Column("outcome", String(16), nullable=False),  # success | failure | denied | challenge
+    Column("outcome", String(16), nullable=False),  # success failure denied challenge forgiven
     Column("tenant_id", String(40)),
     Column("principal_id", String(40)),  # null: the username matched no user
     Column("username_key", String(64)),  # keyed fingerprint of the typed username

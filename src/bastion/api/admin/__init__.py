@@ -1,4 +1,4 @@
-"""``/admin``: users, service accounts and keys, tenants, roles, policy, audit.
+"""``/admin``: users, service accounts and keys, tenants, roles, policy, audit, risk.
 
 Each module holds the routes of one concept on its own router; this package joins
 them under the ``/admin`` prefix.
@@ -10,6 +10,7 @@ from bastion.api.admin import (
     audit,
     collections,
     policy,
+    risk,
     roles,
     service_accounts,
     tenants,
@@ -27,6 +28,7 @@ for _module in (
     policy,
     audit,
     collections,
+    risk,
 ):
     router.include_router(_module.router)
 

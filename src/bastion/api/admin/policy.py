@@ -2,7 +2,10 @@
 
 ``PUT`` takes the whole document (missing keys take the secure defaults) and
 validates it with ``authz.Policy.from_document``: unknown keys, unknown actions,
-wrong types and requirements below the floors are a ``422`` naming them. The change
+wrong types and requirements below the floors are a ``422`` naming them. Its ``risk``
+section (the risk engine's weights, thresholds and lists, docs/risk.md) is validated by
+``risk.RiskPolicy.from_document`` the same way (``risk.travel.max_speed_kmh must be …``),
+stored as what differs from the defaults (``risk.non_default``), and shown complete. The change
 is audited as ``policy.updated`` with one ``{"field", "before", "after"}`` entry per
 changed key (per action for ``actions``). The guard caches a tenant's rules for at
 most 0.5 s; this process's cache is cleared after the commit.
@@ -10,6 +13,7 @@ most 0.5 s; this process's cache is cleared after the commit.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import Body, Request
@@ -23,8 +27,17 @@ from bastion.authz import Policy
 from bastion.errors import NotFound
 from bastion.identity.rules import load_policy
 from bastion.identity.tenant_admin import replace_policy
+from bastion.risk import load_risk_policy
+from bastion.risk.policy import non_default
 
 router = door_router()
+
+
+def full_document(policy: Policy) -> dict[str, Any]:
+    """The policy document with its ``risk`` section complete (defaults where unset)."""
+    document = policy.to_document()
+    document["risk"] = load_risk_policy(document["risk"]).to_document()
+    return document
 
 
 @router.get(
@@ -36,7 +49,7 @@ router = door_router()
 async def get(request: Request, tenant: TenantParam = None) -> dict[str, Any]:
     scope = await admit(request, "policy.read", tenant)
     policy = await read(request, lambda conn: load_policy(conn, scope.tenant_id))
-    return policy.to_document()
+    return full_document(policy)
 
 
 @router.put(
@@ -52,10 +65,12 @@ async def put(
 ) -> dict[str, Any]:
     scope = await admit(request, "policy.manage", tenant)
     policy = Policy.from_document(document)
+    risk = load_risk_policy(dict(policy.risk_document))  # a 422 naming the key it refuses
+    policy = replace(policy, risk_document=non_default(risk))
 
     def work(conn: Connection) -> dict[str, Any]:
         saved = replace_policy(conn, scope.principal, scope.tenant_id, policy, now=now(request))
-        return saved.to_document()
+        return full_document(saved)
 
     result = await write(request, work)
     forget_credentials(request)

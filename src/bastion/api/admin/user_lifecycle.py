@@ -32,6 +32,7 @@ from bastion.api.bodies import StrictBody
 from bastion.api.guard import door_router, runtime
 from bastion.api.openapi import raises
 from bastion.api.responses import FactorsReset, Unlocked, UserView
+from bastion.authn.devices import revoke as revoke_devices
 from bastion.authn.unlock import unlock_user
 from bastion.errors import Conflict, NotFound, ValidationError
 from bastion.identity.lifecycle import UserChange, delete_user, reset_user_factors, update_user
@@ -97,11 +98,21 @@ async def delete(request: Request, user_id: str) -> Response:
 )
 async def reset(request: Request, user_id: str) -> dict[str, Any]:
     principal, found = await target_user(request, "factors.reset", user_id)
-    removed = await write(
-        request, lambda conn: reset_user_factors(conn, principal, found.id, now=now(request))
-    )
+
+    def work(conn: Connection) -> tuple[int, int]:
+        at = now(request)
+        removed = reset_user_factors(conn, principal, found.id, now=at)
+        # A remembered device is a possession factor too (issue 15): it goes with the rest.
+        return removed, revoke_devices(conn, principal, found, None, now=at)
+
+    removed, devices = await write(request, work)
     forget_credentials(request, subject=found.id)
-    return {"user_id": found.id, "factors_removed": removed, "sessions_revoked": True}
+    return {
+        "user_id": found.id,
+        "factors_removed": removed,
+        "sessions_revoked": True,
+        "devices_revoked": devices,
+    }
 
 
 @router.post(

@@ -1,4 +1,5 @@
-"""First sign-in enrolment, and "My account": factors, recovery codes, sessions.
+"""First sign-in enrolment, and "My account": factors, recovery codes, sessions,
+remembered devices.
 
 An authenticator app is added in two steps (``POST /me/factors/totp``, then activation
 with a code); the secret and its QR code stay in the session's sealed state in between.
@@ -138,7 +139,8 @@ async def account_page(request: Request) -> Response:
     console = await Console.load(request)
     factors = await console.api("GET", "/me/factors")
     sessions = await console.api("GET", "/me/sessions")
-    return await console.page("account.html", factors=factors, sessions=sessions)
+    devices = await console.api("GET", "/me/devices")
+    return await console.page("account.html", factors=factors, sessions=sessions, devices=devices)
 
 
 @action(router, "/account/totp", label="Add an authenticator app", back="/account")
@@ -200,6 +202,13 @@ async def account_codes(request: Request) -> Response:
 @action(router, "/account/recovery-codes/done", label="Hide the recovery codes", back="/account")
 async def codes_done(console: Console, form: Form, params: dict[str, str]) -> Response:
     await console.save(recovery_codes=None)
+    return see_other(PREFIX + "/account")
+
+
+@action(router, "/account/devices/{device_id}/revoke", label="Forget a device", back="/account")
+async def revoke_device(console: Console, form: Form, params: dict[str, str]) -> Response:
+    await console.api("DELETE", f"/me/devices/{quote(params['device_id'], safe='')}")
+    await console.flash(notice="The device is forgotten: it will be asked for a second factor.")
     return see_other(PREFIX + "/account")
 
 

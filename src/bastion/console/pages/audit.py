@@ -94,7 +94,9 @@ async def policy_page(request: Request) -> Response:
 
 
 def policy_document(form: Form, current: dict[str, Any]) -> dict[str, Any]:
-    """The policy document the form describes (actions it does not name keep their value)."""
+    """The policy document the form describes: actions it does not name keep their value,
+    and so does every section it does not show (``risk``, ``service_account_actions``, and
+    any section added later): saving the page never resets them to their defaults."""
     actions: dict[str, Any] = {}
     for name, requirement in current["actions"].items():
         acr = form.get(f"acr:{name}", requirement["acr"])
@@ -105,12 +107,12 @@ def policy_document(form: Form, current: dict[str, Any]) -> dict[str, Any]:
         }
     minimum = form.text("password_min_length")
     return {
+        **current,
         "mfa_required": form.get("mfa_required") == "on",
         "admin_requires_aal3": form.get("admin_requires_aal3") == "on",
         "password_min_length": int(minimum)
         if minimum.isdigit()
         else current["password_min_length"],
-        "service_account_actions": current["service_account_actions"],
         "actions": actions,
     }
 

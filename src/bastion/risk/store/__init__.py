@@ -17,6 +17,7 @@ from bastion.risk.store.devices import (
 from bastion.risk.store.history import (
     HISTORY_LIMIT,
     FlaggedEvent,
+    forgive_failures,
     load_login_history,
     network_of,
     prune,
@@ -31,6 +32,7 @@ __all__ = [
     "HISTORY_LIMIT",
     "FlaggedEvent",
     "find_device",
+    "forgive_failures",
     "list_devices",
     "load_baselines",
     "load_login_history",

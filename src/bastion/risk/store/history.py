@@ -19,11 +19,14 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    and_,
     bindparam,
     delete,
     func,
     insert,
+    or_,
     select,
+    update,
 )
 
 from bastion.risk.decision import RiskDecision
@@ -41,6 +44,7 @@ from bastion.storage import new_id
 __all__ = [
     "HISTORY_LIMIT",
     "FlaggedEvent",
+    "forgive_failures",
     "load_login_history",
     "network_of",
     "prune",
@@ -203,6 +207,16 @@ def record_login(
         _worsen_reputation(conn, network, now=at, half_life_hours=policy.reputation_half_life_hours)
 
 
+def forgive_failures(conn: Connection, *, user_id: str) -> int:
+    """An admin's unlock: the user's failed sign-ins stop counting as velocity (their
+    rows stay, marked ``forgiven``; the networks' reputations are not touched)."""
+    return conn.execute(
+        update(risk_events)
+        .where(_e.principal_id == user_id, _e.kind == "login", _e.outcome == "failure")
+        .values(outcome="forgiven")
+    ).rowcount
+
+
 def _worsen_reputation(
     conn: Connection, network: str, *, now: datetime, half_life_hours: float
 ) -> None:
@@ -263,16 +277,28 @@ class FlaggedEvent:
 
 
 def recent_flagged(
-    conn: Connection, *, tenant_id: str | None, limit: int = 100, before: datetime | None = None
+    conn: Connection,
+    *,
+    tenant_id: str | None,
+    limit: int = 100,
+    before: datetime | None = None,
+    after_id: str | None = None,
 ) -> list[FlaggedEvent]:
-    """Newest first; ``tenant_id=None`` is every tenant (and unknown usernames): only for
-    the installation's admins."""
+    """Newest first (by time, then id); ``tenant_id=None`` is every tenant (and unknown
+    usernames): only for the installation's admins. ``after_id``: the page after the
+    event of that id (a stable cursor: events of one instant are not skipped)."""
     query = select(risk_events).where(_e.level.in_(("medium", "high")))
     if tenant_id is not None:
         query = query.where(_e.tenant_id == tenant_id)
     if before is not None:
         query = query.where(_e.at < before)
-    rows = conn.execute(query.order_by(_e.at.desc()).limit(max(1, min(limit, 1000))))
+    if after_id is not None:
+        mark = conn.execute(select(_e.at).where(_e.id == after_id)).scalar()
+        if mark is None:
+            return []
+        query = query.where(or_(_e.at < mark, and_(_e.at == mark, _e.id < after_id)))
+    ordered = query.order_by(_e.at.desc(), _e.id.desc())
+    rows = conn.execute(ordered.limit(max(1, min(limit, 1000))))
     return [
         FlaggedEvent(
             id=r.id,

@@ -1,0 +1,109 @@
+"""The risk engine with security keys and passkeys (issue 15): a high score offers and
+accepts only a phishing-resistant factor; a passkey sign-in is scored too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from bastion.authz import Policy
+from bastion.identity.rules import save_policy
+from bastion.identity.tenants import tenant_by_name
+from tests.admin.helpers import runtime_of
+from tests.http.webauthn_helpers import (
+    actions,
+    bearer,
+    key_challenge,
+    register_key,
+    signed_in_admin,
+)
+from tests.support.app import Env
+from tests.support.authenticator import SoftAuthenticator
+from tests.support.risk import LONDON, PARIS, SYDNEY
+from tests.support.server import ADMIN_PASSWORD
+from tests.support.webauthn import ORIGIN
+
+
+def client_at(env: Env, address: str) -> TestClient:
+    return TestClient(env.client.app, client=(address, 50000), raise_server_exceptions=False)
+
+
+def default_policy(env: Env, risk: dict[str, Any]) -> None:
+    rt = runtime_of(env)
+    with rt.db.begin() as conn:
+        tenant = tenant_by_name(conn, "default")
+        assert tenant is not None
+        save_policy(conn, tenant.id, Policy.from_document({"risk": risk}), now=env.clock.now())
+
+
+def test_impossible_travel_asks_for_a_security_key_only(env: Env) -> None:
+    secret, tokens = signed_in_admin(env)
+    key = SoftAuthenticator()
+    assert register_key(env, bearer(tokens), key).status_code == 201
+    default_policy(env, {"thresholds": {"deny": 150}})  # this tenant steps up rather than deny
+    paris = client_at(env, PARIS)
+    tx = paris.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}).json()
+    done = paris.post(
+        f"/auth/login/{tx['transaction_id']}/verify",
+        json={"method": "totp", "code": env.totp_now(secret)},
+    )
+    assert done.status_code == 200, done.text
+    env.next_step()
+    env.clock.advance(600)
+
+    sydney = client_at(env, SYDNEY)
+    asked = sydney.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+    body = asked.json()
+    assert body["status"] == "mfa_required"
+    assert body["risk"] == {"level": "high"}
+    assert body["methods"] == ["webauthn"]  # no TOTP, no recovery code: they can be phished
+    by_code = sydney.post(
+        f"/auth/login/{body['transaction_id']}/verify",
+        json={"method": "totp", "code": env.totp_now(secret)},
+    )
+    assert by_code.status_code == 422
+    assert by_code.json()["code"] == "method_not_available"
+    options = key_challenge(env, body["transaction_id"])
+    verified = sydney.post(
+        f"/auth/login/{body['transaction_id']}/verify",
+        json={"method": "webauthn", "credential": key.get(options, origin=ORIGIN)},
+    )
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["acr"] == "aal3"
+    success = actions(env, "login.success")[-1]
+    assert "impossible_travel" in {r["reason"] for r in success.details["risk_reasons"]}
+
+
+def test_a_passkey_sign_in_from_a_blocked_network_is_refused(env: Env) -> None:
+    _, tokens = signed_in_admin(env)
+    key = SoftAuthenticator()
+    assert register_key(env, bearer(tokens), key).status_code == 201
+    default_policy(env, {"networks": {"blocked": ["81.2.69.0/24"]}})
+    london = client_at(env, LONDON)
+    started = london.post("/auth/passkey/options").json()
+    refused = london.post(
+        "/auth/passkey/verify",
+        json={
+            "transaction_id": started["transaction_id"],
+            "credential": key.get(started["options"], origin=ORIGIN),
+        },
+    )
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "invalid_credentials"
+    event = actions(env, "login.failure")[-1]
+    assert event.reason == "risk_denied"
+    assert event.outcome == "denied"
+    assert "network_blocked" in {r["reason"] for r in event.details["risk_reasons"]}
+    # from elsewhere the same passkey signs in, and the sign-in is scored and recorded
+    paris = client_at(env, PARIS)
+    started = paris.post("/auth/passkey/options").json()
+    signed_in = paris.post(
+        "/auth/passkey/verify",
+        json={
+            "transaction_id": started["transaction_id"],
+            "credential": key.get(started["options"], origin=ORIGIN),
+        },
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    assert "risk_level" in actions(env, "login.success")[-1].details

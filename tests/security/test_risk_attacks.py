@@ -1,0 +1,217 @@
+"""Attacks on the adaptive sign-in (issue 15): spraying, forged client addresses,
+stolen, expired and revoked remembered-device credentials."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import httpx
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+from tests.admin.helpers import runtime_of
+from tests.support.app import Env
+from tests.support.credentials import new_user
+from tests.support.risk import BERLIN, LONDON, TOKYO
+from tests.support.server import ADMIN_PASSWORD, Credentials, LiveServer
+
+from bastion.audit import query
+from bastion.authn.enrollment import Origin, activate_totp, enroll_totp
+from bastion.authz import Policy
+from bastion.factors.password import hash_password
+from bastion.identity.rules import save_policy
+from bastion.identity.tenants import tenant_by_name
+
+
+class CountingHasher(PasswordHasher):
+    """argon2's hasher, counting its verifications (a spy on the library, not on Bastion)."""
+
+    verified = 0
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+        CountingHasher.verified += 1
+        return super().verify(hash, password)
+
+
+def client_at(env: Env, address: str) -> TestClient:
+    return TestClient(env.client.app, client=(address, 50000), raise_server_exceptions=False)
+
+
+def counting(env: Env) -> type[CountingHasher]:
+    rt = runtime_of(env)
+    h = rt.hasher
+    spy = CountingHasher(
+        time_cost=h.time_cost,
+        memory_cost=h.memory_cost,
+        parallelism=h.parallelism,
+        hash_len=h.hash_len,
+        salt_len=h.salt_len,
+        type=h.type,
+    )
+    rt.__dict__["authn"] = dataclasses.replace(rt.authn, hasher=spy)
+    CountingHasher.verified = 0
+    return CountingHasher
+
+
+GUESS = "Winter2026!"  # what sprayers try
+
+
+def sign_in(client: TestClient, username: str, password: str = GUESS) -> Any:
+    return client.post("/auth/login", json={"username": username, "password": password})
+
+
+def test_password_spraying_is_refused_before_argon2(env: Env) -> None:
+    spy = counting(env)
+    sprayer = client_at(env, TOKYO)
+    for n in range(10):
+        assert sign_in(sprayer, f"guess-{n}").status_code == 401
+    assert spy.verified == 10
+    for n in range(10, 50):
+        refused = sign_in(sprayer, f"guess-{n}")
+        assert refused.status_code == 429
+        assert refused.json()["code"] == "rate_limited"
+        assert int(refused.headers["retry-after"]) > 0
+    # the right password of a real user from the spraying address: refused the same way
+    assert sign_in(sprayer, "admin", ADMIN_PASSWORD).status_code == 429
+    assert spy.verified == 10  # not one hash for the 41 refused attempts
+    # the refusals are recorded (counted, one event per limit, address and second)
+    env.client.app.state.audit_buffer.flush()
+    with runtime_of(env).db.read() as conn:
+        events = query(conn, tenant_id=None, action="login.failure", limit=1000).events
+    throttled = [e for e in events if e.reason == "rate_limited"]
+    assert throttled
+    assert all(e.details["scope"] == "spraying" for e in throttled)
+    assert sum(e.details["attempts"] for e in throttled) == 41
+    # another address signs in as usual
+    assert sign_in(client_at(env, BERLIN), "admin", ADMIN_PASSWORD).status_code == 200
+
+
+def block_london_in_default_tenant(server: Credentials) -> None:
+    rt = server._runtime()
+    try:
+        with rt.db.begin() as conn:
+            tenant = tenant_by_name(conn, "default")
+            assert tenant is not None
+            document = {"risk": {"networks": {"blocked": ["81.2.69.0/24"]}}}
+            save_policy(conn, tenant.id, Policy.from_document(document), now=rt.clock.now())
+    finally:
+        rt.close()
+
+
+def test_forged_forwarded_for_from_an_untrusted_peer_is_ignored_by_the_risk_engine(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    """No trusted proxy is configured: a client cannot place itself in a blocked network
+    (to get a victim refused), nor escape the spraying limit by inventing addresses."""
+    block_london_in_default_tenant(live_server)
+    name = live_server.user(username="forged-xff")
+    signed_in = httpx.post(
+        f"{live_server.url}/auth/login",
+        json={"username": name, "password": ADMIN_PASSWORD},
+        headers={"X-Forwarded-For": LONDON},
+    )
+    assert signed_in.status_code == 200, signed_in.text  # scored from 127.0.0.1, not London
+    codes = [
+        httpx.post(
+            f"{live_server.url}/auth/login",
+            json={"username": f"sprayed-{n}", "password": GUESS},
+            headers={"X-Forwarded-For": f"{TOKYO.rsplit('.', 1)[0]}.{n + 1}"},
+        ).status_code
+        for n in range(12)
+    ]
+    assert codes[:10] == [401] * 10
+    assert codes[10:] == [429, 429]  # one peer, whatever addresses it names
+
+
+# -- remembered-device credentials ------------------------------------------------------
+
+
+def enrolled_user(env: Env, username: str) -> str:
+    """A user with a password and an active TOTP factor; the TOTP secret."""
+    rt = runtime_of(env)
+    with rt.db.begin() as conn:
+        now = env.clock.now()
+        user = new_user(
+            conn,
+            roles=["viewer"],
+            username=username,
+            password_hash=hash_password(ADMIN_PASSWORD, hasher=rt.hasher),
+            now=now,
+        )
+        started = enroll_totp(
+            conn, rt.sealer, user_id=user.id, account_name=username, name="phone", now=now,
+            origin=Origin(session_id=None),
+        )  # fmt: skip
+        activate_totp(
+            conn,
+            rt.sealer,
+            user_id=user.id,
+            factor_id=started.factor_id,
+            code=env.totp_now(started.secret),
+            now=now,
+        )
+    env.next_step()
+    return started.secret
+
+
+def remembered(env: Env, username: str, secret: str) -> str:
+    tx = sign_in(env.client, username, ADMIN_PASSWORD).json()
+    verified = env.client.post(
+        f"/auth/login/{tx['transaction_id']}/verify",
+        json={"method": "totp", "code": env.totp_now(secret), "remember_device": True},
+    )
+    env.next_step()
+    credential: str = verified.json()["device_credential"]
+    return credential
+
+
+def with_device(env: Env, username: str, credential: str) -> Any:
+    return env.client.post(
+        "/auth/login",
+        json={"username": username, "password": ADMIN_PASSWORD, "device_id": credential},
+    )
+
+
+def test_stolen_device_credential_of_one_user_is_no_factor_for_another(env: Env) -> None:
+    alice = enrolled_user(env, "alice")
+    enrolled_user(env, "bob")
+    stolen = remembered(env, "alice", alice)
+    assert with_device(env, "alice", stolen).json()["status"] == "authenticated"
+    # Bob's password (known to the thief) with Alice's device: the second factor is asked
+    attempt = with_device(env, "bob", stolen)
+    assert attempt.status_code == 200
+    assert attempt.json()["status"] == "mfa_required"
+    env.client.app.state.audit_buffer.flush()
+    with runtime_of(env).db.read() as conn:
+        asked = query(conn, tenant_id=None, action="login.mfa_required", limit=100).events
+    (bob,) = [e for e in asked if e.details["username"] == "bob"]
+    device = [r for r in bob.details["risk_reasons"] if r["reason"].startswith("device_")]
+    assert device == [{"reason": "device_unknown", "weight": 15, "presented": True}]
+
+
+def test_expired_device_credential_is_no_factor(env: Env) -> None:
+    secret = enrolled_user(env, "carol")
+    credential = remembered(env, "carol", secret)
+    env.clock.advance(30 * 86_400 + 1)
+    assert with_device(env, "carol", credential).json()["status"] == "mfa_required"
+
+
+def test_revoked_device_credential_is_no_factor(env: Env) -> None:
+    secret = enrolled_user(env, "dave")
+    credential = remembered(env, "dave", secret)
+    token = with_device(env, "dave", credential).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    (device,) = env.client.get("/me/devices", headers=auth).json()
+    assert env.client.delete(f"/me/devices/{device['id']}", headers=auth).status_code == 204
+    refused = with_device(env, "dave", credential)
+    assert refused.json()["status"] == "mfa_required"
+    assert refused.json()["risk"]["level"] == "medium"
+
+
+def test_forged_device_credential_is_no_factor(env: Env) -> None:
+    secret = enrolled_user(env, "erin")
+    real = remembered(env, "erin", secret)
+    forged = real[:-4] + ("AAAA" if not real.endswith("AAAA") else "BBBB")
+    for presented in (forged, "bst_dev_" + "A" * 43, "not-a-credential", "x" * 128):
+        assert with_device(env, "erin", presented).json()["status"] == "mfa_required"
