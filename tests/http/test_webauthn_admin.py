@@ -48,6 +48,25 @@ def test_policy_requiring_aal3_while_admins_lack_a_key_is_refused(env: Env) -> N
     assert accepted.json()["admin_requires_aal3"] is True
 
 
+def test_policy_manage_at_aal3_while_admins_lack_a_key_is_refused(env: Env) -> None:
+    """The same lock-out through the actions map: the permission that could undo it."""
+    signed_in_admin(env)
+    other = mint(env, acr="aal3", username="other-admin")
+    document = env.client.get("/admin/policy", headers=other.auth).json()
+    document["actions"]["policy.manage"] = {"acr": "aal3", "max_age": 900}
+    refused = env.client.put("/admin/policy", headers=other.auth, json=document)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["code"] == "admin_lockout"
+    assert refused.json()["errors"] == ["admin", "other-admin"]
+    assert (
+        env.client.get("/admin/policy", headers=other.auth)
+        .json()["actions"]
+        .get("policy.manage", {})
+        .get("acr")
+        != "aal3"
+    )  # nothing saved
+
+
 def test_removing_the_last_aal3_key_while_policy_requires_aal3_is_refused(env: Env) -> None:
     _, tokens = signed_in_admin(env)
     key = SoftAuthenticator()

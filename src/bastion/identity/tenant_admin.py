@@ -127,11 +127,12 @@ def replace_policy(
     conn: Connection, actor: Principal, tenant_id: str, policy: Policy, *, now: datetime
 ) -> Policy:
     before = load_policy(conn, tenant_id).to_document()
-    # No lock-out by policy: aal3 for administration needs every active admin to hold a
-    # factor that reaches it (a device-bound security key), or they lose administration.
-    lacking = (
-        admins_without_aal3_factor(conn, tenant_id=tenant_id) if policy.admin_requires_aal3 else []
-    )
+    # No lock-out by policy: aal3 for administration (``admin_requires_aal3``, or the
+    # permission that could undo it, ``policy.manage``, raised to aal3) needs every active
+    # admin to hold a factor that reaches it (a device-bound security key), or they lose
+    # administration.
+    locks = policy.admin_requires_aal3 or policy.requirement("policy.manage").acr == "aal3"
+    lacking = admins_without_aal3_factor(conn, tenant_id=tenant_id) if locks else []
     if lacking:
         record(
             conn,
@@ -146,7 +147,7 @@ def replace_policy(
         )
         raise CommitThenRaise(
             AdminLockout(
-                "admin_requires_aal3 would lock these admins out of administration: they hold "
+                "Requiring aal3 for administration would lock these admins out: they hold "
                 "no factor that reaches aal3 (a device-bound security key): "
                 + ", ".join(lacking)
                 + ". Have them register one first.",
