@@ -34,7 +34,7 @@ from bench import search
 from bench.data import Dataset, recall_at_k
 from bench.load import run_load
 from bench.report import Results, fmt, ratio
-from bench.servers import AUTH_OFF, PRODUCTION, ServerProcess, pid_of
+from bench.servers import PRODUCTION, ServerProcess, pid_of
 from bench.vectors import ingest
 
 CLIENTS = (1, 8)
@@ -108,7 +108,9 @@ def _direct(url: str, dataset: Dataset, clients: int) -> Figure:
 
 
 def _server(data_dir: Path, env: dict[str, str]) -> ServerProcess:
-    return start_server(data_dir, env={**PRODUCTION, **AUTH_OFF, **env})
+    """The bench's own app (requests without a credential skip the door), as bench.servers
+    starts it for the embedded blocks."""
+    return start_server(data_dir, env={**PRODUCTION, **env}, module="bench.serve")
 
 
 def run(root: Path, dataset: Dataset, results: Results) -> None:
