@@ -27,6 +27,7 @@ from bastion.factors.webauthn import (
     attestation_policy_from_settings,
     relying_party_from_settings,
 )
+from bastion.identity import key_table
 from bastion.identity.tenants import ensure_default_tenant
 from bastion.risk import RiskEngine
 from bastion.sealing import (
@@ -40,7 +41,6 @@ from bastion.tokens import (
     KeyRing,
     VerifiedAccessToken,
     VerifiedTokenCache,
-    key_table,
     rotate_keys,
     verify_access_token,
 )

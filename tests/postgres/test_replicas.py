@@ -23,8 +23,8 @@ import pyotp
 import pytest
 
 from bastion.audit import verify_chain
+from bastion.identity.key_table import WRONG_MASTER_KEY
 from bastion.storage import Database
-from bastion.tokens.key_table import WRONG_MASTER_KEY
 from tests.support.postgres import fresh_database
 from tests.support.replicas import new_master_key, replica, running, start_together
 from tests.support.server import ADMIN_PASSWORD, ROOT, LiveServer, ServerProcess

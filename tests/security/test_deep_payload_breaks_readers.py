@@ -18,7 +18,7 @@ import pytest
 from tests.security.conftest import DataPlane, qdrant_error
 
 MAX_PAYLOAD_BYTES = 64 * 1024  # the default ``max_payload_bytes``
-MAX_PAYLOAD_DEPTH = 64  # ``bastion.vectors.models.MAX_PAYLOAD_DEPTH`` (docs/vectors.md)
+MAX_PAYLOAD_DEPTH = 64  # ``bastion.vectors.payloads.MAX_PAYLOAD_DEPTH`` (docs/vectors.md)
 
 
 def deep(levels: int) -> dict[str, Any]:
@@ -66,6 +66,24 @@ def test_payload_deeper_than_readers_can_return_is_refused(
         assert f"nested more than {MAX_PAYLOAD_DEPTH} levels" in error
         count = http.post(f"/collections/{name}/points/count", json={})
         assert count.json()["result"]["count"] == 0
+
+
+def test_set_payload_under_a_deep_key_cannot_sink_past_the_limit(dataplane: DataPlane) -> None:
+    """``set_payload`` with a nested ``key`` puts the payload that many levels lower: a
+    60-level key and an accepted 10-level payload would make 70 (and a 250-level key 254)."""
+    key = ".".join(f"k{i}" for i in range(60))
+    with dataplane.client() as http:
+        name = dataplane.collection(http)
+        assert put_raw(http, name, '{"n": 1}').status_code == 200
+        refused = http.post(
+            f"/collections/{name}/points/payload",
+            json={"payload": deep(10), "points": [9], "key": key},
+        )
+        error = qdrant_error(refused)
+        assert f"nested more than {MAX_PAYLOAD_DEPTH} levels" in error
+        read = http.post(f"/collections/{name}/points", json={"ids": [9], "with_payload": True})
+        assert read.status_code == 200, read.text
+        assert read.json()["result"][0]["payload"] == {"n": 1}  # nothing written
 
 
 def test_payload_one_byte_too_large_is_refused(dataplane: DataPlane) -> None:

@@ -28,13 +28,14 @@ from bastion.clock import SystemClock
 from bastion.config import Settings
 from bastion.datadir import lock_for_server, require_installation
 from bastion.errors import BastionError, ConfigurationError
+from bastion.identity import key_table
 from bastion.runtime import master_key_of
 from bastion.sealing import Sealer
 from bastion.storage import Database
 from bastion.storage.schema import audit_events, metadata, signing_keys, tenants, users
 from bastion.storage.transfer import copy_tables, count, source_tables
 from bastion.storage.vector_schema import collections, points
-from bastion.tokens import KeyRing, key_table
+from bastion.tokens import KeyRing
 
 # Tables the destination must not hold rows in: it would already be an installation.
 _INSTALLATION = (tenants, users, audit_events, signing_keys)

@@ -183,7 +183,7 @@ webauthn_challenges = Table(
     Column("expires_at", UTCDateTime(), nullable=False, index=True),
 )
 
-# Token and checkpoint signing keys of a PostgreSQL installation (tokens.key_table), in
+# Token and checkpoint signing keys of a PostgreSQL installation (identity.key_table), in
 # order: the last is active. The private key is sealed with the master key (AES-GCM, bound
 # to its kid). The embedded installation keeps them as files and leaves this table empty.
 signing_keys = Table(

@@ -147,7 +147,7 @@ class KeyRing:
 
     @property
     def directory(self) -> Path | None:
-        """The key folder; None for keys kept in the database (``tokens.key_table``)."""
+        """The key folder; None for keys kept in the database (``identity.key_table``)."""
         return self._directory
 
     @property

@@ -30,6 +30,7 @@ from bastion.vectors.engine import (
 from bastion.vectors.errors import BadRequest, PayloadTooLarge
 from bastion.vectors.filters import Filter, parse_filter, parse_index_field, parse_key
 from bastion.vectors.ids import parse_point_id, parse_point_ids
+from bastion.vectors.payloads import MAX_PAYLOAD_DEPTH, depth_exceeds
 
 MAX_LIMIT = 10_000
 MAX_OFFSET = 100_000
@@ -37,34 +38,6 @@ MAX_BATCH = 10_000
 MAX_DIM = 65_536
 MAX_VECTOR_WRAPPERS = 3
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
-
-
-# -- payload limits (issue 11, items 15 and 16) -------------------------------------------
-# A payload is returned by every read path inside a response envelope (scroll, retrieve,
-# search, query: up to 4 levels above it; export's NDJSON lines), and orjson, which writes
-# every response, refuses JSON nested more than 254 levels. A payload nested 252 to 254
-# levels used to be accepted and then made every read that returned it answer 500, for
-# every caller, until the point was deleted; one nested 255 or more broke the size check
-# itself. So a payload is refused at write time unless every reader can return it: at
-# most ``MAX_PAYLOAD_DEPTH`` levels of objects and arrays (the payload object is level
-# 1), measured by a loop (no recursion: no input can exhaust Python's stack), and at
-# most ``settings.max_payload_bytes`` bytes as compact JSON (413).
-MAX_PAYLOAD_DEPTH = 64
-
-
-def depth_exceeds(value: Any, limit: int) -> bool:
-    """Whether ``value`` nests objects and arrays more than ``limit`` levels."""
-    if not isinstance(value, dict | list):
-        return False
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, dict | list):
-                stack.append((child, depth + 1))
-    return False
 
 
 def check_payload(payload: Any, where: str, max_bytes: int) -> None:

@@ -19,6 +19,33 @@ from bastion.vectors.errors import BadRequest, PayloadTooLarge
 Operation = Literal["set", "overwrite", "delete", "clear"]
 _MAX_KEYS = 1024
 
+# -- payload limits (issue 11, items 15 and 16) -------------------------------------------
+# A payload is returned by every read path inside a response envelope (scroll, retrieve,
+# search, query: up to 4 levels above it; export's NDJSON lines), and orjson, which writes
+# every response, refuses JSON nested more than 254 levels. A payload nested 252 to 254
+# levels used to be accepted and then made every read that returned it answer 500, for
+# every caller, until the point was deleted; one nested 255 or more broke the size check
+# itself. So a payload is refused at write time unless every reader can return it: at
+# most ``MAX_PAYLOAD_DEPTH`` levels of objects and arrays (the payload object is level
+# 1), measured by a loop (no recursion: no input can exhaust Python's stack), and at
+# most ``settings.max_payload_bytes`` bytes as compact JSON (413).
+MAX_PAYLOAD_DEPTH = 64
+
+
+def depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests objects and arrays more than ``limit`` levels."""
+    if not isinstance(value, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
 
 @dataclass(frozen=True)
 class PayloadChange:
@@ -32,6 +59,12 @@ class PayloadChange:
         new = self._applied(old or {})
         if self.operation == "set" and len(orjson.dumps(new)) > self.max_bytes:
             raise PayloadTooLarge(f"the payload would be larger than {self.max_bytes} bytes")
+        if self.operation == "set" and depth_exceeds(new, MAX_PAYLOAD_DEPTH):
+            # a payload set under a nested ``key`` sinks by that key's depth
+            raise BadRequest(
+                f"the payload would be nested more than {MAX_PAYLOAD_DEPTH} levels "
+                "(objects and arrays)"
+            )
         return new
 
     def _applied(self, old: dict[str, Any]) -> dict[str, Any]:
