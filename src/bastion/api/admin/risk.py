@@ -17,8 +17,9 @@ from fastapi import Query, Request
 
 from bastion.api.admin.common import TenantParam, admit_all, iso, read
 from bastion.api.guard import door_router
+from bastion.api.openapi import raises
 from bastion.api.responses import RiskEvents
-from bastion.errors import ValidationError
+from bastion.errors import NotFound, ValidationError
 from bastion.risk.store import FlaggedEvent, recent_flagged
 
 router = door_router()
@@ -60,6 +61,7 @@ def _before(value: str | None) -> datetime | None:
 @router.get(
     "/risk/events",
     response_model=RiskEvents,
+    responses=raises(NotFound),
     summary="Recent medium and high risk decisions, with reasons",
 )
 async def events(
