@@ -1,24 +1,104 @@
 """``bastion migrate-data``: an embedded installation moved onto PostgreSQL, verified,
-then served by a replica that has only the database URL and the master key file."""
+then served by a replica that has only the database URL and the master key file.
+
+Every refusal comes before the destination is touched (it keeps not even a schema):
+a source whose server still runs, a table Bastion does not know, a payload PostgreSQL's
+``jsonb`` cannot hold (U+0000), another master key than the installation's. Payloads with
+other control characters and characters beyond the BMP are carried as they were.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
+import psycopg
+import pytest
 
 from bastion.audit import verify_chain
 from bastion.storage import Database
 from tests.support.postgres import fresh_database
-from tests.support.replicas import replica, running
+from tests.support.replicas import new_master_key, replica, running
 from tests.support.server import ADMIN_PASSWORD, ROOT, LiveServer, start_server
 
+# Payloads PostgreSQL can hold, though they are awkward: C0 and C1 controls, an escape
+# sequence, line and paragraph separators, a byte-order mark, characters beyond the BMP,
+# in keys and in values, nested.
+ODD_PAYLOADS: dict[int, dict[str, Any]] = {
+    1001: {"controls": "bell\x07 tab\t nl\n cr\r del\x7f c1\x85 esc\x1b[31mred\x1b[0m"},
+    1002: {
+        "beyond the BMP": "😀 𝄞 𠜎 \U0010fffd",
+        "\U0001d528\U0001d522\U0001d536": ["\u2028", "\u2029", "\ufeff"],
+    },
+    1003: {"key\x01with\x1fcontrols": {"nested\x02": ["\x03", "😀", {"\x7f": "\u200b"}]}},
+}
 
-def _migrate(source: Path, destination: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+
+@dataclass(frozen=True)
+class Source:
+    data: Path  # a stopped embedded installation's folder: tests copy it
+    token: str  # a developer's access token, signed before the move
+    public_url: str
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
+    """An embedded installation: a collection of 250 points (and three with awkward
+    payloads), users, a TOTP seed sealed with its master key, the audit chain."""
+    data = tmp_path_factory.mktemp("embedded") / "data"
+    embedded = LiveServer(start_server(data))
+    try:
+        token = embedded.token(role="developer")
+        bearer = {"Authorization": f"Bearer {token}"}
+        created = httpx.put(
+            f"{embedded.url}/collections/moved",
+            headers=bearer,
+            json={"vectors": {"size": 3, "distance": "Cosine"}},
+        )
+        assert created.status_code == 200, created.text
+        points = [{"id": n, "vector": [1.0, n, 0.5], "payload": {"n": n}} for n in range(1, 251)]
+        points += [
+            {"id": n, "vector": [0.5, n, 1.0], "payload": payload}
+            for n, payload in ODD_PAYLOADS.items()
+        ]
+        upserted = httpx.put(
+            f"{embedded.url}/collections/moved/points?wait=true",
+            headers=bearer,
+            json={"points": points},
+        )
+        assert upserted.status_code == 200, upserted.text
+        embedded.user(role="viewer", username="seeded")  # a pending TOTP factor: a sealed seed
+        login = {"username": "seeded", "password": ADMIN_PASSWORD}
+        restricted = httpx.post(f"{embedded.url}/auth/login", json=login).json()["access_token"]
+        enrolled = httpx.post(
+            f"{embedded.url}/me/factors/totp", headers={"Authorization": f"Bearer {restricted}"}
+        )
+        assert enrolled.status_code in (200, 201), enrolled.text
+    finally:
+        embedded.server.stop()
+    return Source(data, token, embedded.server.env["BASTION_PUBLIC_URL"])
+
+
+def _copy(source: Source, tmp_path: Path) -> Path:
+    """The installation's folder copied (a migration brings its source's schema up to
+    date and holds its lock: each test has its own)."""
+    data = tmp_path / "data"
+    shutil.copytree(source.data, data)
+    return data
+
+
+def _migrate(
+    source: Path, destination: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
     return subprocess.run(
         [
             sys.executable,
@@ -32,41 +112,41 @@ def _migrate(source: Path, destination: str) -> subprocess.CompletedProcess[str]
         ],
         capture_output=True,
         text=True,
-        env={**env, "COLUMNS": "200"},
+        env={**clean, "COLUMNS": "200", **(env or {})},
         cwd=ROOT,
         check=False,
         timeout=120,
     )
 
 
-def test_embedded_installation_moves_to_postgres_and_is_served(
-    pgvector_url: str, tmp_path: Path
-) -> None:
-    data = tmp_path / "embedded" / "data"
-    embedded = LiveServer(start_server(data))
-    try:
-        token = embedded.token(role="developer")
-        bearer = {"Authorization": f"Bearer {token}"}
-        created = httpx.put(
-            f"{embedded.url}/collections/moved",
-            headers=bearer,
-            json={"vectors": {"size": 3, "distance": "Cosine"}},
-        )
-        assert created.status_code == 200, created.text
-        points = [{"id": n, "vector": [1.0, n, 0.5], "payload": {"n": n}} for n in range(1, 251)]
-        upserted = httpx.put(
-            f"{embedded.url}/collections/moved/points?wait=true",
-            headers=bearer,
-            json={"points": points},
-        )
-        assert upserted.status_code == 200, upserted.text
-    finally:
-        embedded.server.stop()
+def _tables_in(url: str) -> list[str]:
+    """The destination's tables: none at all when a refusal came before any write."""
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+        ).fetchall()
+    return [row[0] for row in rows]
 
+
+def _refused(moved: subprocess.CompletedProcess[str], url: str) -> str:
+    """A refusal: exit 1, one clear line, no traceback, the destination untouched."""
+    assert moved.returncode == 1, moved.stdout + moved.stderr
+    assert "Traceback" not in moved.stderr, moved.stderr
+    assert moved.stderr.startswith("error: "), moved.stderr
+    assert _tables_in(url) == []
+    return " ".join(moved.stderr.split())
+
+
+def test_embedded_installation_moves_to_postgres_and_is_served(
+    pgvector_url: str, source: Source, tmp_path: Path
+) -> None:
+    data = _copy(source, tmp_path)
     url = fresh_database(pgvector_url)
     moved = _migrate(data, url)
     assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert "copying" in moved.stdout  # the progress bar
     assert "Verified" in moved.stdout
+    assert "253 points in their pgvector tables" in moved.stdout
     assert "master.key" in moved.stdout
 
     db = Database(url)
@@ -83,20 +163,84 @@ def test_embedded_installation_moves_to_postgres_and_is_served(
     server = replica(tmp_path, "replica", url, "")
     del server.env["BASTION_MASTER_KEY"]
     server.env["BASTION_MASTER_KEY_FILE"] = str(data / "master.key")
-    server.env["BASTION_PUBLIC_URL"] = embedded.server.env["BASTION_PUBLIC_URL"]  # same `iss`
+    server.env["BASTION_PUBLIC_URL"] = source.public_url  # same `iss`
     with running([server]):
         live = LiveServer(server)
-        bearer = {"Authorization": f"Bearer {token}"}  # signed before the move: still valid
+        bearer = {"Authorization": f"Bearer {source.token}"}  # signed before the move
         counted = httpx.post(
             f"{server.url}/collections/moved/points/count", headers=bearer, json={}
         )
         assert counted.status_code == 200, counted.text
-        assert counted.json()["result"]["count"] == 250
+        assert counted.json()["result"]["count"] == 253
         found = httpx.post(
             f"{server.url}/collections/moved/points/query",
             headers=bearer,
             json={"query": [1.0, 7.0, 0.5], "limit": 1, "with_payload": True},
         ).json()["result"]["points"]
         assert found[0]["payload"] == {"n": 7}
+        odd = httpx.post(
+            f"{server.url}/collections/moved/points",
+            headers=bearer,
+            json={"ids": list(ODD_PAYLOADS), "with_payload": True},
+        ).json()["result"]
+        assert {point["id"]: point["payload"] for point in odd} == ODD_PAYLOADS
         login = {"username": "admin", "password": ADMIN_PASSWORD}
         assert httpx.post(f"{live.url}/auth/login", json=login).status_code == 200
+
+
+def test_migrating_a_folder_whose_server_runs_is_refused_naming_it(
+    pgvector_url: str, source: Source, tmp_path: Path
+) -> None:
+    data = _copy(source, tmp_path)
+    running_server = start_server(data)
+    try:
+        url = fresh_database(pgvector_url)
+        said = _refused(_migrate(data, url), url)
+        assert running_server.process is not None
+        assert f"in use by another Bastion server (pid {running_server.process.pid})" in said
+    finally:
+        running_server.stop()
+
+
+def test_source_with_a_table_bastion_does_not_know_is_refused(
+    pgvector_url: str, source: Source, tmp_path: Path
+) -> None:
+    data = _copy(source, tmp_path)
+    with sqlite3.connect(data / "bastion.db") as conn:
+        conn.execute("CREATE TABLE operator_notes (id INTEGER PRIMARY KEY, note TEXT)")
+        conn.execute("INSERT INTO operator_notes (note) VALUES ('kept by hand')")
+    url = fresh_database(pgvector_url)
+    said = _refused(_migrate(data, url), url)
+    assert "tables Bastion does not know: operator_notes" in said
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"note": "before\x00after"}, {"outer": [{"key\x00": 1}]}],
+    ids=["in-a-value", "in-a-nested-key"],
+)
+def test_payload_with_nul_character_is_refused_naming_the_point(
+    pgvector_url: str, source: Source, tmp_path: Path, payload: dict[str, Any]
+) -> None:
+    """jsonb cannot hold U+0000 (the pgvector engine refuses it on upsert with a 400); the
+    embedded engine stores it. Refused before anything is written, naming the point."""
+    data = _copy(source, tmp_path)
+    with sqlite3.connect(data / "bastion.db") as conn:  # as the embedded engine stores it
+        conn.execute(
+            "UPDATE points SET payload = ? WHERE point_id = ?",
+            (orjson.dumps(payload).decode(), f"{1002:020d}"),
+        )
+    url = fresh_database(pgvector_url)
+    said = _refused(_migrate(data, url), url)
+    assert "point 1002 of collection 'moved' has the character U+0000 in its payload" in said
+
+
+def test_another_master_key_than_the_installations_is_refused(
+    pgvector_url: str, source: Source, tmp_path: Path
+) -> None:
+    """The TOTP seeds are copied sealed with the installation's key; signing keys sealed
+    with another would leave replicas able to read the one and not the other."""
+    data = _copy(source, tmp_path)
+    url = fresh_database(pgvector_url)
+    said = _refused(_migrate(data, url, {"BASTION_MASTER_KEY": new_master_key()}), url)
+    assert "the master key given does not unseal this installation's TOTP seeds" in said

@@ -22,7 +22,7 @@ from bastion.factors.recovery import (
     verify_recovery_code,
 )
 from bastion.factors.totp import new_totp_secret, provisioning_uri, qr_svg, verify_totp
-from bastion.sealing import Sealer
+from bastion.sealing import Sealer, SealError
 from bastion.storage import new_id
 from bastion.storage.schema import factors, recovery_codes
 
@@ -77,6 +77,21 @@ def _record(row: Any) -> FactorRecord:
 
 def _context(factor_id: str) -> bytes:
     return b"bastion:totp:" + factor_id.encode()
+
+
+def unreadable_seeds(conn: Connection, sealer: Sealer) -> list[str]:
+    """Ids of the TOTP factors whose seed ``sealer`` does not unseal: sealed with another
+    master key (``bastion migrate-data`` refuses to carry them under the wrong one)."""
+    unreadable: list[str] = []
+    rows = conn.execute(
+        select(factors.c.id, factors.c.sealed_secret).where(factors.c.sealed_secret.is_not(None))
+    )
+    for factor_id, sealed in rows:
+        try:
+            sealer.unseal(sealed, context=_context(factor_id))
+        except SealError:
+            unreadable.append(factor_id)
+    return unreadable
 
 
 def list_factors(conn: Connection, user_id: str) -> list[FactorRecord]:

@@ -15,14 +15,26 @@ collection), and the audit chain with its signed checkpoints, up to the source's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import Connection, func, select
+from sqlalchemy import (
+    Connection,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy import table as sql_table
 
 from bastion.audit import verify_chain
+from bastion.authn.enrollment import unreadable_seeds
 from bastion.cli.common import app, fail, out, settings_for, shown, table
 from bastion.clock import SystemClock
 from bastion.config import Settings
@@ -36,6 +48,7 @@ from bastion.storage.schema import audit_events, metadata, signing_keys, tenants
 from bastion.storage.transfer import copy_tables, count, source_tables
 from bastion.storage.vector_schema import collections, points
 from bastion.tokens import KeyRing
+from bastion.vectors.ids import key_to_id
 
 # Tables the destination must not hold rows in: it would already be an installation.
 _INSTALLATION = (tenants, users, audit_events, signing_keys)
@@ -86,6 +99,12 @@ def _migrate(
     src: Database, dst: Database, sealer: Sealer, ring: KeyRing, settings: Settings
 ) -> None:
     src.migrate()  # the source at the current schema, as the destination will be
+    with src.read() as source:
+        # Every refusal that the source alone decides comes before the destination is
+        # touched: it stays as it was (not even a schema).
+        tables = [t for t in source_tables(source) if t is not signing_keys]
+        _require_storable(source, tables)
+        _require_master_key(source, sealer)
     with dst.startup_lock():  # no replica starts on it meanwhile
         dst.migrate()
         with dst.read() as conn:
@@ -93,7 +112,6 @@ def _migrate(
         with src.read() as source:
             # The embedded installation's keys are files (its table is empty): they are
             # sealed into the destination's table instead of copied.
-            tables = [t for t in source_tables(source) if t is not signing_keys]
             expected = {t.name: count(source, t) for t in tables}
             per_collection = _points_per_collection(source)
             source_head = source.execute(select(func.max(audit_events.c.seq))).scalar_one()
@@ -122,6 +140,85 @@ def _migrate(
     _report(expected, per_collection, problems)
     if problems:
         raise ConfigurationError("the copy does not match the source: " + "; ".join(problems))
+
+
+def _require_storable(conn: Connection, tables: list[Table]) -> None:
+    """PostgreSQL's text holds no U+0000, and its ``jsonb`` (where the pgvector engine
+    keeps payloads) neither U+0000 nor a lone UTF-16 surrogate, which SQLite stores: a
+    value it would refuse stops the move before anything is written, naming where it
+    is. (Other JSON columns become ``json``, which keeps them as written.)"""
+    for source_table in tables:
+        keys = list(source_table.primary_key.columns)
+        for column in source_table.columns:
+            if not isinstance(column.type, String):
+                continue
+            found = conn.execute(
+                select(*keys)
+                .where(func.instr(cast(column, LargeBinary), literal(b"\0")) > 0)
+                .limit(1)
+            ).first()
+            if found is not None:
+                where = ", ".join(f"{k.name} {v}" for k, v in zip(keys, found, strict=True))
+                raise ConfigurationError(
+                    f"{source_table.name}.{column.name} holds the character U+0000 (row {where}), "
+                    "which PostgreSQL cannot store: nothing was written"
+                )
+    _require_storable_payloads(conn)
+
+
+def _require_storable_payloads(conn: Connection) -> None:
+    names = dict(conn.execute(select(collections.c.id, collections.c.name)).tuples().all())
+    # Stored as JSON text, so U+0000 and surrogates are \u escapes: a cheap pre-filter.
+    suspects = conn.execute(
+        select(points.c.collection_id, points.c.point_id, points.c.payload).where(
+            or_(
+                func.instr(cast(points.c.payload, Text), literal("\\u0000")) > 0,
+                func.instr(func.lower(cast(points.c.payload, Text)), literal("\\ud")) > 0,
+            )
+        )
+    )
+    for collection_id, key, payload in suspects:
+        problem = _jsonb_problem(payload)
+        if problem is not None:
+            raise ConfigurationError(
+                f"point {key_to_id(key)!r} of collection {names[collection_id]!r} has "
+                f"{problem} in its payload, which PostgreSQL's jsonb cannot store: change or "
+                "delete that point on the embedded server, then migrate again "
+                "(nothing was written)"
+            )
+
+
+def _jsonb_problem(value: Any) -> str | None:
+    """What in a payload jsonb refuses: U+0000 or a lone surrogate in a key or a string."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _jsonb_problem(key) or _jsonb_problem(item)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = _jsonb_problem(item)
+            if found:
+                return found
+    elif isinstance(value, str):
+        if "\x00" in value:
+            return "the character U+0000"
+        if any("\ud800" <= char <= "\udfff" for char in value):
+            return "a lone UTF-16 surrogate"
+    return None
+
+
+def _require_master_key(conn: Connection, sealer: Sealer) -> None:
+    """The TOTP seeds are copied sealed; the signing keys are sealed here: one master key
+    for both, or the replicas could read the one and not the other."""
+    unreadable = unreadable_seeds(conn, sealer)
+    if unreadable:
+        raise ConfigurationError(
+            f"the master key given does not unseal this installation's TOTP seeds "
+            f"({len(unreadable)} of them): give migrate-data the installation's own key "
+            "(its data folder's master.key, or the BASTION_MASTER_KEY / "
+            "BASTION_MASTER_KEY_FILE its server runs with)"
+        )
 
 
 def _require_empty(conn: Connection) -> None:
