@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
-from tests.admin.helpers import runtime_of
+from tests.admin.helpers import mint, runtime_of
 from tests.support.app import Env
 from tests.support.credentials import new_user
 from tests.support.risk import BERLIN, LONDON, TOKYO
@@ -215,3 +215,84 @@ def test_forged_device_credential_is_no_factor(env: Env) -> None:
     forged = real[:-4] + ("AAAA" if not real.endswith("AAAA") else "BBBB")
     for presented in (forged, "bst_dev_" + "A" * 43, "not-a-credential", "x" * 128):
         assert with_device(env, "erin", presented).json()["status"] == "mfa_required"
+
+
+# -- a remembered device dies with the credentials that earned it ---------------------------
+
+NEW_PASSWORD = "correct horse battery staple 2026"
+
+
+def remembered_signed_in(env: Env, username: str) -> tuple[str, dict[str, str]]:
+    """A full TOTP sign-in that remembers the device: (device credential, auth header)."""
+    secret = enrolled_user(env, username)
+    tx = sign_in(env.client, username, ADMIN_PASSWORD).json()
+    verified = env.client.post(
+        f"/auth/login/{tx['transaction_id']}/verify",
+        json={"method": "totp", "code": env.totp_now(secret), "remember_device": True},
+    ).json()
+    env.next_step()
+    auth = {"Authorization": f"Bearer {verified['access_token']}"}
+    assert with_device(env, username, verified["device_credential"]).json()["status"] == (
+        "authenticated"
+    )
+    return verified["device_credential"], auth
+
+
+def device_revocations(env: Env) -> list[Any]:
+    env.client.app.state.audit_buffer.flush()
+    with runtime_of(env).db.read() as conn:
+        return query(conn, tenant_id=None, action="device.revoked", limit=100).events
+
+
+def test_device_remembered_before_a_password_change_is_no_factor_after_it(env: Env) -> None:
+    """The thief who had the password and a remembered device: the owner changes the
+    password; the device credential earned with the old one no longer stands in for a
+    factor (with the new password it asks for the second factor, level medium)."""
+    credential, auth = remembered_signed_in(env, "frank")
+    change = {"current_password": ADMIN_PASSWORD, "new_password": NEW_PASSWORD}
+    changed = env.client.post("/me/password", headers=auth, json=change)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["devices_revoked"] == 1
+    again = env.client.post(
+        "/auth/login",
+        json={"username": "frank", "password": NEW_PASSWORD, "device_id": credential},
+    )
+    assert again.json()["status"] == "mfa_required"
+    assert again.json()["risk"]["level"] == "medium"  # device_revoked
+    (revoked,) = device_revocations(env)
+    assert revoked.reason == "password_changed"
+    assert revoked.details["count"] == 1
+
+
+def test_device_remembered_before_sign_out_everywhere_is_no_factor_after_it(env: Env) -> None:
+    credential, auth = remembered_signed_in(env, "grace")
+    other = with_device(env, "grace", credential).json()  # another live session
+    done = env.client.delete("/me/sessions", headers=auth)
+    assert done.status_code == 200, done.text
+    assert done.json()["devices_revoked"] == 1
+    assert done.json()["sessions_revoked"] >= 2  # this session and the other one
+    for token in (auth["Authorization"].split()[1], other["access_token"]):
+        me = env.client.get("/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 401
+    assert with_device(env, "grace", credential).json()["status"] == "mfa_required"
+    (revoked,) = device_revocations(env)
+    assert revoked.reason == "signed_out_everywhere"
+    env.client.app.state.audit_buffer.flush()
+    with runtime_of(env).db.read() as conn:
+        ended = query(conn, tenant_id=None, action="session.revoked", limit=100).events
+    assert [e.reason for e in ended] == ["signed_out_everywhere"]
+
+
+def test_device_of_a_suspended_user_is_no_factor_after_reactivation(env: Env) -> None:
+    credential, auth = remembered_signed_in(env, "heidi")
+    user_id = env.client.get("/me", headers=auth).json()["id"]
+    admin = mint(env)
+    for status in ("suspended", "active"):
+        patched = env.client.patch(
+            f"/admin/users/{user_id}", headers=admin.auth, json={"status": status}
+        )
+        assert patched.status_code == 200, patched.text
+    assert with_device(env, "heidi", credential).json()["status"] == "mfa_required"
+    (revoked,) = device_revocations(env)
+    assert revoked.reason == "user_suspended"
+    assert revoked.actor == admin.user_id

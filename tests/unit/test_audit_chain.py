@@ -35,8 +35,8 @@ from bastion.audit import (
     verify_chain,
     write_checkpoint,
 )
-from bastion.authn.principal import Grant, Principal
 from bastion.authz import DEFAULT_POLICY, Resource, decide
+from bastion.domain.principal import Grant, Principal
 from bastion.errors import ValidationError
 from bastion.storage import Database
 from bastion.storage.schema import audit_checkpoints, audit_events

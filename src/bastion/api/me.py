@@ -1,5 +1,5 @@
 """``/me``: the signed-in user's own account, factors, recovery codes, password and
-sessions.
+sessions (``DELETE /me/sessions``: sign out everywhere, remembered devices too).
 
 Routes parse and render; the use cases are ``authn.self_service`` and ``authn.password``.
 Every allow, deny or step-up is ``authz.decide``'s: ``me.read``, ``me.factors.read`` and
@@ -30,6 +30,7 @@ from bastion.api.responses import (
     PasswordChanged,
     RecoveryCodes,
     SessionView,
+    SignedOutEverywhere,
     TotpEnrollment,
 )
 from bastion.api.views import factor_view
@@ -45,6 +46,7 @@ from bastion.authn.self_service import (
     end_own_session,
     finish_totp,
     new_recovery_codes,
+    sign_out_everywhere,
     start_totp,
 )
 from bastion.authn.sessions import list_sessions
@@ -221,14 +223,15 @@ async def factor_remove(request: Request, factor_id: str) -> Response:
     "/password",
     response_model=PasswordChanged,
     responses=raises(RateLimited),
-    summary="Change my password (current and new; a recent proof; my other sessions end)",
+    summary="Change my password (current and new; a recent proof; my other sessions and "
+    "remembered devices end)",
 )
 async def password(request: Request, body: PasswordBody) -> dict[str, Any]:
     principal = await authenticate(request)
     deps = runtime(request).authn
     context = client_context(request)
     with count_refused(request, context.ip):
-        ended = await run_in_threadpool(
+        changed = await run_in_threadpool(
             lambda: change_password(
                 deps,
                 principal,
@@ -238,7 +241,11 @@ async def password(request: Request, body: PasswordBody) -> dict[str, Any]:
             )
         )
     forget(request, subject=principal.id)
-    return {"status": "changed", "sessions_revoked": ended}
+    return {
+        "status": "changed",
+        "sessions_revoked": changed.sessions_revoked,
+        "devices_revoked": changed.devices_revoked,
+    }
 
 
 @router.get("/sessions", response_model=list[SessionView], summary="My live sessions")
@@ -276,3 +283,22 @@ async def session_end(request: Request, session_id: str) -> Response:
     await run_in_threadpool(lambda: end_own_session(deps, principal, session_id))
     forget(request, session_id=session_id)
     return Response(status_code=204)
+
+
+@router.delete(
+    "/sessions",
+    response_model=SignedOutEverywhere,
+    summary="Sign out everywhere: every session of mine (this one too), console sessions "
+    "and remembered devices end",
+)
+async def sessions_end_all(request: Request) -> dict[str, Any]:
+    principal = await authorize(request, "me.sessions.manage")
+    deps = runtime(request).authn
+    context = client_context(request)
+    done = await run_in_threadpool(lambda: sign_out_everywhere(deps, principal, context=context))
+    forget(request, subject=principal.id)
+    return {
+        "sessions_revoked": done.sessions_revoked,
+        "console_sessions": done.console_sessions,
+        "devices_revoked": done.devices_revoked,
+    }

@@ -154,6 +154,7 @@ class RecoveryCodes(Answer):
 class PasswordChanged(Answer):
     status: Literal["changed"]
     sessions_revoked: int
+    devices_revoked: int
 
 
 class SessionView(Answer):
@@ -180,6 +181,12 @@ class DeviceView(Answer):
 
 class DevicesRevoked(Answer):
     revoked: int
+
+
+class SignedOutEverywhere(Answer):
+    sessions_revoked: int
+    console_sessions: int
+    devices_revoked: int
 
 
 # -- /admin ------------------------------------------------------------------------------

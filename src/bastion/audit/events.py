@@ -114,13 +114,16 @@ _SPECS = (
     _spec("token.revoked", "A token was revoked (RFC 7009).", "success",
           "kind session_id token_id"),
     _spec("session.logout", "A session logged out.", "success", "session_id"),
-    _spec("session.revoked", "A session was ended by its user or an admin.", "success",
-          "session_id user_id"),
+    _spec("session.revoked", "A session was ended by its user or an admin (reason "
+          "signed_out_everywhere: every session of the user, count of them, console "
+          "sessions too).", "success", "session_id user_id count console_sessions"),
     _spec("device.remembered", "A remembered-device credential was issued at a full MFA "
           "sign-in (a possession factor for later sign-ins; the credential is never "
           "recorded).", "success", "device_id name expires_at session_id"),
     _spec("device.revoked", "Remembered devices were revoked by their user or an admin "
-          "(device_id null: all of the user's).", "success", "device_id user_id count"),
+          "(device_id null: all of the user's; reason password_changed, "
+          "signed_out_everywhere, user_suspended, user_deleted, factors_reset when the "
+          "credentials that earned them ended).", "success", "device_id user_id count"),
     _spec("session.risk_challenged", "Continuous evaluation asked a session for a step-up "
           "(RFC 9470): used from a new country or network, impossible travel between two "
           "uses, or a query/scroll/export burst far above the principal's baseline.",
@@ -153,8 +156,8 @@ _SPECS = (
     _spec("user.password_set", "A user chose a password with an enrollment link.", "success",
           "user_id username"),
     _spec("user.password_changed", "A user changed their own password (failure: the current "
-          "password was wrong); their other sessions ended.", "success failure",
-          "user_id session_id sessions_revoked"),
+          "password was wrong); their other sessions and remembered devices ended.",
+          "success failure", "user_id session_id sessions_revoked devices_revoked"),
     _spec("user.unlocked", "An administrator cleared a user's failed sign-in and second-factor "
           "counts.", "success", "user_id username sign_in_failures second_factor_failures"),
     _spec("user.suspended", "A user was suspended.", "success", "user_id username before after"),

@@ -20,10 +20,11 @@ from bastion.audit import record
 from bastion.authn.adaptive import risk_policy
 from bastion.domain import Principal
 from bastion.errors import NotFound
+from bastion.identity.credentials import revoke_devices
 from bastion.identity.rules import load_policy
 from bastion.identity.users import User
 from bastion.risk import DeviceRecord
-from bastion.risk.store import list_devices, remember_device, revoke_device
+from bastion.risk.store import list_devices, remember_device
 
 __all__ = ["DEVICE_NAME", "devices_of", "remember", "revoke"]
 
@@ -75,21 +76,16 @@ def revoke(
     user: User,
     device_id: str | None,
     *,
+    reason: str | None = None,
     now: datetime,
 ) -> int:
     """Revoke one device of ``user`` (``NotFound`` when it is not one of theirs, or is
-    revoked already) or, ``device_id`` None, every one; records ``device.revoked``."""
-    count = revoke_device(conn, user_id=user.id, device_id=device_id, now=now)
+    revoked already) or, ``device_id`` None, every one; records ``device.revoked`` (with
+    ``reason``)."""
+    count = revoke_devices(
+        conn, actor_id=actor.id, user_id=user.id, tenant_id=user.tenant_id,
+        device_id=device_id, reason=reason, now=now,
+    )  # fmt: skip
     if device_id is not None and count == 0:
         raise NotFound("No such remembered device.", code="device_not_found")
-    if count:
-        record(
-            conn,
-            "device.revoked",
-            actor=actor.id,
-            tenant_id=user.tenant_id,
-            resource=f"device:{device_id}" if device_id else f"user:{user.id}",
-            details={"device_id": device_id, "user_id": user.id, "count": count},
-            now=now,
-        )
     return count

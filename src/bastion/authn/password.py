@@ -6,12 +6,15 @@ asked too, and a wrong one is counted like a failed sign-in (``authn.login``'s a
 throttle, by the address it comes from), so a stolen session cannot guess the password
 here faster than at the login. The new password follows the tenant's password policy
 (NIST SP 800-63B-4 §3.1.1.2). Every other session of the user ends with the change; the
-one that made it stays. Argon2 runs outside any transaction, as at the login.
+one that made it stays. Every remembered device of the user is revoked too (it was earned
+with the old password: a thief who had both must not keep a possession factor). Argon2
+runs outside any transaction, as at the login.
 """
 
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 
 from bastion.authn.familiar import familiar_address
 from bastion.authn.login import AuthnDeps, ClientContext, account_text
@@ -21,11 +24,12 @@ from bastion.authn.sessions import revoke_other_sessions
 from bastion.domain import Principal
 from bastion.errors import AuthorizationError, InvalidCredentials
 from bastion.factors.password import check_new_password, hash_password, verify_password
+from bastion.identity.credentials import revoke_devices
 from bastion.identity.rules import load_policy
 from bastion.identity.users import set_password_hash, user_by_id
 from bastion.storage import CommitThenRaise
 
-__all__ = ["InvalidCurrentPassword", "change_password"]
+__all__ = ["InvalidCurrentPassword", "PasswordChange", "change_password"]
 
 
 class InvalidCurrentPassword(AuthorizationError):
@@ -36,6 +40,12 @@ class InvalidCurrentPassword(AuthorizationError):
         super().__init__("The current password is not right.")
 
 
+@dataclass(frozen=True)
+class PasswordChange:
+    sessions_revoked: int  # the user's other sessions that ended
+    devices_revoked: int  # the remembered devices that were revoked
+
+
 def change_password(
     deps: AuthnDeps,
     principal: Principal,
@@ -43,8 +53,8 @@ def change_password(
     current: str,
     new: str,
     context: ClientContext,
-) -> int:
-    """Set a new password; returns how many other sessions ended."""
+) -> PasswordChange:
+    """Set a new password; the other sessions and every remembered device end."""
     with deps.db.begin() as conn:
         now = deps.clock.now()
         may_change_sign_in(conn, principal, "me.password.change", now=now)
@@ -92,6 +102,10 @@ def change_password(
         ended = revoke_other_sessions(
             conn, user.id, keep=principal.session_id, reason="password_changed", now=now
         )
+        devices = revoke_devices(
+            conn, actor_id=principal.id, user_id=user.id, tenant_id=user.tenant_id,
+            reason="password_changed", now=now,
+        )  # fmt: skip
         record_change(
             conn,
             principal,
@@ -100,6 +114,7 @@ def change_password(
             now=now,
             user_id=user.id,
             sessions_revoked=ended,
+            devices_revoked=devices,
         )
     deliver(deps.notify, notice(principal, "user.password_changed", context, now=now))
-    return ended
+    return PasswordChange(sessions_revoked=ended, devices_revoked=devices)

@@ -14,12 +14,14 @@ where it came from (session, address, user agent) and is notified once committed
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection
 
 from bastion.audit import record
 from bastion.audit.events import Outcome
+from bastion.authn.console_sessions import delete_user_console_sessions
 from bastion.authn.enrollment import (
     FactorRecord,
     Origin,
@@ -35,11 +37,12 @@ from bastion.authn.guessing import activation_subject, check_guess, count_failur
 from bastion.authn.login import AuthnDeps, ClientContext
 from bastion.authn.notices import AccountNotice, deliver
 from bastion.authn.security_keys import aal3_capable
-from bastion.authn.sessions import end_session, session_by_id
+from bastion.authn.sessions import end_session, revoke_other_sessions, session_by_id
 from bastion.authz import Account, Resource
 from bastion.domain import Principal
 from bastion.errors import Conflict, InvalidCode, NotFound
 from bastion.identity.authorization import check
+from bastion.identity.credentials import revoke_devices
 from bastion.identity.rules import load_policy
 from bastion.identity.users import user_by_id
 from bastion.storage import CommitThenRaise
@@ -273,3 +276,40 @@ def end_own_session(deps: AuthnDeps, principal: Principal, session_id: str) -> N
             actor=principal.id,
             now=deps.clock.now(),
         )
+
+
+@dataclass(frozen=True)
+class SignedOutEverywhere:
+    sessions_revoked: int  # API sessions, this one included
+    console_sessions: int  # web console sessions
+    devices_revoked: int  # remembered devices
+
+
+def sign_out_everywhere(
+    deps: AuthnDeps, principal: Principal, *, context: ClientContext
+) -> SignedOutEverywhere:
+    """Every session of the caller ends, this one included, with every console session
+    and every remembered device (a device is a possession factor that a sign-in earned:
+    it must not survive the person's "sign me out of everything")."""
+    with deps.db.begin() as conn:
+        now = deps.clock.now()
+        ended = revoke_other_sessions(
+            conn, principal.id, keep=None, reason="signed_out_everywhere", now=now
+        )
+        consoles = delete_user_console_sessions(conn, principal.id)
+        devices = revoke_devices(
+            conn, actor_id=principal.id, user_id=principal.id, tenant_id=principal.tenant_id,
+            reason="signed_out_everywhere", now=now,
+        )  # fmt: skip
+        record_change(
+            conn,
+            principal,
+            "session.revoked",
+            context,
+            now=now,
+            reason="signed_out_everywhere",
+            user_id=principal.id,
+            count=ended,
+            console_sessions=consoles,
+        )
+    return SignedOutEverywhere(ended, consoles, devices)

@@ -1,8 +1,10 @@
-"""What a user holds to sign in, as the directory ends it: sessions and factors.
+"""What a user holds to sign in, as the directory ends it: sessions, factors and
+remembered devices.
 
-``authn`` creates sessions and enrols factors; suspending, deleting or resetting a user
-(``identity.lifecycle``, the CLI) ends them through these two functions. The policy's
-lock-out guard asks which admins could not reach ``aal3``.
+``authn`` creates sessions, enrols factors and remembers devices; suspending, deleting or
+resetting a user (``identity.lifecycle``, the CLI), a password change and "sign out
+everywhere" (``authn``) end them through these functions. The policy's lock-out guard asks
+which admins could not reach ``aal3``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, select, update
 
+from bastion.audit import record
+from bastion.risk.store import revoke_device
 from bastion.storage.schema import factors, recovery_codes, role_grants, sessions, users
 
 
@@ -21,6 +25,35 @@ def revoke_user_sessions(conn: Connection, user_id: str, *, reason: str, now: da
         .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason)
     )
+
+
+def revoke_devices(
+    conn: Connection,
+    *,
+    actor_id: str | None,
+    user_id: str,
+    tenant_id: str,
+    device_id: str | None = None,
+    reason: str | None = None,
+    now: datetime,
+) -> int:
+    """Revoke one remembered device of the user (``device_id``) or every one (None) and
+    record ``device.revoked`` with ``reason`` (``password_changed``, ``user_suspended`` …);
+    how many were revoked (0: none live, nothing recorded). A revoked credential that
+    comes back is ``device_revoked`` to the risk engine: it never stands in for a factor."""
+    count = revoke_device(conn, user_id=user_id, device_id=device_id, now=now)
+    if count:
+        record(
+            conn,
+            "device.revoked",
+            actor=actor_id,
+            tenant_id=tenant_id,
+            resource=f"device:{device_id}" if device_id else f"user:{user_id}",
+            reason=reason,
+            details={"device_id": device_id, "user_id": user_id, "count": count},
+            now=now,
+        )
+    return count
 
 
 def reset_factors(conn: Connection, *, user_id: str) -> int:

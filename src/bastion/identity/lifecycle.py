@@ -25,7 +25,7 @@ from bastion.domain import Grant, Principal
 from bastion.errors import Conflict
 from bastion.factors.password import check_new_password, hash_password
 from bastion.identity.authorization import check
-from bastion.identity.credentials import reset_factors, revoke_user_sessions
+from bastion.identity.credentials import reset_factors, revoke_devices, revoke_user_sessions
 from bastion.identity.grants import (
     grant_collections,
     grants_in_tenant,
@@ -219,6 +219,12 @@ def update_user(
         user = set_status(conn, user.id, status, now=now)
         if status == "suspended":
             revoke_user_sessions(conn, user.id, reason="user_suspended", now=now)
+            # A remembered device is a possession factor: it must not outlive the
+            # suspension (a reactivated account signs in with its factors again).
+            revoke_devices(
+                conn, actor_id=actor.id, user_id=user.id, tenant_id=user.tenant_id,
+                reason="user_suspended", now=now,
+            )  # fmt: skip
     suspended = status == "suspended" and previous != "suspended"
     record(
         conn,
@@ -250,6 +256,10 @@ def delete_user(conn: Connection, actor: Principal, user_id: str, *, now: dateti
     subject = f"user:{user.id}"
     check(conn, actor, "users.manage", resource, subject=subject, now=now, failure=_failure(user))
     revoke_user_sessions(conn, user.id, reason="user_deleted", now=now)
+    revoke_devices(
+        conn, actor_id=actor.id, user_id=user.id, tenant_id=user.tenant_id,
+        reason="user_deleted", now=now,
+    )  # fmt: skip
     remove_grants(conn, "user", user.id)
     reset_factors(conn, user_id=user.id)
     deprovision_user(conn, user.id, now=now)

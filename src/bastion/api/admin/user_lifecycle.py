@@ -103,7 +103,7 @@ async def reset(request: Request, user_id: str) -> dict[str, Any]:
         at = now(request)
         removed = reset_user_factors(conn, principal, found.id, now=at)
         # A remembered device is a possession factor too (issue 15): it goes with the rest.
-        return removed, revoke_devices(conn, principal, found, None, now=at)
+        return removed, revoke_devices(conn, principal, found, None, reason="factors_reset", now=at)
 
     removed, devices = await write(request, work)
     forget_credentials(request, subject=found.id)

@@ -14,11 +14,9 @@ import base64
 from typing import Any
 from urllib.parse import quote
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bastion.authn.console_sessions import delete_user_console_sessions
 from bastion.console.actions import action, router
 from bastion.console.dispatch import call_api
 from bastion.console.session import COOKIE, Console
@@ -236,17 +234,10 @@ async def revoke_others(console: Console, form: Form, params: dict[str, str]) ->
 
 @action(router, "/account/sign-out-everywhere", label="Sign out everywhere", back="/account")
 async def sign_out_everywhere(console: Console, form: Form, params: dict[str, str]) -> Response:
-    """Every session of this person ends: the API's, then this console's."""
-    for session in await _other_sessions(console):
-        await console.api("DELETE", f"/me/sessions/{quote(session['id'], safe='')}")
-    await call_api(console.request, "POST", "/auth/logout", token=await console.access_token())
-    rt, user_id = console.rt, console.me["id"]
-
-    def forget() -> None:
-        with rt.db.begin() as conn:
-            delete_user_console_sessions(conn, user_id)
-
-    await run_in_threadpool(forget)
+    """Every session of this person ends (the API's and every console's) and every
+    remembered device is forgotten: ``DELETE /me/sessions``."""
+    await console.api("DELETE", "/me/sessions")
+    await console.end()
     response = see_other(PREFIX + "/sign-in?notice=signed_out")
     clear_cookie(response, settings_of(console.request), COOKIE)
     return response
