@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from tests.admin.helpers import mint, runtime_of
 from tests.support.app import Env
 from tests.support.credentials import new_user
@@ -296,3 +297,112 @@ def test_device_of_a_suspended_user_is_no_factor_after_reactivation(env: Env) ->
     (revoked,) = device_revocations(env)
     assert revoked.reason == "user_suspended"
     assert revoked.actor == admin.user_id
+
+
+# -- wrong second-factor codes feed the risk engine ------------------------------------------
+
+
+def audit_events(env: Env, action: str) -> list[Any]:
+    env.client.app.state.audit_buffer.flush()
+    with runtime_of(env).db.read() as conn:
+        return query(conn, tenant_id=None, action=action, limit=100, newest_first=True).events
+
+
+def guess_codes(client: TestClient, transaction_id: str, count: int) -> None:
+    for n in range(count):
+        wrong = client.post(
+            f"/auth/login/{transaction_id}/verify",
+            json={"method": "totp", "code": f"{n:06d}"},
+        )
+        assert wrong.status_code == 401
+        assert wrong.json()["code"] == "invalid_code"
+
+
+def test_second_factor_guessing_raises_the_next_sign_ins_risk(env: Env) -> None:
+    """A thief with the password guesses TOTP codes: each wrong code is a failed sign-in
+    to the risk engine, so the next sign-in (even the owner's) is scored higher."""
+    secret = enrolled_user(env, "ivan")
+    berlin = client_at(env, BERLIN)
+    tx = sign_in(berlin, "ivan", ADMIN_PASSWORD).json()
+    assert tx["risk"]["level"] == "low"
+    done = berlin.post(
+        f"/auth/login/{tx['transaction_id']}/verify",
+        json={"method": "totp", "code": env.totp_now(secret)},
+    )
+    assert done.status_code == 200, done.text
+    env.next_step()
+    before = sign_in(berlin, "ivan", ADMIN_PASSWORD).json()
+    assert before["risk"]["level"] == "low"
+
+    guess_codes(berlin, before["transaction_id"], 5)  # the transaction dies at 5
+    after = sign_in(berlin, "ivan", ADMIN_PASSWORD).json()
+    assert after["status"] == "mfa_required"
+    assert after["risk"]["level"] == "medium"
+    asked = audit_events(env, "login.mfa_required")[0]
+    assert "user_failures" in {r["reason"] for r in asked.details["risk_reasons"]}
+    with runtime_of(env).db.read() as conn:
+        flagged = conn.execute(
+            text("SELECT count(*) FROM risk_events WHERE outcome = 'failure' AND ip = :ip"),
+            {"ip": BERLIN},
+        ).scalar_one()
+    assert flagged == 5
+
+
+def failures_floor(env: Env, floor: str) -> None:
+    """The tenant's policy: a burst of failures of a user floors their next decision."""
+    rt = runtime_of(env)
+    with rt.db.begin() as conn:
+        tenant = tenant_by_name(conn, "default")
+        assert tenant is not None
+        document = {"risk": {"reasons": {"user_failures": {"weight": 15, "floor": floor}}}}
+        save_policy(conn, tenant.id, Policy.from_document(document), now=rt.clock.now())
+
+
+def test_step_up_after_second_factor_guessing_is_refused_and_recorded(env: Env) -> None:
+    """A stolen session guesses step-up codes: each wrong code counts, and once the risk
+    engine asks for a phishing-resistant factor the TOTP-only user cannot step up at
+    all (401 step_up_refused, no reasons to the client; step_up.failure with them)."""
+    failures_floor(env, "phishing_resistant")
+    secret = enrolled_user(env, "judy")
+    tx = sign_in(env.client, "judy", ADMIN_PASSWORD).json()
+    tokens = env.client.post(
+        f"/auth/login/{tx['transaction_id']}/verify",
+        json={"method": "totp", "code": env.totp_now(secret)},
+    ).json()
+    env.next_step()
+    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+    started = env.client.post("/auth/step-up", headers=auth, json={"acr_values": "aal2"})
+    assert started.status_code == 200, started.text
+    assert started.json()["methods"] == ["totp"]
+    (scored,) = audit_events(env, "step_up.started")
+    assert scored.details["risk_level"] == "low"
+    guess_codes(env.client, started.json()["transaction_id"], 5)
+    assert len(audit_events(env, "step_up.failure")) == 5
+
+    refused = env.client.post("/auth/step-up", headers=auth, json={"acr_values": "aal2"})
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "step_up_refused"
+    assert "user_failures" not in refused.text  # the reasons stay in the audit log
+    denied = audit_events(env, "step_up.failure")[0]
+    assert denied.outcome == "denied"
+    assert denied.reason == "risk_no_factor"
+    assert "user_failures" in {r["reason"] for r in denied.details["risk_reasons"]}
+
+
+def test_step_up_the_risk_engine_denies_is_refused(env: Env) -> None:
+    failures_floor(env, "deny")
+    secret = enrolled_user(env, "kim")
+    tx = sign_in(env.client, "kim", ADMIN_PASSWORD).json()
+    tokens = env.client.post(
+        f"/auth/login/{tx['transaction_id']}/verify",
+        json={"method": "totp", "code": env.totp_now(secret)},
+    ).json()
+    env.next_step()
+    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+    started = env.client.post("/auth/step-up", headers=auth).json()
+    guess_codes(env.client, started["transaction_id"], 5)
+    refused = env.client.post("/auth/step-up", headers=auth)
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "step_up_refused"
+    denied = audit_events(env, "step_up.failure")[0]
+    assert (denied.outcome, denied.reason) == ("denied", "risk_denied")

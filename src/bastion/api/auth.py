@@ -32,7 +32,7 @@ from bastion.authn.passkeys import passkey_options, passkey_sign_in
 from bastion.authn.results import IssuedTokens, LoginResult, MfaRequired
 from bastion.authn.second_factor import start_key_challenge, verify_factor
 from bastion.authn.sessions import end_session, refresh, session_of_refresh_token
-from bastion.authn.step_up import start_step_up
+from bastion.authn.step_up import StepUpRefused, start_step_up
 from bastion.errors import (
     BastionError,
     Conflict,
@@ -297,8 +297,9 @@ async def logout(request: Request) -> dict[str, Any]:
     "/step-up",
     openapi_extra=read_body(StepUpBody, required=False),
     response_model=LoginAnswer,
+    responses=raises(StepUpRefused),
     dependencies=[Depends(signed_in)],
-    summary="Start a step-up to a higher acr (RFC 9470)",
+    summary="Start a step-up to a higher acr (RFC 9470; scored by the risk engine)",
 )
 async def step_up(request: Request) -> dict[str, Any]:
     principal = await authenticate(request)

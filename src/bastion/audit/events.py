@@ -130,15 +130,18 @@ _SPECS = (
           "challenge", "session_id required_acr risk_level risk_score risk_reasons"),
     _spec("session.risk_revoked", "Continuous evaluation ended a session (a deny verdict).",
           "denied", "session_id required_acr risk_level risk_score risk_reasons"),
-    _spec("step_up.started", "A step-up transaction began.", "success",
-          "session_id required_acr methods"),
+    _spec("step_up.started", "A step-up transaction began (scored by the risk engine).",
+          "success", "session_id required_acr methods risk_level risk_score risk_reasons"),
     _spec("step_up.challenged", "An action asked for stronger or fresher authentication "
           "(RFC 9470).", "challenge", "permission required_acr max_age acr"),
     _spec("step_up.success", "A step-up finished with new tokens (acr below required_acr: "
           "nothing offered could reach it, e.g. a synced passkey asked for aal3).", "success",
           "session_id acr amr required_acr"),
-    _spec("step_up.failure", "A step-up was refused.", "failure",
-          "method attempts failures retry_after"),
+    _spec("step_up.failure", "A step-up was refused (failure: a wrong code or a refused "
+          "assertion; denied: the risk engine refused it, reason risk_denied or "
+          "risk_no_factor).", "failure denied",
+          "method attempts failures retry_after session_id required_acr risk_level "
+          "risk_score risk_reasons"),
     _spec("api_key.rejected", "An unknown, expired or revoked API key was presented (one "
           "event per key, reason and second; attempts = how many).", "denied",
           "key_id service_account_id attempts"),

@@ -13,7 +13,10 @@ returns decides, in ``authn.login``:
 
 The attempt is recorded once, by ``risk.record_login_attempt`` (or, when a second factor
 finishes it, ``risk.record_login_outcome`` from the transaction's ``context``): the
-familiar-address check and the engine read the one history.
+familiar-address check and the engine read the one history. A wrong second-factor code
+or a refused assertion (at sign-in or step-up) is recorded too, as a failed sign-in of
+its user (``record_factor_failure``): a burst of them raises the next decision
+(``user_failures``, the network's reputation) as wrong passwords do.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from bastion.risk import (
     assess_login,
     load_risk_policy,
 )
-from bastion.risk.store import network_of
+from bastion.risk.store import network_of, record_login, username_key
 from bastion.sealing import Sealer
 
 __all__ = [
@@ -49,6 +52,7 @@ __all__ = [
     "LoginPlan",
     "assess",
     "login_plan",
+    "record_factor_failure",
     "risk_allowed",
     "risk_details",
     "risk_policy",
@@ -176,3 +180,29 @@ def risk_allowed(context: Mapping[str, Any], available: Sequence[str]) -> list[s
         return list(available)
     allowed = set(risk["methods"])
     return [method for method in available if method in allowed]
+
+
+def record_factor_failure(
+    conn: Connection,
+    engine: RiskEngine,
+    sealer: Sealer,
+    user: User,
+    *,
+    ip: str | None,
+    now: datetime,
+) -> None:
+    """A wrong second-factor code or a refused assertion of ``user`` from ``ip``: a failed
+    sign-in to the risk engine (the user's failures, the network's failures and
+    reputation). Not a decision: no level, so it is not listed as one."""
+    record_login(
+        conn,
+        at=now,
+        outcome="failure",
+        tenant_id=user.tenant_id,
+        user_id=user.id,
+        username_key=username_key(sealer, user.username),
+        ip=ip,
+        location=engine.locate(ip),
+        decision=None,
+        policy=risk_policy(load_policy(conn, user.tenant_id)),
+    )

@@ -6,8 +6,9 @@ after ``max_attempts`` wrong codes or refused assertions.
 Wrong codes are recorded (``login.failure`` or ``step_up.failure``) and committed before
 the error is answered. Across transactions, every method is wrapped by the guessing
 limits (``authn.guessing``: checked before the code is looked at, a failure counted by
-the method's ``guessable`` property, a success clearing the account's counts). A
-step-up never accepts a factor or a recovery code its own session added (issue 11.1).
+the method's ``guessable`` property, a success clearing the account's counts), and each
+failure is a failed sign-in to the risk engine (``authn.adaptive.record_factor_failure``).
+A step-up never accepts a factor or a recovery code its own session added (issue 11.1).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from bastion.audit import record
-from bastion.authn.adaptive import risk_allowed
+from bastion.authn.adaptive import record_factor_failure, risk_allowed, risk_policy
 from bastion.authn.assurance import VerifiedFactor, compute_assurance, factor_record
 from bastion.authn.enrollment import login_methods, use_recovery_code, verify_totp_login
 from bastion.authn.guessing import check_guess, clear_guesses, count_failure
@@ -48,7 +49,9 @@ from bastion.authn.webauthn_challenges import (
 from bastion.domain import acr_satisfies
 from bastion.errors import AssertionRefused, BastionError, InvalidCode, ValidationError
 from bastion.factors.webauthn import authentication_options
+from bastion.identity.rules import load_policy
 from bastion.identity.users import User, user_by_id
+from bastion.risk import record_login_outcome
 from bastion.storage import CommitThenRaise
 
 SECOND_FACTOR_METHODS = ("totp", "recovery_code", "webauthn")
@@ -193,7 +196,9 @@ def verify_factor(
                 )
                 factor = {"method": method, "amr": ["recovery_code"]}
         except (InvalidCode, AssertionRefused) as wrong:
-            raise refused(deps, conn, tx, user, method, now=now, error=wrong) from None
+            raise refused(
+                deps, conn, tx, user, method, ip=context.ip, now=now, error=wrong
+            ) from None
         clear_guesses(conn, deps.sealer, user_id=user.id, now=now)
 
         tx = add_verified(conn, tx, factor)
@@ -228,6 +233,12 @@ def verify_factor(
             ip=context.ip,
             user_agent=context.user_agent,
         )
+        saved = tx.context.get("risk")
+        if saved is not None and "decision" in saved:  # the step-up's scored attempt
+            record_login_outcome(
+                conn, saved, outcome="success", tenant_id=user.tenant_id,
+                policy=risk_policy(load_policy(conn, user.tenant_id)), now=now,
+            )  # fmt: skip
         record(
             conn,
             "step_up.success",
@@ -251,15 +262,18 @@ def refused(
     user: User,
     method: str,
     *,
+    ip: str | None,
     now: datetime,
     error: BastionError | None = None,
 ) -> CommitThenRaise:
     """A wrong code or a refused assertion of ``method``: counted across transactions when
-    the method can be guessed (``authn.guessing``), counted on the transaction, recorded;
-    the error to raise once that has committed. A refused assertion keeps its reason
+    the method can be guessed (``authn.guessing``), counted on the transaction, recorded
+    (the audit event, and a failed sign-in from ``ip`` to the risk engine); the error to
+    raise once that has committed. A refused assertion keeps its reason
     (``wrong_origin``, ``counter_regression``…) in the answer and the event."""
     reason = getattr(error, "reason", None) if isinstance(error, AssertionRefused) else None
     counted = count_failure(conn, deps.sealer, user=user, method=method, now=now)
+    record_factor_failure(conn, deps.risk, deps.sealer, user, ip=ip, now=now)
     dead = record_failure(conn, tx, max_attempts=deps.max_attempts)
     record(
         conn,

@@ -3,23 +3,44 @@
 
 Who may step up is ``authz.decide``'s (``me.step_up``): a user with a full session and an
 enrolled factor able to reach the level asked for (``Resource.account.step_up_methods``).
+The risk engine scores the attempt as it scores a sign-in (``authn.adaptive.assess``,
+from the step-up's address, no remembered device): a *phishing-resistant* outcome offers
+only phishing-resistant methods, and a user without one is refused; a *deny* is refused.
+A refusal is ``401 step_up_refused`` (the same for both, no reasons: the client signs in
+again), recorded as ``step_up.failure`` with the decision and as a risk event; an
+accepted attempt keeps the decision on its transaction, recorded when it finishes.
 """
 
 from __future__ import annotations
 
 from bastion.audit import record
+from bastion.authn.adaptive import assess
 from bastion.authn.enrollment import login_methods
 from bastion.authn.login import PASSWORD_FACTOR, AuthnDeps, ClientContext, mfa_required
 from bastion.authn.results import MfaRequired
 from bastion.authn.transactions import open_transaction
 from bastion.authz import Account, Resource
 from bastion.domain import Principal
-from bastion.errors import ValidationError
+from bastion.errors import AuthenticationError, ValidationError
 from bastion.identity.authorization import check
+from bastion.identity.users import user_by_id
+from bastion.risk import allowed_methods, record_login_attempt
+from bastion.storage import CommitThenRaise
 
 STEP_UP_LEVELS = ("aal2", "aal3")
 # The methods that can reach aal3 (a device-bound, phishing-resistant authenticator).
 AAL3_METHODS = frozenset({"webauthn"})
+
+
+class StepUpRefused(AuthenticationError):
+    """The risk engine refused a step-up (a deny, or a phishing-resistant factor asked of
+    a user without one): one answer for both, no reasons (they go to the audit event)."""
+
+    code = "step_up_refused"
+    title = "Step-up refused"
+
+    def __init__(self) -> None:
+        super().__init__("The step-up was refused: sign in again.")
 
 
 def start_step_up(
@@ -41,7 +62,32 @@ def start_step_up(
         account = Account(has_active_factor=bool(methods), step_up_methods=tuple(able))
         resource = Resource(principal.tenant_id, account=account)
         check(conn, principal, "me.step_up", resource, subject=f"user:{principal.id}", now=now)
-        methods = able
+        user = user_by_id(conn, principal.id)
+        assessed = assess(
+            conn, deps.risk, deps.sealer, username=user.username, user=user, ip=context.ip,
+            device_credential=None, now=now,
+        )  # fmt: skip
+        requirement = assessed.risk.requirement
+        methods = list(allowed_methods(requirement, able))
+        if not methods:  # a deny, or a phishing-resistant factor the user does not have
+            record_login_attempt(
+                conn, assessed.risk, outcome="denied", tenant_id=user.tenant_id, now=now
+            )
+            record(
+                conn,
+                "step_up.failure",
+                outcome="denied",
+                actor=principal.id,
+                tenant_id=principal.tenant_id,
+                reason="risk_denied" if requirement.deny else "risk_no_factor",
+                details={
+                    "session_id": principal.session_id,
+                    "required_acr": required,
+                    **assessed.details,
+                },
+                now=now,
+            )
+            raise CommitThenRaise(StepUpRefused())
         prior = [dict(PASSWORD_FACTOR, prior=True)] if "pwd" in principal.amr else []
         tx = open_transaction(
             conn,
@@ -49,7 +95,7 @@ def start_step_up(
             purpose="step_up",
             required_acr=required,
             verified=prior,
-            context=context.as_dict(),
+            context={**context.as_dict(), "risk": assessed.context(methods)},
             now=now,
             ttl=deps.transaction_ttl,
             session_id=principal.session_id,
@@ -63,6 +109,7 @@ def start_step_up(
                 "session_id": principal.session_id,
                 "required_acr": required,
                 "methods": methods,
+                **assessed.details,
             },
             now=now,
         )

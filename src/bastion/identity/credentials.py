@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, select, update
 
 from bastion.audit import record
-from bastion.risk.store import revoke_device
+from bastion.storage.risk_schema import risk_devices
 from bastion.storage.schema import factors, recovery_codes, role_grants, sessions, users
 
 
@@ -41,7 +41,11 @@ def revoke_devices(
     record ``device.revoked`` with ``reason`` (``password_changed``, ``user_suspended`` …);
     how many were revoked (0: none live, nothing recorded). A revoked credential that
     comes back is ``device_revoked`` to the risk engine: it never stands in for a factor."""
-    count = revoke_device(conn, user_id=user_id, device_id=device_id, now=now)
+    # The statement of ``risk.store.revoke_device`` (identity may not import risk).
+    where = [risk_devices.c.user_id == user_id, risk_devices.c.revoked_at.is_(None)]
+    if device_id is not None:
+        where.append(risk_devices.c.id == device_id)
+    count = int(conn.execute(update(risk_devices).where(*where).values(revoked_at=now)).rowcount)
     if count:
         record(
             conn,
