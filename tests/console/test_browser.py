@@ -266,6 +266,39 @@ def test_step_up_in_place_on_a_collection_delete(admin: Person, server: ServerPr
     assert page.get_by_role("cell", name="collection.deleted").count() == 1
 
 
+def test_remember_this_device_keeps_a_credential_script_cannot_read(
+    chromium: Any, server: ServerProcess, admin: Person
+) -> None:
+    """ "Remember this device" at the second step: the device credential is kept in an
+    HttpOnly, SameSite=Strict cookie scoped to /console (never in document.cookie); the
+    next sign-in from this browser is password + device (aal2), without a second step."""
+    context, page = new_page(chromium, server)
+    sign_in_password(page, "admin", PASSWORD)
+    page.wait_for_url("**/console/sign-in/verify")
+    page.get_by_role("link", name="use a recovery code").click()
+    page.get_by_label("One of your recovery codes").fill(admin.codes.pop())
+    page.get_by_label(re.compile("Remember this device")).check()
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(re.compile(r".*/console$"))
+    cookies = {c["name"]: c for c in context.cookies()}
+    device = cookies["bastion_device"]  # over TLS: __Secure-bastion_device, Secure
+    assert device["value"].startswith("bst_dev_")
+    assert device["httpOnly"] is True
+    assert device["sameSite"] == "Strict"
+    assert device["path"] == "/console"
+    assert "bst_dev_" not in page.evaluate("document.cookie")
+    assert "bst_dev_" not in page.content()
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/console/sign-in?notice=signed_out")
+
+    sign_in_password(page, "admin", PASSWORD)  # no second step: the device is the factor
+    page.wait_for_url(re.compile(r".*/console$"))
+    assert page.locator(".who .badge").inner_text() == "aal2"
+    page.goto("/console/account")
+    assert page.locator("text=Remembered devices").count() >= 1
+    context.close()
+
+
 def test_sign_out_then_the_console_is_closed(admin: Person) -> None:
     page = admin.page
     page.get_by_role("button", name="Sign out").click()

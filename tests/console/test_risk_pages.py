@@ -86,3 +86,68 @@ def test_saving_the_policy_page_keeps_the_risk_section(console: Console) -> None
         policy = load_policy(conn, tenant.id)
     assert policy.password_min_length == 12
     assert policy.risk_document == BLOCKED_JAPAN["risk"]
+
+
+def policy_form(page: str) -> dict[str, str]:
+    """The policy page's fields as a browser would send them (checkboxes left out)."""
+    fields = dict(re.findall(r'name="((?:max_age|risk\.)[^"]+)"[^>]*value="([^"]*)"', page))
+    for name, body in re.findall(r'name="(risk\.[^"]+)" rows="\d+">([^<]*)</textarea>', page):
+        fields[name] = body
+    for name, chosen in re.findall(
+        r'name="(risk\.reasons\.[^"]+\.floor)">.*?<option selected>([a-z_]+)</option>', page
+    ):
+        fields[name] = chosen
+    return {"mfa_required": "on", **fields}
+
+
+def test_admins_edit_the_risk_section_on_the_policy_page(console: Console) -> None:
+    default_policy(console, BLOCKED_JAPAN)
+    admin, _ = console.admin()
+    page = admin.get("/console/admin/policy").text
+    assert 'name="risk.thresholds.deny"' in page
+    assert 'name="risk.reasons.impossible_travel.floor"' in page
+    form = policy_form(page)
+    assert form["risk.thresholds.deny"] == "120"
+    assert form["risk.countries.blocked"] == "JP"
+    assert form["risk.reasons.impossible_travel.floor"] == "phishing_resistant"
+    form.update(
+        {
+            "risk.thresholds.second_factor": "25",
+            "risk.reasons.impossible_travel.floor": "deny",
+            "risk.reasons.hours_unusual.weight": "0",
+            "risk.networks.trusted": "10.1.0.0/16\r\n192.0.2.0/24",
+            "risk.countries.blocked": "jp, kp",
+            "risk.devices.ttl_days": "14",
+        }
+    )
+    saved = admin.post("/console/admin/policy", form)
+    assert "Policy saved." in saved.text, saved.text[:500]
+    with console.runtime.db.read() as conn:
+        tenant = tenant_by_name(conn, "default")
+        assert tenant is not None
+        risk = load_policy(conn, tenant.id).risk_document
+    assert risk == {
+        "thresholds": {"second_factor": 25, "deny": 120},
+        "reasons": {
+            "impossible_travel": {"floor": "deny"},
+            "hours_unusual": {"weight": 0},
+        },
+        "networks": {"trusted": ["10.1.0.0/16", "192.0.2.0/24"]},
+        "countries": {"blocked": ["JP", "KP"]},
+        "devices": {"ttl_days": 14},
+    }
+
+
+def test_a_bad_risk_setting_on_the_policy_page_is_refused_by_name(console: Console) -> None:
+    default_policy(console, BLOCKED_JAPAN)
+    admin, _ = console.admin()
+    form = policy_form(admin.get("/console/admin/policy").text)
+    form["risk.networks.blocked"] = "10.0.0.1/8"  # host bits set: a probable typo
+    form["risk.thresholds.deny"] = "many"
+    refused = admin.post("/console/admin/policy", form)
+    assert "Policy saved." not in refused.text
+    assert "risk." in refused.text  # the API's 422 names the key
+    with console.runtime.db.read() as conn:
+        tenant = tenant_by_name(conn, "default")
+        assert tenant is not None
+        assert load_policy(conn, tenant.id).risk_document == BLOCKED_JAPAN["risk"]

@@ -155,6 +155,44 @@ def clear_cookie(response: Response, settings: Settings, name: str) -> None:
     )
 
 
+DEVICE_COOKIE = "bastion_device"
+DEVICE_COOKIE_DAYS = 365  # the longest device lifetime a policy allows; the server decides
+
+
+def device_cookie_name(settings: Settings) -> str:
+    """``__Secure-`` under TLS (not ``__Host-``: the cookie is scoped to ``/console``)."""
+    return f"__Secure-{DEVICE_COOKIE}" if over_tls(settings) else DEVICE_COOKIE
+
+
+def set_device_cookie(response: Response, settings: Settings, credential: str) -> None:
+    """The remembered-device credential: HttpOnly (never readable by script), SameSite
+    Strict, Secure under TLS, sent only to the console (``Path=/console``)."""
+    response.set_cookie(
+        device_cookie_name(settings),
+        credential,
+        max_age=DEVICE_COOKIE_DAYS * 86_400,
+        httponly=True,
+        samesite="strict",
+        secure=over_tls(settings),
+        path=PREFIX,
+    )
+
+
+def clear_device_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(
+        device_cookie_name(settings),
+        httponly=True,
+        samesite="strict",
+        secure=over_tls(settings),
+        path=PREFIX,
+    )
+
+
+def read_device_cookie(request: Request) -> str | None:
+    value = request.cookies.get(device_cookie_name(settings_of(request)))
+    return value if value and len(value) <= 128 else None
+
+
 def read_cookie(request: Request, name: str) -> str | None:
     return request.cookies.get(cookie_name(settings_of(request), name))
 

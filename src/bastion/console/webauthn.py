@@ -48,6 +48,7 @@ def usable_methods(request: Request, offered: Iterable[str]) -> list[str]:
 def factor_proof(form: Form) -> dict[str, Any]:
     """The body of ``/auth/login/{tx}/verify`` for what the form carries."""
     method = form.get("method")
+    remember = {"remember_device": True} if form.get("remember_device") == "yes" else {}
     if method == "webauthn":
-        return {"method": "webauthn", "credential": credential_field(form)}
-    return {"method": method, "code": form.text("code")}
+        return {"method": "webauthn", "credential": credential_field(form), **remember}
+    return {"method": method, "code": form.text("code"), **remember}

@@ -20,7 +20,14 @@ from starlette.responses import Response
 from bastion.console.actions import action, router
 from bastion.console.dispatch import call_api
 from bastion.console.session import COOKIE, Console
-from bastion.console.web import PREFIX, Form, clear_cookie, see_other, settings_of
+from bastion.console.web import (
+    PREFIX,
+    Form,
+    clear_cookie,
+    clear_device_cookie,
+    see_other,
+    settings_of,
+)
 
 ENROLMENT = ("enrolment",)
 
@@ -240,4 +247,5 @@ async def sign_out_everywhere(console: Console, form: Form, params: dict[str, st
     await console.end()
     response = see_other(PREFIX + "/sign-in?notice=signed_out")
     clear_cookie(response, settings_of(console.request), COOKIE)
+    clear_device_cookie(response, settings_of(console.request))  # revoked: no use keeping it
     return response

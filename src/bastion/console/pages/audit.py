@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from starlette.requests import Request
@@ -86,17 +87,64 @@ async def audit_page(request: Request) -> Response:
     )
 
 
+RISK_OUTCOMES = ("allow", "second_factor", "phishing_resistant", "deny")
+RISK_THRESHOLDS = ("second_factor", "phishing_resistant", "deny")
+RISK_LISTS = (("networks", "trusted"), ("networks", "blocked"))
+RISK_COUNTRIES = (("countries", "allowed"), ("countries", "blocked"))
+
+
 @router.get("/admin/policy")
 async def policy_page(request: Request) -> Response:
     console = await Console.load(request)
     policy = await console.api("GET", "/admin/policy")
-    return await console.page("policy.html", policy=policy, acrs=ACRS)
+    return await console.page("policy.html", policy=policy, acrs=ACRS, risk_outcomes=RISK_OUTCOMES)
+
+
+def _number(text: str) -> int | str:
+    """A whole number as typed, or the text itself (the API's 422 names the key)."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _lines(text: str) -> list[str]:
+    return [item for item in text.replace(",", "\n").split() if item]
+
+
+def risk_document(form: Form, current: dict[str, Any]) -> dict[str, Any]:
+    """The ``risk`` section the form describes: thresholds, each reason's weight and
+    floor, trusted and blocked networks, allowed and blocked countries, the devices'
+    lifetime; every key the form does not carry keeps its value (travel, hours,
+    velocity, volume are edited through the API)."""
+    risk = copy.deepcopy(current)
+    if not any(name.startswith("risk.") for name in form.fields):
+        return risk
+    thresholds = risk.setdefault("thresholds", {})
+    for name in RISK_THRESHOLDS:
+        if (value := form.text(f"risk.thresholds.{name}")) != "":
+            thresholds[name] = _number(value)
+    for code, reason in risk.get("reasons", {}).items():
+        if (weight := form.text(f"risk.reasons.{code}.weight")) != "":
+            reason["weight"] = _number(weight)
+        if f"risk.reasons.{code}.floor" in form.fields:
+            reason["floor"] = form.get(f"risk.reasons.{code}.floor")
+    for section, key in (*RISK_LISTS, *RISK_COUNTRIES):
+        if f"risk.{section}.{key}" in form.fields:
+            items = _lines(form.get(f"risk.{section}.{key}"))
+            if (section, key) in RISK_COUNTRIES:
+                items = [item.upper() for item in items]
+            risk.setdefault(section, {})[key] = items
+    if (days := form.text("risk.devices.ttl_days")) != "":
+        risk.setdefault("devices", {})["ttl_days"] = _number(days)
+    return risk
 
 
 def policy_document(form: Form, current: dict[str, Any]) -> dict[str, Any]:
     """The policy document the form describes: actions it does not name keep their value,
-    and so does every section it does not show (``risk``, ``service_account_actions``, and
-    any section added later): saving the page never resets them to their defaults."""
+    and so does every section it does not show (``service_account_actions``, the parts of
+    ``risk`` it does not edit, and any section added later): saving the page never resets
+    them to their defaults."""
     actions: dict[str, Any] = {}
     for name, requirement in current["actions"].items():
         acr = form.get(f"acr:{name}", requirement["acr"])
@@ -114,6 +162,7 @@ def policy_document(form: Form, current: dict[str, Any]) -> dict[str, Any]:
         if minimum.isdigit()
         else current["password_min_length"],
         "actions": actions,
+        **({"risk": risk_document(form, current["risk"])} if "risk" in current else {}),
     }
 
 

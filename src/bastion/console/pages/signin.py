@@ -3,6 +3,11 @@
 Before sign-in there is no session, so the forms are protected by a signed double-submit
 token (``pre_token``: an HMAC of a random cookie value under the master key) and the
 origin check. Every failed sign-in shows the same message.
+
+"Remember this device" on the second step asks the API for a remembered-device
+credential (``remember_device``); the console keeps it in its own cookie (HttpOnly,
+SameSite=Strict, Secure under TLS, ``Path=/console``: never readable by script, never
+sent to the API's paths) and presents it as ``device_id`` at the next sign-in.
 """
 
 from __future__ import annotations
@@ -32,12 +37,14 @@ from bastion.console.web import (
     check_token,
     clear_cookie,
     read_cookie,
+    read_device_cookie,
     read_form,
     refuse_cross_site,
     render,
     same_origin,
     see_other,
     set_cookie,
+    set_device_cookie,
     settings_of,
 )
 from bastion.console.webauthn import factor_proof, usable_methods, webauthn_available
@@ -134,7 +141,11 @@ async def sign_in(request: Request) -> Response:
         request,
         "POST",
         "/auth/login",
-        body={"username": username, "password": form.get("password")},
+        body={
+            "username": username,
+            "password": form.get("password"),
+            **({"device_id": device} if (device := read_device_cookie(request)) else {}),
+        },
     )
     if response.status != 200:
         message = THROTTLED if response.status == 429 else FAILED
@@ -191,7 +202,8 @@ async def _whoami(request: Request, body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _finish(console: Console, body: dict[str, Any]) -> Response:
-    """The second factor is verified: a new session (new cookie) at the reached acr."""
+    """The second factor is verified: a new session (new cookie) at the reached acr, and
+    the remembered-device cookie when one was issued."""
     me = await _whoami(console.request, body)
     await console.rotate(
         stage="active",
@@ -199,7 +211,11 @@ async def _finish(console: Console, body: dict[str, Any]) -> Response:
         user_id=me["id"],
         tokens=token_set(body, console.rt.clock.now()),
     )
-    return console.send_cookie(see_other(PREFIX))
+    response = console.send_cookie(see_other(PREFIX))
+    credential = body.get("device_credential")
+    if isinstance(credential, str) and credential:
+        set_device_cookie(response, settings_of(console.request), credential)
+    return response
 
 
 @router.get("/sign-in/verify")
