@@ -31,6 +31,7 @@ from bastion.authn.login import password_login
 from bastion.authn.passkeys import passkey_options, passkey_sign_in
 from bastion.authn.results import IssuedTokens, LoginResult, MfaRequired
 from bastion.authn.second_factor import start_key_challenge, verify_factor
+from bastion.authn.security_keys import webauthn_unavailable
 from bastion.authn.sessions import end_session, refresh, session_of_refresh_token
 from bastion.authn.step_up import StepUpRefused, start_step_up
 from bastion.errors import (
@@ -109,14 +110,29 @@ def render_tokens(tokens: IssuedTokens) -> dict[str, Any]:
     } | ({"device_credential": tokens.device_credential} if tokens.device_credential else {})
 
 
+def unavailable_view(method: str) -> dict[str, str]:
+    """An enrolled method this server cannot run, and why (only WebAuthn today: no
+    relying party, an IP-address public URL), with the code ``/challenge`` would answer."""
+    reason = webauthn_unavailable()
+    return {"method": method, "code": reason.code, "detail": reason.detail}
+
+
 def render(result: LoginResult) -> dict[str, Any]:
     if isinstance(result, MfaRequired):
-        return {
-            "status": "mfa_required",
-            "transaction_id": result.transaction_id,
-            "expires_in": result.expires_in,
-            "methods": list(result.methods),
-        } | ({"risk": {"level": result.risk_level}} if result.risk_level else {})
+        return (
+            {
+                "status": "mfa_required",
+                "transaction_id": result.transaction_id,
+                "expires_in": result.expires_in,
+                "methods": list(result.methods),
+            }
+            | ({"risk": {"level": result.risk_level}} if result.risk_level else {})
+            | (
+                {"unavailable": [unavailable_view(m) for m in result.unavailable]}
+                if result.unavailable
+                else {}
+            )
+        )
     return render_tokens(result)
 
 

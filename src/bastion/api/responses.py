@@ -24,11 +24,20 @@ class Answer(BaseModel):
 # -- /auth -------------------------------------------------------------------------------
 
 
+class UnavailableMethod(Answer):
+    """An enrolled method this server cannot run (not in ``methods``), and why."""
+
+    method: str
+    code: str
+    detail: str
+
+
 class MfaRequired(Answer):
     status: Literal["mfa_required"]
     transaction_id: str
     expires_in: int
     methods: list[str]
+    unavailable: list[UnavailableMethod] | None = None
 
 
 class Tokens(Answer):

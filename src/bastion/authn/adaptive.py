@@ -136,7 +136,8 @@ class LoginPlan:
     """What follows a right password: ``refusal`` (a failure reason: the attempt fails like a
     wrong password), ``password_only`` (tokens at aal1), ``device`` (password + the
     remembered device), ``enrol`` (the restricted enrolment token) or ``methods`` (the
-    second factors to offer, at ``acr``)."""
+    second factors to offer, at ``acr``; ``unavailable``: those allowed that this server
+    cannot run, named in the answer, never offered)."""
 
     acr: str
     refusal: str | None = None
@@ -144,9 +145,12 @@ class LoginPlan:
     device: bool = False
     enrol: bool = False
     methods: tuple[str, ...] = ()
+    unavailable: tuple[str, ...] = ()
 
 
-def login_plan(assessed: Assessed, enrolled: Sequence[str]) -> LoginPlan:
+def login_plan(
+    assessed: Assessed, enrolled: Sequence[str], *, unavailable: Sequence[str] = ()
+) -> LoginPlan:
     requirement = assessed.risk.requirement
     acr = requirement.acr
     if requirement.deny:
@@ -160,9 +164,16 @@ def login_plan(assessed: Assessed, enrolled: Sequence[str]) -> LoginPlan:
             return LoginPlan(acr, enrol=True)
         return LoginPlan(acr, refusal="risk_no_factor")
     methods = allowed_methods(requirement, enrolled)
-    if not methods:  # a phishing-resistant factor is asked and the user has none
+    offered = tuple(method for method in methods if method not in unavailable)
+    # A phishing-resistant factor is asked and the user has none (or none that works
+    # here): refused like a wrong password, as for any user without one.
+    if not methods or (requirement.phishing_resistant and not offered):
         return LoginPlan(acr, refusal="risk_no_factor")
-    return LoginPlan(acr, methods=methods)
+    return LoginPlan(
+        acr,
+        methods=offered,
+        unavailable=tuple(method for method in methods if method in unavailable),
+    )
 
 
 def risk_details(context: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ raised, and every failure of the password step looks the same to the client.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,7 @@ from bastion.authn.devices import remember
 from bastion.authn.enrollment import login_methods
 from bastion.authn.notices import Notifier, log_notice
 from bastion.authn.results import LoginResult, MfaRequired
+from bastion.authn.security_keys import unavailable_methods
 from bastion.authn.sessions import RESTRICTED_ENROLLMENT, IssuedTokens, SessionIssuer, start_session
 from bastion.authn.throttle import FailureThrottle
 from bastion.authn.transactions import Transaction, open_transaction
@@ -182,7 +183,9 @@ def password_login(
             user, failure = _still_valid(conn, user)
         plan = None
         if user is not None and failure is None:
-            plan = login_plan(assessed, login_methods(conn, user.id))
+            enrolled = login_methods(conn, user.id)
+            unusable = unavailable_methods(deps.relying_party, enrolled)
+            plan = login_plan(assessed, enrolled, unavailable=unusable)
             failure = plan.refusal
         if failure is not None or plan is None:
             throttles.by_address.fail(conn, address_key, now=now)
@@ -336,11 +339,22 @@ def _signed_in_with_password(
         details={"username": user.username, "methods": offered, **assessed.details},
         now=now,
     )
-    return mfa_required(tx, offered, now=now, risk_level=assessed.risk.decision.level.value)
+    return mfa_required(
+        tx,
+        offered,
+        now=now,
+        risk_level=assessed.risk.decision.level.value,
+        unavailable=plan.unavailable,
+    )
 
 
 def mfa_required(
-    tx: Transaction, methods: list[str], *, now: datetime, risk_level: str | None = None
+    tx: Transaction,
+    methods: list[str],
+    *,
+    now: datetime,
+    risk_level: str | None = None,
+    unavailable: Sequence[str] = (),
 ) -> MfaRequired:
     """The next step of ``tx``; a login's carries the risk level it was scored at."""
     if risk_level is None and tx.purpose == "login":
@@ -350,6 +364,7 @@ def mfa_required(
         expires_in=max(0, int((tx.expires_at - now).total_seconds())),
         methods=tuple(methods),
         risk_level=risk_level,
+        unavailable=tuple(unavailable),
     )
 
 

@@ -16,8 +16,11 @@ class MfaRequired:
     expires_in: int
     methods: tuple[str, ...]
     # The risk engine's coarse level of a sign-in ("low", "medium", "high"); None for a
-    # step-up, which the engine does not score.
+    # step-up (scored, but its answer carries no level).
     risk_level: str | None = None
+    # Enrolled methods this server cannot run (WebAuthn without a relying party: an
+    # IP-address public URL); never in ``methods`` (``authn.security_keys.UNAVAILABLE``).
+    unavailable: tuple[str, ...] = ()
 
 
 # Tokens (a restricted enrolment session among them), or the next step.

@@ -29,6 +29,7 @@ from bastion.authn.results import LoginResult
 from bastion.authn.security_keys import (
     audit_refusal,
     credentials_of,
+    unavailable_methods,
     verify_key,
     webauthn_unavailable,
 )
@@ -72,13 +73,12 @@ def _pending(
         raise CommitThenRaise(InvalidTransaction())
     # A step-up is never satisfied with what its own session added (issue 11.1).
     own = tx.session_id if tx.purpose == "step_up" else None
-    # Only the methods the risk engine's requirement allowed (phishing-resistant ones).
-    return (
-        tx,
-        user,
-        own,
-        risk_allowed(tx.context, login_methods(conn, user.id, excluding_session=own)),
-    )
+    # Only the methods the risk engine's requirement allowed (phishing-resistant ones),
+    # and that this server can run (no WebAuthn without a relying party).
+    enrolled = login_methods(conn, user.id, excluding_session=own)
+    unusable = unavailable_methods(deps.relying_party, enrolled)
+    usable = [method for method in enrolled if method not in unusable]
+    return tx, user, own, risk_allowed(tx.context, usable)
 
 
 def _not_available(method: str, available: list[str]) -> ValidationError:

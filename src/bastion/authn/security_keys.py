@@ -13,7 +13,7 @@ the second category, BE = 0 (device-bound) is what can reach ``aal3``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,6 +47,7 @@ __all__ = [
     "audit_refusal",
     "credential_by_id",
     "credentials_of",
+    "unavailable_methods",
     "verify_key",
     "webauthn_unavailable",
 ]
@@ -57,6 +58,13 @@ _SUSPICIOUS = {
     Refusal.COUNTER_REGRESSION.value: "possible_clone",
     Refusal.BACKUP_ELIGIBILITY_CHANGED.value: "backup_eligibility_changed",
 }
+
+
+def unavailable_methods(rp: RelyingParty | None, methods: Iterable[str]) -> tuple[str, ...]:
+    """The methods of ``methods`` this server cannot run: WebAuthn when it has no relying
+    party (an IP-address public URL: browsers refuse WebAuthn there). A sign-in or step-up
+    never offers them; its answer names them with ``webauthn_unavailable``'s reason."""
+    return ("webauthn",) if rp is None and "webauthn" in methods else ()
 
 
 def webauthn_unavailable() -> Conflict:

@@ -18,6 +18,7 @@ from bastion.authn.adaptive import assess
 from bastion.authn.enrollment import login_methods
 from bastion.authn.login import PASSWORD_FACTOR, AuthnDeps, ClientContext, mfa_required
 from bastion.authn.results import MfaRequired
+from bastion.authn.security_keys import unavailable_methods, webauthn_unavailable
 from bastion.authn.transactions import open_transaction
 from bastion.authz import Account, Resource
 from bastion.domain import Principal
@@ -59,6 +60,12 @@ def start_step_up(
             else []
         )
         able = [m for m in methods if required != "aal3" or m in AAL3_METHODS]
+        # Not a method this server cannot run (WebAuthn on an IP-address public URL): named
+        # in the answer; a step-up only such a method could do is a 409 saying why.
+        unusable = unavailable_methods(deps.relying_party, able)
+        if able and all(m in unusable for m in able):
+            raise webauthn_unavailable()
+        able = [m for m in able if m not in unusable]
         account = Account(has_active_factor=bool(methods), step_up_methods=tuple(able))
         resource = Resource(principal.tenant_id, account=account)
         check(conn, principal, "me.step_up", resource, subject=f"user:{principal.id}", now=now)
@@ -113,4 +120,4 @@ def start_step_up(
             },
             now=now,
         )
-        return mfa_required(tx, methods, now=now)
+        return mfa_required(tx, methods, now=now, unavailable=unusable)
