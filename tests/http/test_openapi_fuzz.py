@@ -89,7 +89,10 @@ def test_the_server_answers_as_its_openapi_document_says(
         for generated in ("api-key", "Authorization"):  # the admin's credential, alone
             (case.headers or {}).pop(generated, None)
         headers = admin
-        if case.operation.path == "/auth/logout":  # it ends its session: a session of its own
+        ends_sessions = (case.operation.path == "/auth/logout") or (
+            case.operation.method.upper() == "DELETE" and case.operation.path == "/me/sessions"
+        )
+        if ends_sessions:  # it ends its session(s): a user and session of its own
             headers = {"Authorization": f"Bearer {live_server.token(role='admin', acr='aal3')}"}
         response = case.call(base_url=live_server.url, headers=headers)
         answered.setdefault((case.operation.method.lower(), case.operation.path), set()).add(

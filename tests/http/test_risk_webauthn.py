@@ -107,3 +107,32 @@ def test_a_passkey_sign_in_from_a_blocked_network_is_refused(env: Env) -> None:
     )
     assert signed_in.status_code == 200, signed_in.text
     assert "risk_level" in actions(env, "login.success")[-1].details
+
+
+def test_refused_key_assertions_are_failed_sign_ins_to_the_risk_engine(env: Env) -> None:
+    """A phishing page relays the password, but the key's answer names the wrong origin:
+    each refused assertion is a failed sign-in of the user (``user_failures`` then
+    raises the next sign-in's risk), as a wrong code is."""
+    _, tokens = signed_in_admin(env)
+    key = SoftAuthenticator()
+    assert register_key(env, bearer(tokens), key).status_code == 201
+    paris = client_at(env, PARIS)
+    for _ in range(5):
+        tx = paris.post(
+            "/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+        ).json()
+        options = key_challenge(env, tx["transaction_id"])
+        phished = key.get(options, origin="https://bastion.example.evil")
+        refused = paris.post(
+            f"/auth/login/{tx['transaction_id']}/verify",
+            json={"method": "webauthn", "credential": phished},
+        )
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "invalid_code"
+        env.next_step()
+    failures = [e for e in actions(env, "login.failure") if e.reason == "wrong_origin"]
+    assert len(failures) == 5
+    after = paris.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+    asked = [e for e in actions(env, "login.mfa_required")][-1]
+    assert "user_failures" in {r["reason"] for r in asked.details["risk_reasons"]}
+    assert after.json()["status"] == "mfa_required"
