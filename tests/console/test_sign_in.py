@@ -10,7 +10,10 @@ from sqlalchemy import select
 
 from bastion.storage.schema import audit_events, console_sessions
 from tests.console.helpers import PASSWORD, Console, console_env
+from tests.support.app import Env
+from tests.support.authenticator import SoftAuthenticator
 from tests.support.server import ADMIN_PASSWORD
+from tests.support.webauthn import ORIGIN
 
 
 def _actions(console: Console) -> list[str]:
@@ -189,3 +192,22 @@ def test_security_keys_are_offered_once_the_api_serves_them(console: Console) ->
     assert "Add a security key or passkey" in account.text
     browser.get("/console/sign-out")
     assert 'autocomplete="username webauthn"' in console.browser().get("/console/sign-in").text
+
+
+def test_a_key_only_user_on_an_ip_address_url_is_told_why(env: Env, tmp_path: Path) -> None:
+    """Browsers refuse WebAuthn on an IP-address origin: a user whose only factor is a
+    security key is not sent to a dead second step but told why (issue 13)."""
+    restricted = env.login().json()
+    auth = {"Authorization": f"Bearer {restricted['access_token']}"}
+    options = env.client.post("/me/factors/webauthn/options", headers=auth).json()
+    credential = SoftAuthenticator().create(options, origin=ORIGIN)
+    registered = env.client.post(
+        "/me/factors/webauthn", headers=auth, json={"credential": credential, "name": "Key"}
+    )
+    assert registered.status_code == 201, registered.text
+    ip_url = "http://127.0.0.1:6333"
+    for console in console_env(tmp_path, public_url=ip_url):
+        browser = console.browser(origin=ip_url)
+        page = browser.sign_in("admin", ADMIN_PASSWORD)
+        assert page.url.path == "/console/sign-in", page.url
+        assert "Your security keys cannot be used at this address" in page.text

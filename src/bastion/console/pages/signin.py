@@ -60,6 +60,9 @@ NOTICES = {
     "password_set": "Your password is set. Sign in to set up your second factor.",
     "expired": "The sign-in took too long. Start again.",
     "no_factor": "This account has no second factor the console can use yet.",
+    "webauthn_unavailable": "Your security keys cannot be used at this address: browsers "
+    "refuse them when the console is reached by an IP address. Ask the operator to serve "
+    "Bastion under a domain name (BASTION_PUBLIC_URL), or use another factor.",
 }
 
 
@@ -176,6 +179,7 @@ async def signed_in_step(request: Request, body: dict[str, Any], *, username: st
             state={
                 "transaction_id": body["transaction_id"],
                 "methods": body["methods"],
+                "unavailable": [u.get("code") for u in body.get("unavailable") or []],
                 "username": username,
             },
         )
@@ -230,7 +234,10 @@ async def _verify_form(
     usable = usable_methods(console.request, console.state["methods"])
     if not usable:
         await console.end()
-        raise SignInRequired("no_factor")
+        unavailable = console.state.get("unavailable") or []
+        raise SignInRequired(
+            "webauthn_unavailable" if "webauthn_unavailable" in unavailable else "no_factor"
+        )
     chosen = method if method in usable else usable[0]
     return await console.page(
         "verify.html",
