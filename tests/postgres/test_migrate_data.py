@@ -235,6 +235,38 @@ def test_payload_with_nul_character_is_refused_naming_the_point(
     assert "point 1002 of collection 'moved' has the character U+0000 in its payload" in said
 
 
+def test_text_with_nul_character_is_refused_naming_the_row(
+    pgvector_url: str, source: Source, tmp_path: Path
+) -> None:
+    """PostgreSQL's text holds no U+0000 at all (a payload index on such a field name)."""
+    data = _copy(source, tmp_path)
+    with sqlite3.connect(data / "bastion.db") as conn:
+        conn.execute(
+            "INSERT INTO payload_indexes (collection_id, field, schema) "
+            "SELECT id, ?, 'keyword' FROM collections WHERE name = 'moved'",
+            ("tag\x00x",),
+        )
+    url = fresh_database(pgvector_url)
+    said = _refused(_migrate(data, url), url)
+    assert "payload_indexes.field holds the character U+0000 (row collection_id col_" in said
+
+
+def test_collection_wider_than_pgvector_indexes_is_refused(
+    pgvector_url: str, source: Source, tmp_path: Path
+) -> None:
+    """The embedded engine takes 65,536 dimensions; pgvector's HNSW at most 2,000."""
+    data = _copy(source, tmp_path)
+    with sqlite3.connect(data / "bastion.db") as conn:
+        conn.execute(
+            "INSERT INTO collections (id, tenant_id, name, dim, distance, config, created_at) "
+            "SELECT 'col_wide', tenant_id, 'wide', 4096, distance, config, created_at "
+            "FROM collections WHERE name = 'moved'"
+        )
+    url = fresh_database(pgvector_url)
+    said = _refused(_migrate(data, url), url)
+    assert "more dimensions than pgvector indexes (2000): 'wide' (4096)" in said
+
+
 def test_another_master_key_than_the_installations_is_refused(
     pgvector_url: str, source: Source, tmp_path: Path
 ) -> None:

@@ -13,10 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pyotp
@@ -25,34 +22,8 @@ import pytest
 from bastion.audit import verify_chain
 from bastion.identity.key_table import WRONG_MASTER_KEY
 from bastion.storage import Database
-from tests.support.postgres import fresh_database
-from tests.support.replicas import new_master_key, replica, running, start_together
+from tests.support.replicas import Pair, new_master_key, replica, running, start_together
 from tests.support.server import ADMIN_PASSWORD, ROOT, LiveServer, ServerProcess
-
-
-@dataclass
-class Pair:
-    url: str  # the database
-    master_key: str
-    a: LiveServer
-    b: LiveServer
-    root: Path
-
-    def both(self) -> Iterator[LiveServer]:
-        """A, B, A, B, …: requests alternate."""
-        while True:
-            yield self.a
-            yield self.b
-
-
-@pytest.fixture(scope="module")
-def pair(pgvector_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    root = tmp_path_factory.mktemp("replicas")
-    url = fresh_database(pgvector_url)
-    key = new_master_key()
-    servers = [replica(root, name, url, key) for name in ("a", "b")]
-    with running(servers):
-        yield Pair(url, key, LiveServer(servers[0]), LiveServer(servers[1]), root)
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -243,27 +214,3 @@ def test_third_replica_on_an_empty_folder_serves_everything(pair: Pair) -> None:
         assert jwks == {
             key["kid"] for key in httpx.get(f"{pair.b.url}/.well-known/jwks.json").json()["keys"]
         }
-
-
-def test_workers_on_postgres_are_replicas(pair: Pair) -> None:
-    """``--workers N`` is allowed on PostgreSQL: each worker is just another replica."""
-    token = pair.a.token(role="developer")
-    workers = replica(pair.root, "workers", pair.url, pair.master_key)
-    workers.env["BASTION_WORKERS"] = "2"
-    with running([workers]):
-        deadline = time.monotonic() + 30  # printed once every worker accepts connections
-        while "each a replica on the shared PostgreSQL database" not in workers.log():
-            assert time.monotonic() < deadline, workers.log()
-            time.sleep(0.1)
-        created = httpx.put(
-            f"{workers.url}/collections/from_workers",
-            headers=_bearer(token),
-            json={"vectors": {"size": 2, "distance": "Dot"}},
-        )
-        assert created.status_code == 200, created.text
-        for _ in range(8):  # new connections: the kernel spreads them over both workers
-            listed = httpx.get(f"{workers.url}/collections", headers=_bearer(token))
-            names = {item["name"] for item in listed.json()["result"]["collections"]}
-            assert "from_workers" in names
-    listed = httpx.get(f"{pair.b.url}/collections", headers=_bearer(token))
-    assert "from_workers" in {item["name"] for item in listed.json()["result"]["collections"]}

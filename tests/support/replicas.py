@@ -14,11 +14,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from tests.support.server import ROOT, TEST_ENV, ServerProcess, free_port
+from tests.support.server import ROOT, TEST_ENV, LiveServer, ServerProcess, free_port
 
 
 def new_master_key() -> str:
@@ -86,3 +87,20 @@ def running(servers: list[ServerProcess]) -> Iterator[list[ServerProcess]]:
     finally:
         for server in servers:
             server.stop()
+
+
+@dataclass
+class Pair:
+    """Two replicas on one database (the ``pair`` fixture of ``tests/postgres``)."""
+
+    url: str  # the database
+    master_key: str
+    a: LiveServer
+    b: LiveServer
+    root: Path
+
+    def both(self) -> Iterator[LiveServer]:
+        """A, B, A, B, …: requests alternate."""
+        while True:
+            yield self.a
+            yield self.b

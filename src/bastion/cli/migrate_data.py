@@ -104,6 +104,7 @@ def _migrate(
         # touched: it stays as it was (not even a schema).
         tables = [t for t in source_tables(source) if t is not signing_keys]
         _require_storable(source, tables)
+        _require_indexable(source)
         _require_master_key(source, sealer)
     with dst.startup_lock():  # no replica starts on it meanwhile
         dst.migrate()
@@ -164,6 +165,24 @@ def _require_storable(conn: Connection, tables: list[Table]) -> None:
                     "which PostgreSQL cannot store: nothing was written"
                 )
     _require_storable_payloads(conn)
+
+
+def _require_indexable(conn: Connection) -> None:
+    """pgvector's HNSW indexes vectors of at most 2,000 dimensions; the embedded engine
+    takes up to 65,536."""
+    from bastion.vectors.pgvector.tables import MAX_INDEXED_DIM  # the `postgres` extra
+
+    too_wide = conn.execute(
+        select(collections.c.name, collections.c.dim)
+        .where(collections.c.dim > MAX_INDEXED_DIM)
+        .order_by(collections.c.name)
+    ).all()
+    if too_wide:
+        named = ", ".join(f"{name!r} ({dim})" for name, dim in too_wide)
+        raise ConfigurationError(
+            f"collections with more dimensions than pgvector indexes ({MAX_INDEXED_DIM}): "
+            f"{named}; nothing was written (docs/scale-out.md, Limits)"
+        )
 
 
 def _require_storable_payloads(conn: Connection) -> None:

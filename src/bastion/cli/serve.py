@@ -147,6 +147,10 @@ def _announce(settings: Settings, started: Bootstrap, count: int) -> None:
             "(valid 24 h):"
         )
         say(f"  {started.setup_url}")
+        say(
+            "  It replaces any setup link printed before (at an earlier start, or by another "
+            "replica of this database)."
+        )
         say("  or: bastion user create admin --role admin --password-stdin")
     elif started.kind == "password":
         say(
