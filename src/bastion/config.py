@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         32 * 1024 * 1024, ge=1024, description="Largest accepted request body, bytes."
     )
+    max_restore_bytes: int = Field(
+        64 * 1024**3,
+        ge=1024,
+        description="Largest backup file `POST /collections/{name}/restore` accepts, bytes "
+        "(spooled to the data folder while it is checked).",
+    )
     max_payload_bytes: int = Field(
         64 * 1024, ge=256, description="Largest JSON payload of one point, bytes."
     )
