@@ -39,8 +39,10 @@ from pydantic_settings import (
 from bastion.errors import ConfigurationError
 
 MAX_ACCESS_TOKEN_TTL = 15 * 60
-# ``BASTION_*`` variables that are read but are not settings.
-NOT_SETTINGS = frozenset({"BASTION_CONFIG"})
+# ``BASTION_*`` variables that are read but are not settings: the settings file, and the
+# address and access token of a server for `bastion backup` / `bastion restore --url`
+# (docs/backup.md).
+NOT_SETTINGS = frozenset({"BASTION_CONFIG", "BASTION_URL", "BASTION_TOKEN"})
 
 
 class Settings(BaseSettings):
