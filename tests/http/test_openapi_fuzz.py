@@ -92,7 +92,9 @@ def test_the_server_answers_as_its_openapi_document_says(
         for generated in ("api-key", "Authorization"):  # the admin's credential, alone
             (case.headers or {}).pop(generated, None)
         headers = admin
-        if case.operation.path == "/auth/logout":  # it ends its session: a session of its own
+        # Signing out (this session, or every one: DELETE /me/sessions) ends the admin's
+        # session: these get a session of their own.
+        if case.operation.path in ("/auth/logout", "/me/sessions"):
             headers = {"Authorization": f"Bearer {live_server.token(role='admin', acr='aal3')}"}
         response = case.call(base_url=live_server.url, headers=headers)
         answered.setdefault((case.operation.method.lower(), case.operation.path), set()).add(
