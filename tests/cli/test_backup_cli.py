@@ -25,6 +25,7 @@ from bastion.vectors import (
     PointWrite,
     parse_point_id,
 )
+from tests.http.test_client_helper import PASSWORD, enrolled, next_code
 from tests.support.cli import bastion, installed
 from tests.support.server import LiveServer
 
@@ -219,3 +220,25 @@ def test_url_without_credentials_says_which_to_give(tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert "--token" in refused.stderr
     assert "--user" in refused.stderr
+
+
+def test_restore_through_the_server_with_a_sign_in(live_server: LiveServer, tmp_path: Path) -> None:
+    """``--user`` signs in with a password and an authenticator code (``aal2``: what a
+    restore needs by default), and ends that session afterwards."""
+    admin = {"Authorization": f"Bearer {live_server.token(role='admin', acr='aal3')}"}
+    with httpx.Client(base_url=live_server.url, headers=admin, timeout=30) as http:
+        assert http.put("/collections/signed", json={"vectors": {"size": 2, "distance": "Dot"}})
+        body = {"points": [{"id": i, "vector": [i, 1]} for i in range(1, 4)]}
+        assert http.put("/collections/signed/points?wait=true", json=body).is_success
+        file = tmp_path / "signed.ndjson"
+        file.write_bytes(http.get("/collections/signed/backup").content)
+    totp = enrolled(live_server, "rhea")
+    restored = bastion(tmp_path, "restore", str(file), "--as", "signed-copy", "--url",
+                       live_server.url, "--user", "rhea", "--password-stdin", "--json",
+                       stdin=f"{PASSWORD}\n{next_code(totp)}\n")  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["points"] == 3
+    wrong = bastion(tmp_path, "restore", str(file), "--as", "other", "--url", live_server.url,
+                    "--user", "rhea", "--password-stdin", stdin="not it\n000000\n")  # fmt: skip
+    assert wrong.returncode == 1
+    assert "sign-in failed" in wrong.stderr

@@ -95,3 +95,16 @@ def test_a_refused_point_leaves_nothing_on_this_engine(engine: VectorEngine) -> 
     assert refused.value.reason == "bad_point"
     assert not run(engine.collection_exists(TENANT, "broken"))
     assert "broken" not in run(engine.list_collections(TENANT))
+
+
+def test_an_id_twice_in_the_file_leaves_nothing_on_this_engine(engine: VectorEngine) -> None:
+    _fill(engine)
+    services = services_of(engine)
+    lines = [orjson.loads(line) for line in run(_backup(services, "src")).splitlines()]
+    lines[1150]["id"] = lines[1]["id"]  # a later batch replaces a point of the first
+    body = b"".join(orjson.dumps(line) + b"\n" for line in lines[:-1])
+    trailer = {"trailer": {"points": len(lines) - 2, "sha256": hashlib.sha256(body).hexdigest()}}
+    with pytest.raises(BackupRefused) as refused:
+        run(_restore(services, "twice", body + orjson.dumps(trailer) + b"\n"))
+    assert refused.value.reason == "count_mismatch"
+    assert not run(engine.collection_exists(TENANT, "twice"))

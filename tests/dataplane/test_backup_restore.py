@@ -6,14 +6,23 @@ do either, and the RFC 9470 challenge of a stale token."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 
+from bastion.app import create_app
+from bastion.clock import ManualClock
+from bastion.config import load_settings
+from tests.admin.helpers import mint
 from tests.dataplane.test_export_and_audit import wait_for
-from tests.support.server import LiveServer
+from tests.support.app import Env
+from tests.support.server import ADMIN_PASSWORD, LiveServer
 
 SOURCE = "kb"
 UUID = "5c56c793-69f3-4fbf-87e6-c4bf54c28c26"
@@ -267,3 +276,61 @@ def test_qdrant_snapshot_routes_point_to_the_backup(admin: httpx.Client, path: s
     error = answer.json()["status"]["error"]
     assert "GET /collections/{name}/backup" in error
     assert "bastion backup" in error
+
+
+def test_a_backup_larger_than_the_restore_limit_is_a_413(tmp_path: Path) -> None:
+    """The request body limit does not apply to a restore; ``max_restore_bytes`` does,
+    declared (refused before a byte is read) or streamed (refused once it is passed)."""
+    clock = ManualClock(datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC))
+    settings = load_settings(data_dir=tmp_path / "data", argon2_profile="test",
+                             bootstrap_admin_password=ADMIN_PASSWORD, max_body_bytes=1024,
+                             max_restore_bytes=4096)  # fmt: skip
+    with TestClient(create_app(settings, clock=clock), raise_server_exceptions=False) as client:
+        env = Env(client=client, clock=clock, data_dir=settings.data_dir)
+        admin = mint(env, acr="aal3").auth
+        made = {"vectors": {"size": 2, "distance": "Dot"}}
+        assert client.put("/collections/small", headers=admin, json=made).status_code == 200
+        for start in range(0, 30, 10):  # each upsert under the body limit
+            points = [
+                {"id": i, "vector": [i, 1], "payload": {"i": i}} for i in range(start, start + 10)
+            ]
+            upserted = client.put(
+                "/collections/small/points", headers=admin, json={"points": points}
+            )
+            assert upserted.status_code == 200, upserted.text
+        file = client.get("/collections/small/backup", headers=admin).content
+        assert 1024 < len(file) < 4096  # over the body limit, under the restore limit
+        assert restore(client, "copy", file).status_code == 401  # no credential: refused first
+        fits = client.post("/collections/copy/restore", headers=admin, content=file)
+        assert fits.status_code == 200, fits.text
+        big = file + b" " * 4096
+        declared = client.post("/collections/big/restore", headers=admin, content=big)
+        assert declared.status_code == 413
+        assert "BASTION_MAX_RESTORE_BYTES" in declared.json()["status"]["error"]
+
+        def chunks() -> Iterator[bytes]:
+            yield big[:3000]
+            yield big[3000:]
+
+        streamed = client.post("/collections/big/restore", headers=admin, content=chunks())
+        assert streamed.status_code == 413
+        assert client.get("/collections/big/exists", headers=admin).json()["result"] == {
+            "exists": False
+        }
+
+
+def test_a_hand_made_file_with_a_bad_config_or_an_id_twice_is_refused(
+    admin: httpx.Client, backup: bytes
+) -> None:
+    lines = lines_of(backup)
+    lines[0]["config"]["vectors"]["size"] = 0
+    refused = restore(admin, "kb-config", resealed(lines))
+    assert refused.status_code == 400
+    assert "the header's config" in refused.json()["status"]["error"]
+    assert not exists(admin, "kb-config")
+    lines = lines_of(backup)
+    lines[2400]["id"] = lines[1]["id"]  # another batch: the upserts alone would not notice
+    twice = restore(admin, "kb-twice", resealed(lines))
+    assert twice.status_code == 400, twice.text
+    assert "appear more than once" in twice.json()["status"]["error"]
+    assert not exists(admin, "kb-twice")

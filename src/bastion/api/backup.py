@@ -116,6 +116,9 @@ class BackupTooLarge(BackupRefused):
 
 async def _spool(request: Request, spool: IO[bytes], limit: int) -> None:
     """The body into ``spool`` (at most ``limit`` bytes, else 413, as the body limit)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BackupTooLarge(limit)  # refused before a byte is read
     received = 0
     pending: list[bytes] = []
     size = 0

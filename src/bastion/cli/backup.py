@@ -19,11 +19,12 @@ import asyncio
 import json
 import os
 import re
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -76,6 +77,13 @@ User = Annotated[
         show_default=False,
     ),
 ]  # fmt: skip
+PasswordStdin = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="With --user: read the password, then the authenticator code, from stdin.",
+    ),
+]
 _CHUNK = 256 * 1024
 
 
@@ -92,6 +100,7 @@ def backup_command(
     url: Url = None,
     token: Token = None,
     user: User = None,
+    password_stdin: PasswordStdin = False,
     as_json: AsJson = False,
     data_dir: DataDir = None,
 ) -> None:
@@ -102,7 +111,8 @@ def backup_command(
     try:
         with _private(partial) as file:
             if url is not None:
-                _download(url, _bearer(url, token, user), collection, file, quiet=as_json)
+                with _bearer(url, token, user, password_stdin) as bearer:
+                    _download(url, bearer, collection, file, quiet=as_json)
             else:
                 asyncio.run(_backup_offline(data_dir, collection, file, quiet=as_json))
             file.flush()
@@ -187,6 +197,7 @@ def restore_command(
     url: Url = None,
     token: Token = None,
     user: User = None,
+    password_stdin: PasswordStdin = False,
     as_json: AsJson = False,
     data_dir: DataDir = None,
 ) -> None:
@@ -201,7 +212,8 @@ def restore_command(
         except BackupRefused as refused:
             fail(refused.detail, "restore the file as `bastion backup` wrote it, whole")
         if url is not None:
-            result = _upload(url, _bearer(url, token, user), name, source, quiet=as_json)
+            with _bearer(url, token, user, password_stdin) as bearer:
+                result = _upload(url, bearer, name, source, quiet=as_json)
         else:
             asyncio.run(_restore_offline(data_dir, name, source, verified, quiet=as_json))
             result = _result(name, verified)
@@ -313,18 +325,36 @@ async def _offline(data_dir: Path | None) -> AsyncIterator[tuple[Services, str]]
             lock.release()
 
 
-def _bearer(url: str, token: str | None, user: str | None) -> str:
+@contextmanager
+def _bearer(url: str, token: str | None, user: str | None, password_stdin: bool) -> Iterator[str]:
+    """The access token to send: ``--token``, or a sign-in as ``--user`` (ended after)."""
     if token is not None:
-        return token
+        yield token
+        return
     if user is None:
         fail(
             "--url needs credentials",
             "give --token (env BASTION_TOKEN) or --user NAME to sign in (password and code)",
         )
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt(f"Password for {user}", hide_input=True, err=True)
+
+    def code(methods: Sequence[str]) -> str:
+        given = sys.stdin.readline().strip() if password_stdin else ""
+        return given or str(typer.prompt(f"Code from the authenticator app of {user}", err=True))
+
     try:
-        return BastionSession.sign_in(url, user).token()
+        session = BastionSession.sign_in(url, user, password, code=code)
+        bearer = session.token()
     except (ClientError, ValueError) as exc:
-        fail(f"sign-in failed: {exc}", "check the user name, password and code")
+        fail(f"sign-in failed: {exc}", "check the user name, the password and the code")
+    try:
+        yield bearer
+    finally:
+        with suppress(ClientError):
+            session.logout()  # the session served this command only
 
 
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')

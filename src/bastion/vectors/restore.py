@@ -161,7 +161,7 @@ async def _load(
     while True:
         parsed = await run_sync(_next_batch, batches, max_payload_bytes)
         if parsed is None:
-            return
+            break
         first, last, writes, vectors = parsed
         try:
             await engine.upsert(tenant_id, name, writes, vectors, actor=actor)
@@ -169,6 +169,13 @@ async def _load(
             raise _refused_at(first, last, exc) from None
         if on_points is not None:
             on_points(len(writes))
+    stored = await engine.count(tenant_id, name, filter=None)
+    if stored != verified.points:  # an id twice in the file: a later line replaced an earlier
+        raise BackupRefused(
+            "count_mismatch",
+            f"{verified.points} point lines made {stored} points: some ids appear more than "
+            "once (nothing was restored)",
+        )
 
 
 Batch = tuple[int, int, list[PointWrite], Vector]
