@@ -15,6 +15,7 @@ from bastion import __version__, console
 from bastion.api import (
     admin,
     auth,
+    backup,  # noqa: F401 (registers its routes in dataplane.table)
     dataplane,
     dataplane_aliases,  # noqa: F401 (registers its routes in dataplane.table)
     dataplane_query,  # noqa: F401 (registers its routes in dataplane.table)
@@ -25,6 +26,7 @@ from bastion.api import (
     setup,
     wellknown,
 )
+from bastion.api.backup import RESTORE_PATH
 from bastion.api.guard import Door
 from bastion.api.headers import install as install_security_headers
 from bastion.api.limits import BodySizeLimit
@@ -197,7 +199,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, worker: bool =
         observability.router,
     ):
         app.include_router(router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, exempt=RESTORE_PATH)
     install_security_headers(app)  # on every response, the 413 too
     app.add_middleware(Observe, settings=settings)  # request id, metrics (outermost)
     return app

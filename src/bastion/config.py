@@ -39,8 +39,10 @@ from pydantic_settings import (
 from bastion.errors import ConfigurationError
 
 MAX_ACCESS_TOKEN_TTL = 15 * 60
-# ``BASTION_*`` variables that are read but are not settings.
-NOT_SETTINGS = frozenset({"BASTION_CONFIG"})
+# ``BASTION_*`` variables that are read but are not settings: the settings file, and the
+# address and access token of a server for `bastion backup` / `bastion restore --url`
+# (docs/backup.md).
+NOT_SETTINGS = frozenset({"BASTION_CONFIG", "BASTION_URL", "BASTION_TOKEN"})
 
 
 class Settings(BaseSettings):
@@ -111,6 +113,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         32 * 1024 * 1024, ge=1024, description="Largest accepted request body, bytes."
+    )
+    max_restore_bytes: int = Field(
+        64 * 1024**3,
+        ge=1024,
+        description="Largest backup file `POST /collections/{name}/restore` accepts, bytes "
+        "(spooled to the data folder while it is checked).",
     )
     max_payload_bytes: int = Field(
         64 * 1024, ge=256, description="Largest JSON payload of one point, bytes."

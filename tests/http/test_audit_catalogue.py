@@ -220,6 +220,10 @@ def data_story(env: Env) -> None:
     merge = {"payload": {"m": 2}, "points": [1]}  # points.payload_updated
     ok(client.post("/collections/docs/points/payload", headers=admin, json=merge))
     assert client.post("/collections/docs/export", headers=admin).status_code == 200
+    backup = client.get("/collections/docs/backup", headers=admin)  # collection.backed_up
+    assert backup.status_code == 200
+    ok(client.post("/collections/docs2/restore", headers=admin, content=backup.content))
+    ok(client.delete("/collections/docs2", headers=admin))  # collection.restored, then gone
     ok(client.post("/collections/docs/points/delete", headers=admin, json={"points": [1]}))
     ok(client.delete("/collections/docs", headers=admin))  # collection.deleted
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -15,12 +16,20 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    """``exempt``: the paths whose route applies its own limit once it has authorised the
+    caller (a restore's body is a whole collection)."""
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, exempt: re.Pattern[str] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (
+            self.exempt is not None and self.exempt.fullmatch(scope["path"])
+        ):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from bastion.api.bodies import FORM
 from bastion.api.problems import Problem, is_problem_path
-from bastion.api.qdrant_schemas import OPERATIONS, SCHEMAS, Operation, envelope
+from bastion.api.qdrant_schemas import NDJSON_BODY, OPERATIONS, SCHEMAS, Operation, envelope
 from bastion.api.responses import OAuthError
 from bastion.api.routing import TAG, RouteTable
 from bastion.errors import (
@@ -129,7 +129,12 @@ def _add_data_plane(document: dict[str, Any], table: RouteTable) -> None:
                 {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                 for name in names
             ]
-        if described.body is not None:
+        if described.body == NDJSON_BODY:  # a backup file (docs/backup.md)
+            operation["requestBody"] = {
+                "required": True,
+                "content": {NDJSON_BODY: {"schema": {"type": "string"}}},
+            }
+        elif described.body is not None:
             schema = {"$ref": f"#/components/schemas/{described.body}"}
             operation["requestBody"] = {
                 "required": True,

@@ -353,6 +353,9 @@ def envelope(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+NDJSON_BODY = "application/x-ndjson"  # ``Operation.body``: a file of JSON lines, not JSON
+
+
 @dataclass(frozen=True)
 class Operation:
     """What one data-plane route takes and answers, beyond what every route shares."""
@@ -461,6 +464,23 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/collections/{name}/points/search"): Operation(_SCORED, "SearchRequest"),
     ("POST", "/collections/{name}/points/query"): Operation(_QUERY_RESULT, "QueryRequest"),
     ("POST", "/collections/{name}/export"): Operation(None),
+    ("GET", "/collections/{name}/backup"): Operation(None),  # docs/backup.md
+    ("POST", "/collections/{name}/restore"): Operation(
+        {
+            "type": "object",
+            "required": ["collection", "source", "points", "payload_indexes", "aliases", "sha256"],
+            "properties": {
+                "collection": {"type": "string"},
+                "source": {"type": "string"},
+                "points": {"type": "integer", "minimum": 0},
+                "payload_indexes": {"type": "object", "additionalProperties": {"type": "string"}},
+                "aliases": {"type": "array", "items": {"type": "string"}},
+                "sha256": {"type": "string"},
+            },
+        },
+        NDJSON_BODY,
+        raises=(Conflict,),
+    ),
     ("PATCH", "/collections/{name}"): Operation({"type": "boolean"}, "UpdateCollection"),
     ("POST", "/collections/{name}/points/payload"): Operation(_ref("UpdateResult"), "SetPayload"),
     ("PUT", "/collections/{name}/points/payload"): Operation(_ref("UpdateResult"), "SetPayload"),

@@ -18,12 +18,20 @@ from starlette.types import Receive, Scope, Send
 # Top-level Qdrant paths outside /collections (all unserved): answered here too.
 ELSEWHERE = ("/aliases", "/cluster", "/snapshots", "/telemetry", "/locks", "/issues")
 
+# Qdrant's snapshots (create, list, download, recover) are archives of its own segment
+# files; Bastion backs a collection up as NDJSON instead (docs/backup.md).
+_SNAPSHOTS = (
+    "snapshots (Bastion backs collections up as NDJSON instead: "
+    "GET /collections/{name}/backup and POST /collections/{name}/restore, "
+    "or `bastion backup` and `bastion restore`; docs/backup.md)"
+)
+
 UNSERVED: Sequence[tuple[str, str, str]] = (
-    ("*", "/collections/{}/snapshots", "snapshots (use POST /collections/{name}/export)"),
-    ("*", "/collections/{}/snapshots/{}", "snapshots (use POST /collections/{name}/export)"),
-    ("*", "/collections/{}/snapshots/{}/{}", "snapshots"),
-    ("*", "/snapshots", "full-storage snapshots"),
-    ("*", "/snapshots/{}", "full-storage snapshots"),
+    ("*", "/collections/{}/snapshots", _SNAPSHOTS),
+    ("*", "/collections/{}/snapshots/{}", _SNAPSHOTS),
+    ("*", "/collections/{}/snapshots/{}/{}", _SNAPSHOTS),
+    ("*", "/snapshots", f"full-storage {_SNAPSHOTS}"),
+    ("*", "/snapshots/{}", f"full-storage {_SNAPSHOTS}"),
     ("*", "/collections/{}/cluster", "cluster and shard management"),
     ("*", "/collections/{}/shards", "cluster and shard management (custom sharding)"),
     ("*", "/collections/{}/shards/{}", "cluster and shard management (custom sharding)"),

@@ -196,6 +196,12 @@ _SPECS = (
           "removed (operation: set, overwrite, delete, clear).", "success",
           "collection operation count by_filter"),
     _spec("points.exported", "A collection was exported.", "success", "collection count"),
+    _spec("collection.backed_up", "A collection was backed up (GET /collections/{name}/backup, "
+          "`bastion backup`): its points and the file's SHA-256 (complete false: the stream "
+          "was cut short).", "success", "collection count sha256 complete"),
+    _spec("collection.restored", "A backup file was restored into a new collection (failure: "
+          "the file was refused or could not be loaded, and nothing was kept).",
+          "success failure", "collection source count sha256"),
     _spec("points.searched", "Searches or queries ran (one event per caller, collection and "
           "second: how many, and how many results).", "success",
           "collection kind limit result_count searches"),

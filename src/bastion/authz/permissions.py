@@ -119,7 +119,8 @@ PERMISSIONS: Mapping[str, Permission] = _registry(
     Permission(
         "collections.create",
         "Create a collection, change its parameters (update_collection), create, rename "
-        "or delete its aliases.",
+        "or delete its aliases; restore a backup into a new collection (with points.write, "
+        "and indexes.write when the backup has payload indexes).",
         "write",
         "collection",
         "aal2",
@@ -146,7 +147,8 @@ PERMISSIONS: Mapping[str, Permission] = _registry(
     ),
     Permission(
         "points.export",
-        "Export every point of a collection as NDJSON.",
+        "Export every point of a collection as NDJSON, or back the collection up "
+        "(GET /collections/{name}/backup, docs/backup.md).",
         "admin",
         "collection",
         "aal3",

@@ -8,6 +8,7 @@ import sys
 from bastion.cli import (  # noqa: F401  (each registers its commands)
     audit,
     audit_tail,
+    backup,
     collections,
     init,
     keys,
