@@ -1,7 +1,8 @@
 """``python -m bench``: every benchmark in one run, then the summary and docs/benchmarks.md.
 
 Options: ``--quick`` (a small data set, for trying the bench itself; never written to the
-docs), ``--only auth|risk|vectors|pgvector|observe``, ``--keep`` (keep the temporary data folders).
+docs), ``--only auth|risk|vectors|pgvector|replicas|observe``, ``--keep`` (keep the
+temporary data folders).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import auth, observe, pgvector, vectors
+from bench import auth, observe, pgvector, replicas, vectors
 from bench.data import make_dataset
 from bench.report import Results, console, print_section, print_summary, write_docs
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="20,000 vectors; docs untouched")
     parser.add_argument(
         "--only",
-        choices=("auth", "risk", "vectors", "pgvector", "observe"),
+        choices=("auth", "risk", "vectors", "pgvector", "replicas", "observe"),
         help="run one part only",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folders")
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> None:
             if args.only == "pgvector":  # else the vectors part made the same data set
                 dataset = make_dataset(n=20_000, queries=200) if args.quick else make_dataset()
             pgvector.run(root, dataset, results)
+        if args.only in (None, "replicas"):
+            console.rule("replicas: one, two and --workers 2 on one PostgreSQL")
+            replicas.run(root, results)
     finally:
         if args.keep:
             console.print(f"data kept in {root}")

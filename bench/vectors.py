@@ -36,6 +36,7 @@ from bench.search import COLLECTION, Bare
 from bench.servers import (
     Credentials,
     ServerProcess,
+    allow_bulk_reads,
     cpu_seconds,
     open_runtime,
     pid_of,
@@ -188,6 +189,7 @@ def run(root: Path, dataset: Dataset, results: Results) -> None:
     try:
         floor = start_floor(root / "vectors", workers=SEARCH_WORKERS)
         rss_loaded = rss_bytes(pid_of(server))
+        allow_bulk_reads(server)
         credentials = Credentials(server.data_dir, server.env)
         bearer = credentials.token(role="viewer", acr="aal2")
         api_key = credentials.api_key(role="viewer")

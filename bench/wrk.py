@@ -18,6 +18,7 @@ answered but not counted.
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import subprocess
@@ -30,6 +31,20 @@ from bench.servers import cpu_seconds
 
 SCRIPT = r"""
 local requests, next_index = {}, 0
+
+-- BENCH_WRK_PORTS="p1 p2 ...": thread i connects to 127.0.0.1:p(i mod n), as a load
+-- balancer spreading connections over replicas would (bench/replicas.py).
+local ports, threads = {}, 0
+for port in string.gmatch(os.getenv("BENCH_WRK_PORTS") or "", "%d+") do
+  ports[#ports + 1] = port
+end
+
+function setup(thread)
+  if #ports > 0 then
+    threads = threads + 1
+    thread.addr = wrk.lookup("127.0.0.1", ports[(threads - 1) % #ports + 1])[1]
+  end
+end
 
 function init(args)
   local method, path, bodies = args[1], args[2], args[3]
@@ -68,11 +83,15 @@ def run_wrk(
     server_pid: int,
     headers: dict[str, str] | None = None,
     keep_bodies: bool = False,
+    threads: int = 1,
+    ports: Sequence[int] = (),
 ) -> LoadResult:
     """Send ``calls`` (one method and path, bodies may differ) over and over for
     ``len(calls) / CALLS_PER_SECOND`` s over ``clients`` keep-alive connections with wrk;
     every answer must be 2xx. wrk keeps no answers: ``keep_bodies`` is accepted (the
-    ``Runner`` protocol) but the result has none; recall comes from ``run_load``."""
+    ``Runner`` protocol) but the result has none; recall comes from ``run_load``.
+    ``threads``: wrk threads, the connections split evenly between them; ``ports``:
+    thread *i* connects to ``127.0.0.1:ports[i % len(ports)]`` instead of ``url``."""
     method, path = calls[0].method, calls[0].path
     if any((call.method, call.path) != (method, path) for call in calls):
         raise ValueError("one wrk block sends one method and path")
@@ -86,12 +105,13 @@ def run_wrk(
         seconds = f"{max(1, round(len(calls) / CALLS_PER_SECOND))}s"
         for name, value in sent.items():
             arguments += [name, value]
-        command = ["wrk", "-t1", f"-c{clients}", f"-d{seconds}", "-s", str(script), url]
+        command = ["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds}", "-s", str(script), url]
+        env = {**os.environ, "BENCH_WRK_PORTS": " ".join(str(port) for port in ports)}
         server_before = cpu_seconds(server_pid)
         client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         machine_before, steal_before = machine_seconds()
         finished = subprocess.run(
-            [*command, "--", *arguments], capture_output=True, text=True, check=False
+            [*command, "--", *arguments], capture_output=True, text=True, check=False, env=env
         )
         machine_after, steal_after = machine_seconds()
         client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
