@@ -38,6 +38,38 @@ _WITH_VECTOR: dict[str, Any] = {
     "anyOf": [{"type": "boolean"}, {"type": "array", "items": {"type": "string"}}]
 }
 _VECTOR: dict[str, Any] = {"type": "array", "items": {"type": "number"}, "minItems": 1}
+_NAMED_VECTORS: dict[str, Any] = {
+    "type": "object",
+    "description": "Named vectors: {name: vector}; a point may lack some of them.",
+    "additionalProperties": _VECTOR,
+}
+_POINT_VECTOR: dict[str, Any] = {"anyOf": [_VECTOR, _NAMED_VECTORS]}
+_NAMED_VECTOR: dict[str, Any] = {
+    "type": "object",
+    "description": "One vector of a named-vector collection: {name, vector}.",
+    "required": ["name", "vector"],
+    "properties": {"name": {"type": "string"}, "vector": _VECTOR},
+}
+_USING: dict[str, Any] = {
+    "type": "string",
+    "description": 'The named vector to search ("" or absent: the unnamed one).',
+}
+_VECTOR_OUT: dict[str, Any] = {
+    "anyOf": [
+        {"type": "array", "items": {"type": "number"}},
+        {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "number"}}},
+        {"type": "null"},
+    ]
+}
+_VECTOR_PARAMS: dict[str, Any] = {
+    "type": "object",
+    "required": ["size", "distance"],
+    "properties": {
+        "size": {"type": "integer", "minimum": 1, "maximum": 65_536},
+        "distance": {"type": "string", "enum": ["Cosine", "Dot", "Euclid"]},
+        "hnsw_config": {"type": "object"},
+    },
+}
 _LIMIT: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 10_000}
 
 
@@ -97,13 +129,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["vectors"],
         "properties": {
             "vectors": {
-                "type": "object",
-                "required": ["size", "distance"],
-                "properties": {
-                    "size": {"type": "integer", "minimum": 1, "maximum": 65_536},
-                    "distance": {"type": "string", "enum": ["Cosine", "Dot", "Euclid"]},
-                    "hnsw_config": {"type": "object"},
-                },
+                "description": "One unnamed vector {size, distance}, or named vectors "
+                "{name: {size, distance, hnsw_config}} (at most 16).",
+                "anyOf": [
+                    _VECTOR_PARAMS,
+                    {
+                        "type": "object",
+                        "minProperties": 1,
+                        "maxProperties": 16,
+                        "additionalProperties": _VECTOR_PARAMS,
+                    },
+                ],
             },
             "hnsw_config": {"type": "object"},
         },
@@ -113,7 +149,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["id", "vector"],
         "properties": {
             "id": _ref("ExtendedPointId"),
-            "vector": _VECTOR,
+            "vector": _POINT_VECTOR,
             "payload": _NULLABLE_OBJECT,
         },
     },
@@ -136,7 +172,19 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                         "required": ["ids", "vectors"],
                         "properties": {
                             "ids": {"type": "array", "items": _ref("ExtendedPointId")},
-                            "vectors": {"type": "array", "items": _VECTOR},
+                            "vectors": {
+                                "description": "A vector per id, or {name: [vector per id]}.",
+                                "anyOf": [
+                                    {"type": "array", "items": _VECTOR},
+                                    {
+                                        "type": "object",
+                                        "additionalProperties": {
+                                            "type": "array",
+                                            "items": _VECTOR,
+                                        },
+                                    },
+                                ],
+                            },
                             "payloads": {"type": "array", "items": _NULLABLE_OBJECT},
                         },
                     }
@@ -179,7 +227,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["vector"],
         "properties": {
-            "vector": _VECTOR,
+            "vector": {"anyOf": [_VECTOR, _NAMED_VECTOR]},
             "filter": _ref("Filter"),
             "limit": _LIMIT,
             "offset": {"type": "integer", "minimum": 0, "maximum": 100_000},
@@ -199,6 +247,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     {"type": "object", "required": ["nearest"], "properties": {"nearest": _VECTOR}},
                 ],
             },
+            "using": _USING,
             "filter": _ref("Filter"),
             "limit": _LIMIT,
             "offset": {"type": "integer", "minimum": 0, "maximum": 100_000},
@@ -238,6 +287,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "positive": {"type": "array", "items": {"anyOf": [_ref("ExtendedPointId"), _VECTOR]}},
             "negative": {"type": "array", "items": {"anyOf": [_ref("ExtendedPointId"), _VECTOR]}},
+            "using": _USING,
             "filter": _ref("Filter"),
             "limit": _LIMIT,
             "with_payload": _SELECTOR,
@@ -252,6 +302,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["query", "group_by"],
         "properties": {
             "query": _VECTOR,
+            "using": _USING,
             "group_by": {"type": "string"},
             "group_size": {"type": "integer", "minimum": 1, "maximum": 100},
             "limit": _LIMIT,
@@ -263,7 +314,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["vector", "group_by"],
         "properties": {
-            "vector": _VECTOR,
+            "vector": {"anyOf": [_VECTOR, _NAMED_VECTOR]},
             "group_by": {"type": "string"},
             "group_size": {"type": "integer", "minimum": 1, "maximum": 100},
             "limit": _LIMIT,
@@ -300,7 +351,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "id": _ref("ExtendedPointId"),
             "payload": _NULLABLE_OBJECT,
-            "vector": {"anyOf": [{"type": "array", "items": {"type": "number"}}, {"type": "null"}]},
+            "vector": _VECTOR_OUT,
             "order_value": {"type": "number", "description": "scroll with order_by"},
         },
     },
@@ -312,7 +363,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "version": {"type": "integer"},
             "score": {"type": "number"},
             "payload": _NULLABLE_OBJECT,
-            "vector": {"anyOf": [{"type": "array", "items": {"type": "number"}}, {"type": "null"}]},
+            "vector": _VECTOR_OUT,
         },
     },
     "UpdateResult": {

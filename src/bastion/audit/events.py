@@ -176,7 +176,7 @@ _SPECS = (
     _spec("tenant.created", "A tenant was created.", "success", "name"),
     # Data plane
     _spec("collection.created", "A collection was created.", "success",
-          "collection size distance"),
+          "collection size distance vectors"),
     _spec("collection.updated", "A collection's parameters changed (update_collection).",
           "success", "collection full_scan_threshold"),
     _spec("alias.created", "A collection alias was created.", "success", "collection alias"),

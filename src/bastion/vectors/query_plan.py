@@ -20,7 +20,7 @@ from bastion.vectors import fields
 from bastion.vectors.engine import Distance, Vector
 from bastion.vectors.errors import BadRequest
 from bastion.vectors.ids import parse_point_id
-from bastion.vectors.models import MAX_LIMIT, vector_of
+from bastion.vectors.models import MAX_LIMIT, agree_using, named_vector_of
 
 Example = Vector | str  # a vector, or a point's storage key
 MAX_EXAMPLES = 256
@@ -38,24 +38,37 @@ class Plan:
     positive: tuple[Example, ...]  # nearest: one example; recommend: one or more
     negative: tuple[Example, ...] = ()
     mmr: Mmr | None = None
+    using: str | None = None  # the vector name the examples were wrapped with, if any
 
     def point_keys(self) -> list[str]:
         return [e for e in (*self.positive, *self.negative) if isinstance(e, str)]
 
 
-def example_of(raw: Any, where: str) -> Example:
-    """A vector (a list, or a named form) or a point id (an integer or a UUID string)."""
+def example_of(raw: Any, where: str) -> tuple[str | None, Example]:
+    """A vector (a list, or a named form: with its name) or a point id (an integer or a
+    UUID string)."""
     if isinstance(raw, int | str) and not isinstance(raw, bool):
-        return parse_point_id(raw)
-    return vector_of(raw, where)
+        return None, parse_point_id(raw)
+    return named_vector_of(raw, where)
 
 
-def _examples(raw: Any, where: str) -> tuple[Example, ...]:
+def vector_plan(raw: Any, where: str, mmr: Mmr | None = None) -> Plan:
+    """A plan of one example (a vector, or a point id)."""
+    using, example = example_of(raw, where)
+    return Plan((example,), mmr=mmr, using=using)
+
+
+def _examples(raw: Any, where: str, using: str | None) -> tuple[tuple[Example, ...], str | None]:
     if raw is None:
-        return ()
+        return (), using
     if not isinstance(raw, list) or len(raw) > MAX_EXAMPLES:
         raise BadRequest(f"{where} must be a list of at most {MAX_EXAMPLES} ids or vectors")
-    return tuple(example_of(item, f"{where}[{i}]") for i, item in enumerate(raw))
+    examples: list[Example] = []
+    for i, item in enumerate(raw):
+        name, example = example_of(item, f"{where}[{i}]")
+        using = agree_using(using, name, f"{where}[{i}]")
+        examples.append(example)
+    return tuple(examples), using
 
 
 def recommend_plan(raw: Mapping[str, Any], allowed: Mapping[str, fields.Check]) -> Plan:
@@ -64,10 +77,11 @@ def recommend_plan(raw: Mapping[str, Any], allowed: Mapping[str, fields.Check]) 
     strategy = raw.get("strategy")
     if strategy is not None and strategy not in STRATEGIES:
         raise BadRequest(f"strategy={strategy!r} is not supported by Bastion (average_vector)")
-    positive = _examples(raw.get("positive"), "positive")
+    positive, using = _examples(raw.get("positive"), "positive", None)
     if not positive:
         raise BadRequest("recommend needs at least one positive example")
-    return Plan(positive, _examples(raw.get("negative"), "negative"))
+    negative, using = _examples(raw.get("negative"), "negative", using)
+    return Plan(positive, negative, using=using)
 
 
 def query_plan(raw: Any) -> Plan | None:
@@ -75,9 +89,9 @@ def query_plan(raw: Any) -> Plan | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        return Plan((example_of(raw, "query"),))
+        return vector_plan(raw, "query")
     if set(raw) <= {"name", "vector"} or set(raw) == {"indices", "values"} or "" in raw:
-        return Plan((example_of(raw, "query"),))
+        return vector_plan(raw, "query")
     if "recommend" in raw:
         fields.only(raw, fields.RECOMMEND_QUERY, "query")
         inner = raw["recommend"]
@@ -88,7 +102,7 @@ def query_plan(raw: Any) -> Plan | None:
         kind = next(iter(raw), "{}")
         raise BadRequest(f"query.{kind} is not supported by Bastion")
     fields.only(raw, fields.NEAREST_QUERY, "query")
-    return Plan((example_of(raw["nearest"], "query.nearest"),), mmr=_mmr(raw.get("mmr")))
+    return vector_plan(raw["nearest"], "query.nearest", _mmr(raw.get("mmr")))
 
 
 def _mmr(raw: Any) -> Mmr | None:
