@@ -11,9 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bastion.storage import Database
 from bastion.vectors import (
     BadRequest,
     CollectionSpec,
+    EmbeddedEngine,
     HnswParams,
     PayloadSelector,
     PointWrite,
@@ -308,3 +310,27 @@ def test_every_named_index_is_saved_and_caught_up_after_a_restart(data_dir: Path
     finally:
         again.close()
         again.db.dispose()
+
+
+def test_worker_processes_keep_every_named_index_in_step(data_dir: Path) -> None:
+    """``--workers N``: another worker's writes of named vectors reach this one's indexes."""
+    one, two = (
+        EmbeddedEngine(Database(f"sqlite:///{data_dir / 'bastion.db'}"), data_dir, shared=True)
+        for _ in range(2)
+    )
+    one.open()
+    two.open()
+    try:
+        text, image = ingest(one, exact_below_kib=0)
+        assert ids(run(two.search(A, "multi", SearchQuery(vector=image[7], using="image",
+                                                          limit=1)))) == [7]  # fmt: skip
+        run(one.upsert(A, "multi", [PointWrite(parse_point_id(7), None)], [{"text": text[7]}],
+                       actor=ACTOR))  # fmt: skip
+        found = run(two.search(A, "multi", SearchQuery(vector=image[7], using="image", limit=N)))
+        assert 7 not in ids(found)
+        live = next(iter(two._collections.values()))
+        assert live.anns["image"].live_count == N - N // 3 - 1
+    finally:
+        for engine in (one, two):
+            engine.close()
+            engine.db.dispose()
