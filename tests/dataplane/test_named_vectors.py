@@ -239,3 +239,96 @@ def test_the_export_carries_named_vectors(live_server: LiveServer, multi: str) -
     assert set(points[5]["vector"]) == {"text"}
     assert np.allclose(points[6]["vector"]["image"], image(6), atol=1e-6)
     assert len(points) == N
+
+
+# -- recommend's best_score and sum_scores (Qdrant's RecoBestScoreQuery / RecoSumScoresQuery)
+
+
+def sigmoid(x: float) -> float:
+    return 0.5 * (x / (1 + abs(x)) + 1)
+
+
+def reference(
+    strategy: str, candidates: dict[int, np.ndarray], positive: list[Any], negative: list[Any],
+    similarity: Any,
+) -> list[tuple[int, float]]:  # fmt: skip
+    """Each candidate's score, written out plainly from Qdrant's definitions; best first."""
+    scored = []
+    for i, c in candidates.items():
+        to_positive = [similarity(c, p) for p in positive]
+        to_negative = [similarity(c, n) for n in negative]
+        if strategy == "sum_scores":
+            score = sum(to_positive) - sum(to_negative)
+        else:
+            best_p, best_n = max(to_positive), max(to_negative, default=-np.inf)
+            score = sigmoid(best_p) if best_p > best_n else -sigmoid(best_n)
+        scored.append((i, float(score)))
+    return sorted(scored, key=lambda pair: (-pair[1], pair[0]))
+
+
+def unit_of(vector: list[float]) -> np.ndarray:
+    array = np.asarray(vector, np.float64)
+    return array / np.linalg.norm(array)
+
+
+@pytest.mark.parametrize("strategy", ["best_score", "sum_scores"])
+def test_recommend_strategies_score_as_qdrant_does_on_a_named_cosine_vector(
+    dev: QdrantClient, multi: str, strategy: str
+) -> None:
+    found = dev.query_points(
+        multi,
+        query=models.RecommendQuery(
+            recommend=models.RecommendInput(positive=[1, text(2)], negative=[3], strategy=strategy)
+        ),
+        using="text",
+        limit=6,
+    ).points
+    candidates = {i: unit_of(text(i)) for i in range(N) if i not in (1, 3)}
+    expected = reference(
+        strategy, candidates, [unit_of(text(1)), unit_of(text(2))], [unit_of(text(3))],
+        lambda a, b: float(a @ b),
+    )[:6]  # fmt: skip
+    assert [p.id for p in found] == [i for i, _ in expected]
+    assert [p.score for p in found] == pytest.approx([s for _, s in expected], abs=1e-5)
+
+
+@pytest.mark.parametrize("strategy", ["best_score", "sum_scores"])
+def test_recommend_strategies_on_dot_and_euclid_vectors(
+    dev: QdrantClient, raw: httpx.Client, multi: str, strategy: str
+) -> None:
+    body = {"positive": [1, 2], "negative": [3], "strategy": strategy, "using": "image",
+            "limit": 5, "with_vector": ["text"]}  # fmt: skip
+    found = raw.post(f"/collections/{multi}/points/recommend", json=body).json()["result"]
+    candidates = {i: np.asarray(image(i), np.float64) for i in range(N) if i not in (1, 2, 3, 5)}
+    expected = reference(
+        strategy, candidates, [candidates_of(image, 1), candidates_of(image, 2)],
+        [candidates_of(image, 3)], lambda a, b: float(a @ b),
+    )[:5]  # fmt: skip
+    assert [p["id"] for p in found] == [i for i, _ in expected]  # 5 has no image: never found
+    assert set(found[0]["vector"]) == {"text"}  # the vectors asked for, not the one searched
+    name = f"euclid_{strategy}"
+    dev.create_collection(
+        name, vectors_config={"e": models.VectorParams(size=3, distance=models.Distance.EUCLID)}
+    )
+    points = {i: np.random.default_rng(i).normal(size=3) for i in range(20)}
+    dev.upsert(
+        name, [models.PointStruct(id=i, vector={"e": v.tolist()}) for i, v in points.items()]
+    )
+    by_strategy = dev.query_points(
+        name,
+        query=models.RecommendQuery(
+            recommend=models.RecommendInput(positive=[0], negative=[1], strategy=strategy)
+        ),
+        using="e",
+        limit=4,
+    ).points
+    expected = reference(
+        strategy, {i: v for i, v in points.items() if i > 1}, [points[0]], [points[1]],
+        lambda a, b: -float((a - b) @ (a - b)),  # Qdrant's Euclid similarity
+    )[:4]  # fmt: skip
+    assert [p.id for p in by_strategy] == [i for i, _ in expected]
+    assert [p.score for p in by_strategy] == pytest.approx([s for _, s in expected], rel=1e-4)
+
+
+def candidates_of(vector: Any, i: int) -> np.ndarray:
+    return np.asarray(vector(i), np.float64)

@@ -27,6 +27,7 @@ from bastion.api.dataplane import (
     searched,
     table,
 )
+from bastion.api.dataplane_strategies import as_asked, by_strategy
 from bastion.api.guard import authorize
 from bastion.domain import Principal
 from bastion.vectors import (
@@ -40,7 +41,7 @@ from bastion.vectors import (
     key_to_id,
 )
 from bastion.vectors import models as body_models
-from bastion.vectors.engine import VectorOut
+from bastion.vectors.checks import check_query
 from bastion.vectors.errors import PointNotFound
 from bastion.vectors.filters import Filter, HasId, parse_key
 from bastion.vectors.live import select_payload
@@ -126,18 +127,31 @@ async def _search(
     stored = await _stored_vectors(engine, tenant_id, name, keys, params.name)
     positive = [stored[e] if isinstance(e, str) else e for e in plan.positive]
     negative = [stored[e] if isinstance(e, str) else e for e in plan.negative]
+    if plan.strategy != "average_vector":
+        for example in positive + negative:
+            check_query(example, params)  # the size of the vector used, finite, not zero
+        query = body_models.search_query(body, positive[0], params.name)
+        return await by_strategy(
+            engine, tenant_id, name, _without(query, keys), plan.strategy, positive, negative,
+            params.distance,
+        )  # fmt: skip
     vector = positive[0] if len(positive) == 1 and not negative else None
     if vector is None:
         _same_size(positive + negative)
         vector = recommendation(positive, negative)
-    query = body_models.search_query(body, vector, params.name)
-    if keys:  # the examples are not their own results
-        excluded = HasId(frozenset(keys))
-        kept = Filter(must=(query.filter,) if query.filter else (), must_not=(excluded,))
-        query = dataclasses.replace(query, filter=kept)
+    query = _without(body_models.search_query(body, vector, params.name), keys)
     if plan.mmr is None:
         return await engine.search(tenant_id, name, query)
     return await _mmr(engine, tenant_id, name, query, plan.mmr, params.distance)
+
+
+def _without(query: SearchQuery, keys: list[str]) -> SearchQuery:
+    """``query`` leaving out the example points (they are not their own results)."""
+    if not keys:
+        return query
+    excluded = HasId(frozenset(keys))
+    kept = Filter(must=(query.filter,) if query.filter else (), must_not=(excluded,))
+    return dataclasses.replace(query, filter=kept)
 
 
 def _same_size(vectors: list[Any]) -> None:
@@ -174,16 +188,10 @@ async def _mmr(
     order = mmr_order(relevance, vectors, distance=distance, diversity=mmr.diversity, count=need)[
         query.offset :
     ]
-    vectors_of: list[VectorOut | None] = [None] * len(found)
-    if query.with_vector:  # as asked (the search above asked for the one searched)
-        keys = [found[i].key for i, _score in order]
-        again = await engine.retrieve(
-            tenant_id, name, keys, with_payload=_NO_PAYLOAD, with_vector=query.with_vector
-        )
-        by_key = {point.key: point.vector for point in again}
-        vectors_of = [by_key.get(point.key) for point in found]
+    vectors_of = await as_asked(engine, tenant_id, name, [found[i].key for i, _ in order], query)
     return [
-        ScoredRecord(found[i].key, score, found[i].payload, vectors_of[i]) for i, score in order
+        ScoredRecord(found[i].key, score, found[i].payload, vectors_of.get(found[i].key))
+        for i, score in order
     ]
 
 

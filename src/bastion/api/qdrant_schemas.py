@@ -287,6 +287,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "positive": {"type": "array", "items": {"anyOf": [_ref("ExtendedPointId"), _VECTOR]}},
             "negative": {"type": "array", "items": {"anyOf": [_ref("ExtendedPointId"), _VECTOR]}},
+            "strategy": {
+                "type": "string",
+                "enum": ["average_vector", "best_score", "sum_scores"],
+            },
             "using": _USING,
             "filter": _ref("Filter"),
             "limit": _LIMIT,

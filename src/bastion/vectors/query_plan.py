@@ -24,7 +24,10 @@ from bastion.vectors.models import MAX_LIMIT, agree_using, named_vector_of
 
 Example = Vector | str  # a vector, or a point's storage key
 MAX_EXAMPLES = 256
-STRATEGIES = ("average_vector",)
+STRATEGIES = ("average_vector", "best_score", "sum_scores")
+# best_score / sum_scores: how many candidates each positive example brings (at least),
+# to be scored by the strategy (see ``strategy_scores``).
+MIN_CANDIDATES = 64
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Plan:
     negative: tuple[Example, ...] = ()
     mmr: Mmr | None = None
     using: str | None = None  # the vector name the examples were wrapped with, if any
+    strategy: str = "average_vector"  # recommend's (Qdrant's default)
 
     def point_keys(self) -> list[str]:
         return [e for e in (*self.positive, *self.negative) if isinstance(e, str)]
@@ -76,12 +80,14 @@ def recommend_plan(raw: Mapping[str, Any], allowed: Mapping[str, fields.Check]) 
     fields.only(raw, allowed)
     strategy = raw.get("strategy")
     if strategy is not None and strategy not in STRATEGIES:
-        raise BadRequest(f"strategy={strategy!r} is not supported by Bastion (average_vector)")
+        raise BadRequest(
+            f"strategy={strategy!r} is not supported by Bastion: {', '.join(STRATEGIES)}"
+        )
     positive, using = _examples(raw.get("positive"), "positive", None)
     if not positive:
         raise BadRequest("recommend needs at least one positive example")
     negative, using = _examples(raw.get("negative"), "negative", using)
-    return Plan(positive, negative, using=using)
+    return Plan(positive, negative, using=using, strategy=strategy or "average_vector")
 
 
 def query_plan(raw: Any) -> Plan | None:
@@ -135,6 +141,57 @@ def search_vector(positive: Sequence[Vector], negative: Sequence[Vector]) -> Vec
     if negative:
         average = average + (average - np.mean(np.vstack(negative), axis=0))
     return np.asarray(average, dtype=np.float32)
+
+
+def _sigmoid(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Qdrant's ``scaled_fast_sigmoid``: ``0.5 · (x / (1 + |x|) + 1)``, in (0, 1)."""
+    return 0.5 * (x / (1.0 + np.abs(x)) + 1.0)
+
+
+def strategy_scores(
+    candidates: npt.NDArray[np.float32],
+    positive: npt.NDArray[np.float32],
+    negative: npt.NDArray[np.float32],
+    *,
+    distance: Distance,
+    strategy: str,
+) -> npt.NDArray[np.float64]:
+    """Each candidate's score under recommend's ``best_score`` or ``sum_scores`` (Qdrant's
+    ``RecoBestScoreQuery`` / ``RecoSumScoresQuery``), higher is better. Similarity is
+    Qdrant's internal one: the dot product (Cosine vectors unit length), or minus the
+    squared distance for Euclid.
+
+    - ``best_score``: with ``p`` the best similarity to a positive and ``n`` to a
+      negative (-inf without negatives), ``sigmoid(p)`` when ``p > n``, else ``-sigmoid(n)``;
+    - ``sum_scores``: the similarities to the positives summed, minus those to the
+      negatives."""
+    to_positive = _internal(candidates, positive, distance)
+    to_negative = (
+        _internal(candidates, negative, distance)
+        if len(negative)
+        else np.full((len(candidates), 0), 0.0)
+    )
+    if strategy == "sum_scores":
+        summed: npt.NDArray[np.float64] = to_positive.sum(axis=1) - to_negative.sum(axis=1)
+        return summed
+    best_positive = to_positive.max(axis=1)
+    best_negative = to_negative.max(axis=1) if len(negative) else np.full(len(candidates), -np.inf)
+    return np.where(
+        best_positive > best_negative,
+        _sigmoid(best_positive),
+        -_sigmoid(np.where(np.isfinite(best_negative), best_negative, 0.0)),
+    )
+
+
+def _internal(
+    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], distance: Distance
+) -> npt.NDArray[np.float64]:
+    wide_a, wide_b = a.astype(np.float64), b.astype(np.float64)
+    if distance == "Euclid":
+        diff = wide_a[:, None, :] - wide_b[None, :, :]
+        return -np.einsum("ijk,ijk->ij", diff, diff)  # type: ignore[no-any-return]
+    product: npt.NDArray[np.float64] = wide_a @ wide_b.T
+    return product
 
 
 def similarity(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], distance: Distance) -> Any:
