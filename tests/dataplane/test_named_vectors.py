@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 import pytest
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from tests.dataplane.test_http import bearer
 from tests.dataplane.test_qdrant_calls import refused
@@ -332,3 +333,70 @@ def test_recommend_strategies_on_dot_and_euclid_vectors(
 
 def candidates_of(vector: Any, i: int) -> np.ndarray:
     return np.asarray(vector(i), np.float64)
+
+
+# -- update_vectors / delete_vectors ----------------------------------------------------
+
+
+def test_update_vectors_replaces_only_the_named_ones(dev: QdrantClient, multi: str) -> None:
+    dev.update_vectors(
+        multi, points=[models.PointVectors(id=11, vector={"image": image(12)})]
+    )  # fmt: skip
+    [point] = dev.retrieve(multi, ids=[11], with_vectors=True, with_payload=True)
+    assert np.allclose(point.vector["image"], image(12), atol=1e-6)  # type: ignore[index]
+    assert np.allclose(point.vector["text"], unit_of(text(11)), atol=1e-6)  # type: ignore[index]
+    assert point.payload == {"n": 11, "group": 2}
+    scores = {p.id: p.score for p in dev.query_points(multi, query=image(12), using="image",
+                                                      limit=N).points}  # fmt: skip
+    assert scores[11] == pytest.approx(scores[12])  # 11 holds 12's image now
+    dev.update_vectors(multi, points=[models.PointVectors(id=11, vector={"image": image(11)})])
+    with pytest.raises(UnexpectedResponse) as missing:
+        dev.update_vectors(multi, [models.PointVectors(id=404, vector={"image": image(1)})])
+    assert missing.value.status_code == 404
+    refused(
+        lambda: dev.update_vectors(multi, [models.PointVectors(id=11, vector={"audio": [1.0]})]),
+        "audio",
+    )
+
+
+def test_delete_vectors_takes_a_named_vector_off_and_keeps_the_point(dev: QdrantClient) -> None:
+    dev.create_collection(
+        "trimmed",
+        vectors_config={
+            "a": models.VectorParams(size=2, distance=models.Distance.DOT),
+            "b": models.VectorParams(size=2, distance=models.Distance.DOT),
+        },
+    )
+    dev.upsert(
+        "trimmed",
+        [models.PointStruct(id=i, vector={"a": [1.0, i], "b": [i, 1.0]}, payload={"i": i})
+         for i in range(4)],
+    )  # fmt: skip
+    dev.delete_vectors("trimmed", vectors=["b"], points=[1, 2])
+    assert {p.id: sorted(p.vector) for p in dev.retrieve("trimmed", ids=[0, 1, 2, 3],  # type: ignore[arg-type]
+                                                          with_vectors=True)} == {
+        0: ["a", "b"], 1: ["a"], 2: ["a"], 3: ["a", "b"]
+    }  # fmt: skip
+    assert {p.id for p in dev.query_points("trimmed", query=[1.0, 1.0], using="b").points} == {0, 3}
+    dev.delete_vectors(
+        "trimmed",
+        vectors=["a"],
+        points=models.FilterSelector(
+            filter=models.Filter(
+                must=[models.FieldCondition(key="i", match=models.MatchValue(value=3))]
+            )
+        ),
+    )
+    assert dev.retrieve("trimmed", ids=[3], with_vectors=True)[0].vector == {"b": [3.0, 1.0]}
+    assert dev.count("trimmed").count == 4
+    refused(lambda: dev.delete_vectors("trimmed", vectors=["c"], points=[1]), "c")
+
+
+def test_the_unnamed_vector_is_updated_but_never_deleted(dev: QdrantClient) -> None:
+    dev.create_collection("single", vectors_config=models.VectorParams(size=2, distance="Dot"))
+    dev.upsert("single", [models.PointStruct(id=1, vector=[1.0, 0.0], payload={"k": 1})])
+    dev.update_vectors("single", [models.PointVectors(id=1, vector=[0.0, 2.0])])
+    [point] = dev.retrieve("single", ids=[1], with_vectors=True, with_payload=True)
+    assert point.vector == [0.0, 2.0]
+    assert point.payload == {"k": 1}
+    refused(lambda: dev.delete_vectors("single", vectors=[""], points=[1]), "delete the point")

@@ -478,7 +478,6 @@ def test_scroll_ordered_by_an_indexed_payload_key(dev: QdrantClient, notes: str)
         ("POST", "/collections/notes/snapshots/upload", "snapshots"),
         ("POST", "/collections/notes/points/recommend/groups", "recommend_groups"),
         ("POST", "/collections/notes/points/discover", "discovery"),
-        ("PUT", "/collections/notes/points/vectors", "update_vectors"),
         ("POST", "/collections/notes/points/batch", "batch_update_points"),
         ("GET", "/collections/notes/points/7", "GET of one point"),
         ("GET", "/collections/notes/snapshots/a.snapshot", "snapshots"),

@@ -347,6 +347,32 @@ async def upsert_points(request: Request, name: str) -> Response:
     return ok(_update_result(), started)
 
 
+@_route("PUT", "/collections/{name}/points/vectors", "Replace some vectors of existing points")
+async def update_vectors(request: Request, name: str) -> Response:
+    """Qdrant's ``update_vectors``: the named vectors given replace the stored ones; the
+    point's other vectors and payload stay (a point that does not exist is a 404)."""
+    started = time.perf_counter()
+    principal = await authorize(request, "points.write", collection=name)
+    keys, vectors, update_filter = body_models.vectors_update(await read_body(request))
+    await engine_of(request).update_vectors(
+        principal.tenant_id, name, keys, vectors, actor=principal.id, update_filter=update_filter
+    )
+    return ok(_update_result(), started)
+
+
+@_route("POST", "/collections/{name}/points/vectors/delete", "Delete named vectors of points")
+async def delete_vectors(request: Request, name: str) -> Response:
+    """Qdrant's ``delete_vectors``: the named vectors are taken off the points (by ids or
+    by filter); the points and their other vectors stay."""
+    started = time.perf_counter()
+    principal = await authorize(request, "points.write", collection=name)
+    names, keys, flt = body_models.vectors_deletion(await read_body(request))
+    await engine_of(request).delete_vectors(
+        principal.tenant_id, name, names, keys=keys, filter=flt, actor=principal.id
+    )
+    return ok(_update_result(), started)
+
+
 @_route("POST", "/collections/{name}/points/delete", "Delete points by ids or filter")
 async def delete_points(request: Request, name: str) -> Response:
     started = time.perf_counter()

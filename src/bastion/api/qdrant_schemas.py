@@ -192,6 +192,32 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             },
         ],
     },
+    "UpdateVectors": {
+        "type": "object",
+        "required": ["points"],
+        "properties": {
+            "points": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["id", "vector"],
+                    "properties": {"id": _ref("ExtendedPointId"), "vector": _POINT_VECTOR},
+                },
+            },
+            "update_filter": _ref("Filter"),
+        },
+    },
+    "DeleteVectors": {
+        "type": "object",
+        "required": ["vector"],
+        "description": "The named vectors to delete, of the points (ids) or a filter's.",
+        "properties": {
+            "vector": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "points": {"type": "array", "items": _ref("ExtendedPointId")},
+            "filter": _ref("Filter"),
+        },
+    },
     "PointsSelector": {
         "description": "{points: [ids]} or {filter}.",
         "type": "object",
@@ -490,6 +516,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("PUT", "/collections/{name}/index"): Operation(_ref("UpdateResult"), "CreatePayloadIndex"),
     ("DELETE", "/collections/{name}/index/{field_name}"): Operation(_ref("UpdateResult")),
     ("PUT", "/collections/{name}/points"): Operation(_ref("UpdateResult"), "PointsUpsert"),
+    ("PUT", "/collections/{name}/points/vectors"): Operation(_ref("UpdateResult"), "UpdateVectors"),
+    ("POST", "/collections/{name}/points/vectors/delete"): Operation(
+        _ref("UpdateResult"), "DeleteVectors"
+    ),
     ("POST", "/collections/{name}/points/delete"): Operation(
         _ref("UpdateResult"), "PointsSelector"
     ),

@@ -192,6 +192,9 @@ _SPECS = (
     _spec("points.payload_updated", "Payloads were set, overwritten, cleared or had keys "
           "removed (operation: set, overwrite, delete, clear).", "success",
           "collection operation count by_filter"),
+    _spec("points.vectors_updated", "Vectors of existing points were replaced or deleted "
+          "(operation: update, delete; update_vectors / delete_vectors).", "success",
+          "collection operation count by_filter"),
     _spec("points.exported", "A collection was exported.", "success", "collection count"),
     _spec("points.searched", "Searches or queries ran (one event per caller, collection and "
           "second: how many, and how many results).", "success",

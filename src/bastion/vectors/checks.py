@@ -67,6 +67,42 @@ def rows_of(vectors: PointVectors, spec: CollectionSpec, count: int) -> Vector:
     return rows
 
 
+def check_deletable(spec: CollectionSpec, names: Sequence[str]) -> tuple[VectorParams, ...]:
+    """The named vectors ``delete_vectors`` may take off points (raises ``BadRequest``)."""
+    if not names:
+        raise BadRequest("vector must name at least one vector to delete")
+    found = tuple(spec.vector(name, "vector") for name in dict.fromkeys(names))
+    if not spec.named:
+        raise BadRequest(
+            "vector: the collection's unnamed vector cannot be deleted (delete the point)"
+        )
+    return found
+
+
+def merge_rows(
+    spec: CollectionSpec, stored: Vector, given: Vector, names: Sequence[Sequence[str]]
+) -> Vector:
+    """Stored rows with the vectors ``names[i]`` of row i replaced by ``given``'s (prepared);
+    an unnamed collection's rows are replaced whole."""
+    if not spec.named:
+        return given
+    merged = np.array(stored, dtype=np.float32, copy=True)
+    for index, point in enumerate(names):
+        for name in point:
+            params = spec.vector(name)
+            block = slice(params.offset, params.offset + params.dim)
+            merged[index, block] = given[index, block]
+    return merged
+
+
+def without_vectors(stored: Vector, removed: Sequence[VectorParams]) -> Vector:
+    """Stored rows with the vectors ``removed`` taken off (NaN: the point lacks them)."""
+    rows = np.array(stored, dtype=np.float32, copy=True)
+    for params in removed:
+        rows[:, params.offset : params.offset + params.dim] = np.nan
+    return rows
+
+
 def _unnamed_rows(
     vectors: Sequence[Mapping[str, Vector]], spec: CollectionSpec, count: int
 ) -> Vector:

@@ -18,7 +18,7 @@ import fcntl
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,7 +34,14 @@ from bastion.storage import Database, new_id
 from bastion.vectors.ann import AnnIndex
 from bastion.vectors.audit import audited, created_details
 from bastion.vectors.batching import SearchBatcher
-from bastion.vectors.checks import check_query, present, rows_of
+from bastion.vectors.checks import (
+    check_deletable,
+    check_query,
+    merge_rows,
+    present,
+    rows_of,
+    without_vectors,
+)
 from bastion.vectors.engine import (
     CollectionInfo,
     CollectionSpec,
@@ -531,6 +538,108 @@ class EmbeddedEngine:
                 return len(found)
 
         return await _off_loop(work)
+
+    async def update_vectors(
+        self,
+        tenant_id: str,
+        name: str,
+        keys: Sequence[str],
+        vectors: Sequence[Mapping[str, Vector]],
+        *,
+        actor: str,
+        update_filter: Filter | None = None,
+    ) -> int:
+        await self._fresh()
+        live = self._get(tenant_id, name)
+        if len(set(keys)) != len(keys):
+            raise BadRequest("duplicate point ids in one batch")
+        given = live.prepare(rows_of(vectors, live.spec, len(keys)))
+        names = [list(point) for point in vectors]
+        predicate = compile_filter(update_filter) if update_filter is not None else None
+
+        def work() -> int:
+            with live.lock.write():
+                self._check_alive(live)
+                with self.db.begin() as conn:
+                    self._catch_up_writer(conn, live)
+                    for key in keys:
+                        if key not in live.slot_of:
+                            raise PointNotFound(key_to_id(key))
+                    chosen = [
+                        i
+                        for i, key in enumerate(keys)
+                        if predicate is None
+                        or predicate(key, live.payloads[live.slot_of[key]] or {})
+                    ]
+                    audited(conn, "points.vectors_updated", tenant_id, name, actor,
+                            self.clock.now(), operation="update", count=len(chosen),
+                            by_filter=False)  # fmt: skip
+                    if not chosen:
+                        return 0
+                    slots = np.asarray([live.slot_of[keys[i]] for i in chosen], np.int64)
+                    rows = merge_rows(
+                        live.spec, live.vectors[slots], given[chosen], [names[i] for i in chosen]
+                    )
+                    self._rewrite(conn, live, slots, rows)
+                return len(chosen)
+
+        return await _off_loop(work)
+
+    async def delete_vectors(
+        self,
+        tenant_id: str,
+        name: str,
+        names: Sequence[str],
+        *,
+        keys: Sequence[str] | None = None,
+        filter: Filter | None = None,
+        actor: str,
+    ) -> int:
+        await self._fresh()
+        live = self._get(tenant_id, name)
+        removed = check_deletable(live.spec, names)
+
+        def work() -> int:
+            with live.lock.write():
+                self._check_alive(live)
+                with self.db.begin() as conn:
+                    self._catch_up_writer(conn, live)
+                    if keys is not None:
+                        for key in keys:
+                            if key not in live.slot_of:
+                                raise PointNotFound(key_to_id(key))
+                        found = [live.slot_of[key] for key in dict.fromkeys(keys)]
+                        slots = np.asarray(found, np.int64)
+                    else:
+                        slots = live.matching_slots(filter)
+                    audited(conn, "points.vectors_updated", tenant_id, name, actor,
+                            self.clock.now(), operation="delete", count=len(slots),
+                            by_filter=keys is None)  # fmt: skip
+                    if len(slots) == 0:
+                        return 0
+                    self._rewrite(conn, live, slots, without_vectors(live.vectors[slots], removed))
+                return len(slots)
+
+        return await _off_loop(work)
+
+    def _rewrite(self, conn: Connection, live: LiveCollection, slots: Any, rows: Vector) -> None:
+        """Store new vectors (whole stored rows) of existing points, in the caller's write
+        transaction, and mirror them in memory and the ANN indexes (payloads stay)."""
+        version = live.version + 1
+        self._bump(conn, live, version)
+        point_keys = [str(live.keys[slot]) for slot in slots.tolist()]
+        conn.execute(
+            update(points)
+            .where(points.c.collection_id == live.id, points.c.point_id == _bind("k"))
+            .values(vector=_bind("v"), version=_bind("n")),
+            [
+                {"k": key, "v": row.tobytes(), "n": version}
+                for key, row in zip(point_keys, rows, strict=True)
+            ],
+        )
+        live.version = version
+        payloads = [live.payloads[slot] for slot in slots.tolist()]
+        live.apply_upsert(point_keys, SlotPlan(slots, 0, len(live.keys)), rows, payloads)
 
     async def update_payload(
         self,

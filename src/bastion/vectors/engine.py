@@ -296,6 +296,37 @@ class VectorEngine(Protocol):
         ``update_filter`` (if given) and ``mode`` allows it. Returns how many were written."""
         ...
 
+    async def update_vectors(
+        self,
+        tenant_id: str,
+        name: str,
+        keys: Sequence[str],
+        vectors: Sequence[Mapping[str, Vector]],
+        *,
+        actor: str,
+        update_filter: Filter | None = None,
+    ) -> int:
+        """Qdrant's ``update_vectors``: replace the vectors named in each point's
+        ``{name: vector}`` (``""``: the unnamed one), keeping its other vectors and its
+        payload. Every point must exist (``PointNotFound``, and nothing changes); with
+        ``update_filter``, only the points it matches change. Returns how many changed."""
+        ...
+
+    async def delete_vectors(
+        self,
+        tenant_id: str,
+        name: str,
+        names: Sequence[str],
+        *,
+        keys: Sequence[str] | None = None,
+        filter: Filter | None = None,
+        actor: str,
+    ) -> int:
+        """Qdrant's ``delete_vectors``: the named vectors ``names`` are taken off the points
+        ``keys`` (every one must exist) or those ``filter`` matches; the points stay. A
+        collection's unnamed vector cannot be deleted (a 400: delete the point)."""
+        ...
+
     async def update_payload(
         self,
         tenant_id: str,

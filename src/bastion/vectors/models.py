@@ -391,6 +391,40 @@ def agree_using(using: str | None, name: str | None, where: str) -> str | None:
     return name
 
 
+def vectors_update(
+    body: dict[str, Any],
+) -> tuple[list[str], list[dict[str, Vector]], Filter | None]:
+    """``update_vectors``: ``{"points": [{id, vector}], "update_filter"}`` → the points,
+    each one's ``{name: vector}`` (a plain vector is the unnamed one), the filter."""
+    fields.only(body, fields.UPDATE_VECTORS)
+    items = body.get("points")
+    if not isinstance(items, list) or not items:
+        raise BadRequest("points must be a non-empty list of {id, vector}")
+    if len(items) > MAX_BATCH:
+        raise BadRequest(f"at most {MAX_BATCH} points per request")
+    keys: list[str] = []
+    vectors: list[dict[str, Vector]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or "id" not in item or "vector" not in item:
+            raise BadRequest(f"points[{index}] must have an id and a vector")
+        fields.only(item, fields.POINT_VECTORS, f"points[{index}]")
+        keys.append(parse_point_id(item["id"]))
+        given = _point_vectors(item["vector"], f"points[{index}].vector")
+        vectors.append({"": given} if isinstance(given, np.ndarray) else given)
+    raw = body.get("update_filter")
+    return keys, vectors, None if raw is None else parse_filter(raw)
+
+
+def vectors_deletion(body: dict[str, Any]) -> tuple[list[str], list[str] | None, Filter | None]:
+    """``delete_vectors``: ``{"vector": [names], "points": [ids] | "filter"}``."""
+    fields.only(body, fields.DELETE_VECTORS)
+    names = body.get("vector")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise BadRequest("vector must be a non-empty list of vector names")
+    keys, flt = points_or_filter(body)
+    return names, keys, flt
+
+
 def upsert_options(body: dict[str, Any]) -> tuple[Filter | None, UpsertMode]:
     """Upsert's ``update_filter`` (an existing point is changed only when it matches) and
     ``update_mode`` (``insert_only``: existing points are left as they are;

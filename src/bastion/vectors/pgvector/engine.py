@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC
 from functools import partial
@@ -36,7 +36,7 @@ from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
 from bastion.storage import Database, new_id
 from bastion.vectors.audit import audited, created_details
-from bastion.vectors.checks import prepare_rows, present, rows_of
+from bastion.vectors.checks import check_deletable, prepare_rows, present, rows_of
 from bastion.vectors.engine import (
     CollectionInfo,
     CollectionSpec,
@@ -50,6 +50,7 @@ from bastion.vectors.engine import (
     ScrollPage,
     SearchQuery,
     UpsertMode,
+    Vector,
     VectorParams,
     WithVector,
 )
@@ -438,6 +439,78 @@ class PgVectorEngine:
 
         return await self._on(tenant_id, name, work)
 
+    async def update_vectors(
+        self,
+        tenant_id: str,
+        name: str,
+        keys: Sequence[str],
+        vectors: Sequence[Mapping[str, Vector]],
+        *,
+        actor: str,
+        update_filter: Filter | None = None,
+    ) -> int:
+        live = await self._get(tenant_id, name)
+        if len(set(keys)) != len(keys):
+            raise BadRequest("duplicate point ids in one batch")
+        rows = prepare_rows(rows_of(vectors, live.spec, len(keys)), live.spec)
+        columns = _columns(live.spec, rows)
+        where = Where()
+        condition = None if update_filter is None else where.filter(update_filter)
+        wanted = list(keys)
+
+        def work(live: PgCollection) -> Awaitable[int]:
+            names = tuple(column_of(live.spec, p) for p in live.spec.vectors)
+            statement = queries.set_vectors(live.table, names, condition)
+            params = {**where.params, "k": wanted, **columns}
+
+            def change(conn: Connection, driver: psycopg.Connection[Any]) -> int:
+                _all_exist(driver, live.table, wanted)
+                written = max(driver.execute(statement, params).rowcount, 0)
+                audited(conn, "points.vectors_updated", tenant_id, name, actor, self.clock.now(),
+                        operation="update", count=written, by_filter=False)  # fmt: skip
+                return written
+
+            return self._write(change)
+
+        return await self._on(tenant_id, name, work)
+
+    async def delete_vectors(
+        self,
+        tenant_id: str,
+        name: str,
+        names: Sequence[str],
+        *,
+        keys: Sequence[str] | None = None,
+        filter: Filter | None = None,
+        actor: str,
+    ) -> int:
+        live = await self._get(tenant_id, name)
+        removed = check_deletable(live.spec, names)
+        where = Where()
+        wanted = None if keys is None else list(dict.fromkeys(keys))
+        if wanted is not None:
+            condition: sql.Composable = sql.SQL("point_id = ANY({}::text[])").format(
+                where.bind(wanted)
+            )
+        else:
+            condition = await compiled(where, filter or Filter())
+
+        def work(live: PgCollection) -> Awaitable[int]:
+            columns = tuple(column_of(live.spec, params) for params in removed)
+            statement = queries.clear_vectors(live.table, columns, condition)
+
+            def change(conn: Connection, driver: psycopg.Connection[Any]) -> int:
+                if wanted is not None:
+                    _all_exist(driver, live.table, wanted)
+                cleared = max(driver.execute(statement, where.params).rowcount, 0)
+                audited(conn, "points.vectors_updated", tenant_id, name, actor, self.clock.now(),
+                        operation="delete", count=cleared, by_filter=keys is None)  # fmt: skip
+                return cleared
+
+            return self._write(change)
+
+        return await self._on(tenant_id, name, work)
+
     async def update_payload(
         self,
         tenant_id: str,
@@ -656,6 +729,18 @@ def _field_path(field: str) -> str | None:
 
 def _records(rows: list[Any], selector: PayloadSelector, live: PgCollection) -> list[PointRecord]:
     return [record(row, selector, live.spec, live.spec.vectors) for row in rows]
+
+
+def _all_exist(driver: psycopg.Connection[Any], table: str, keys: list[str]) -> None:
+    """Every point ``keys`` names exists (locked for the transaction), else the first
+    missing one is a 404 and nothing changes."""
+    statement = sql.SQL(
+        "SELECT point_id FROM {} WHERE point_id = ANY(%s::text[]) ORDER BY point_id FOR UPDATE"
+    ).format(sql.Identifier(table))
+    found = {row[0] for row in driver.execute(statement, (keys,)).fetchall()}
+    for key in keys:
+        if key not in found:
+            raise PointNotFound(key_to_id(key))
 
 
 def _selected_columns(live: PgCollection, selected: tuple[VectorParams, ...]) -> tuple[str, ...]:

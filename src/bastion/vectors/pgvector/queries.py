@@ -82,6 +82,45 @@ def upsert(table: str, vectors: tuple[str, ...] = ("embedding",)) -> sql.Compose
     ).format(t=sql.Identifier(table), names=names, rows=_unnest(vectors), updates=updates)
 
 
+def set_vectors(
+    table: str, vectors: tuple[str, ...], condition: sql.Composable | None
+) -> sql.Composed:
+    """``update_vectors``: each point's given vectors replace its stored ones (a vector
+    not given is NULL in its array, and the stored one stays), where ``condition``."""
+    aliases = [sql.Identifier(f"u{i}") for i in range(len(vectors))]
+    arrays = sql.SQL(", ").join(
+        [sql.SQL("%(k)s::text[]")]
+        + [sql.SQL(f"%({vector_param(i)})b::vector[]") for i in range(len(vectors))]
+    )
+    sets = sql.SQL(", ").join(
+        sql.SQL("{c} = COALESCE(u.{a}, {t}.{c})").format(
+            c=sql.Identifier(name), a=alias, t=sql.Identifier(table)
+        )
+        for name, alias in zip(vectors, aliases, strict=True)
+    )
+    only_if = sql.SQL("") if condition is None else sql.SQL(" AND ({})").format(condition)
+    return sql.SQL(
+        "UPDATE {t} SET {sets} FROM unnest({arrays}) AS u(k, {aliases}) WHERE point_id = u.k{c}"
+    ).format(
+        t=sql.Identifier(table),
+        sets=sets,
+        arrays=arrays,
+        aliases=sql.SQL(", ").join(aliases),
+        c=only_if,
+    )
+
+
+def clear_vectors(table: str, vectors: tuple[str, ...], condition: sql.Composable) -> sql.Composed:
+    """``delete_vectors``: the named vectors' columns set NULL where ``condition``."""
+    return sql.SQL("UPDATE {t} SET {sets} WHERE {c}").format(
+        t=sql.Identifier(table),
+        sets=sql.SQL(", ").join(
+            sql.SQL("{} = NULL").format(sql.Identifier(name)) for name in vectors
+        ),
+        c=condition,
+    )
+
+
 @lru_cache(maxsize=1024)
 def set_payloads(table: str) -> sql.Composed:
     return sql.SQL(
