@@ -390,17 +390,11 @@ def test_recommend_with_positive_and_negative_examples(
     assert [p.id for p in universal.points] == [p.id for p in nearest if p.id not in (1, 3)][:4]
     batch = raw.post(f"/collections/{notes}/points/recommend/batch", json={"searches": [body]})
     assert [p["id"] for p in batch.json()["result"][0]] == expected
-    refused(
-        lambda: dev.query_points(
-            notes,
-            query=models.RecommendQuery(
-                recommend=models.RecommendInput(
-                    positive=[1], strategy=models.RecommendStrategy.BEST_SCORE
-                )
-            ),
-        ),
-        "best_score",
+    unknown = raw.post(
+        f"/collections/{notes}/points/recommend", json={"positive": [1], "strategy": "worst_score"}
     )
+    assert unknown.status_code == 400
+    assert "worst_score" in unknown.json()["status"]["error"]
 
 
 def reference_mmr(query: np.ndarray, vectors: np.ndarray, diversity: float, k: int) -> list[int]:
@@ -484,7 +478,6 @@ def test_scroll_ordered_by_an_indexed_payload_key(dev: QdrantClient, notes: str)
         ("POST", "/collections/notes/snapshots/upload", "snapshots"),
         ("POST", "/collections/notes/points/recommend/groups", "recommend_groups"),
         ("POST", "/collections/notes/points/discover", "discovery"),
-        ("PUT", "/collections/notes/points/vectors", "update_vectors"),
         ("POST", "/collections/notes/points/batch", "batch_update_points"),
         ("GET", "/collections/notes/points/7", "GET of one point"),
         ("GET", "/collections/notes/snapshots/a.snapshot", "snapshots"),

@@ -217,6 +217,8 @@ def data_story(env: Env) -> None:
     ok(client.post("/collections/aliases", headers=admin, json=aliased))
     threshold = {"hnsw_config": {"full_scan_threshold": 1}}  # collection.updated
     ok(client.patch("/collections/docs", headers=admin, json=threshold))
+    new_vector = {"points": [{"id": 1, "vector": [0, 1]}]}  # points.vectors_updated
+    ok(client.put("/collections/docs/points/vectors", headers=admin, json=new_vector))
     merge = {"payload": {"m": 2}, "points": [1]}  # points.payload_updated
     ok(client.post("/collections/docs/points/payload", headers=admin, json=merge))
     assert client.post("/collections/docs/export", headers=admin).status_code == 200

@@ -29,6 +29,8 @@ from bastion.vectors import (
     CollectionExists,
     CollectionInfo,
     CollectionNotFound,
+    CollectionSpec,
+    HnswParams,
     PointRecord,
     ScoredRecord,
     VectorEngine,
@@ -77,6 +79,8 @@ def _weight(result: Any) -> int:
         return 0
     first = points[0]
     vector = first.get("vector") if isinstance(first, dict) else None
+    if isinstance(vector, dict):  # named vectors
+        return len(points) * (64 + sum(len(v) for v in vector.values() if isinstance(v, list)))
     return len(points) * (64 + (len(vector) if isinstance(vector, list) else 0))
 
 
@@ -143,15 +147,36 @@ def _update_result(operation_id: int = 0) -> dict[str, Any]:
     return {"operation_id": operation_id, "status": "completed"}
 
 
-def _info_json(info: CollectionInfo) -> dict[str, Any]:
-    spec = info.spec
-    hnsw = {
-        "m": spec.hnsw.m,
-        "ef_construct": spec.hnsw.ef_construct,
-        "full_scan_threshold": spec.hnsw.full_scan_threshold,
+def _hnsw_json(hnsw: HnswParams) -> dict[str, Any]:
+    return {
+        "m": hnsw.m,
+        "ef_construct": hnsw.ef_construct,
+        "full_scan_threshold": hnsw.full_scan_threshold,
         "max_indexing_threads": 0,
         "on_disk": False,
     }
+
+
+def _vectors_json(spec: CollectionSpec) -> dict[str, Any]:
+    """Qdrant's ``params.vectors``: ``{size, distance}``, or ``{name: {size, distance}}``
+    for named vectors (with the ``hnsw_config`` a vector has of its own)."""
+    if not spec.named:
+        return {"size": spec.dim, "distance": spec.distance}
+    named: dict[str, Any] = {}
+    for params in spec.named:
+        named[params.name] = {"size": params.dim, "distance": params.distance}
+        if params.hnsw != spec.hnsw:
+            named[params.name]["hnsw_config"] = {
+                field: value
+                for field, value in _hnsw_json(params.hnsw).items()
+                if value != _hnsw_json(spec.hnsw)[field]
+            }
+    return named
+
+
+def _info_json(info: CollectionInfo) -> dict[str, Any]:
+    spec = info.spec
+    hnsw = _hnsw_json(spec.hnsw)
     return {
         "status": "green",
         "optimizer_status": "ok",
@@ -160,7 +185,7 @@ def _info_json(info: CollectionInfo) -> dict[str, Any]:
         "segments_count": 1,
         "config": {
             "params": {
-                "vectors": {"size": spec.dim, "distance": spec.distance},
+                "vectors": _vectors_json(spec),
                 "shard_number": 1,
                 "replication_factor": 1,
                 "write_consistency_factor": 1,
@@ -251,9 +276,9 @@ async def update_collection(request: Request, name: str) -> Response:
     principal = await authorize(request, "collections.create", collection=name)
     body = await read_body(request)
     engine = engine_of(request)
-    current = (await engine.get_collection(principal.tenant_id, name)).spec.hnsw
-    hnsw = body_models.collection_update(body, current)
-    if hnsw != current:
+    spec = await engine.collection_spec(principal.tenant_id, name)
+    hnsw = body_models.collection_update(body, spec)
+    if hnsw != spec.hnsw:
         await engine.update_collection(principal.tenant_id, name, hnsw, actor=principal.id)
     return ok(True, started)
 
@@ -318,6 +343,32 @@ async def upsert_points(request: Request, name: str) -> Response:
         actor=principal.id,
         update_filter=update_filter,
         mode=mode,
+    )
+    return ok(_update_result(), started)
+
+
+@_route("PUT", "/collections/{name}/points/vectors", "Replace some vectors of existing points")
+async def update_vectors(request: Request, name: str) -> Response:
+    """Qdrant's ``update_vectors``: the named vectors given replace the stored ones; the
+    point's other vectors and payload stay (a point that does not exist is a 404)."""
+    started = time.perf_counter()
+    principal = await authorize(request, "points.write", collection=name)
+    keys, vectors, update_filter = body_models.vectors_update(await read_body(request))
+    await engine_of(request).update_vectors(
+        principal.tenant_id, name, keys, vectors, actor=principal.id, update_filter=update_filter
+    )
+    return ok(_update_result(), started)
+
+
+@_route("POST", "/collections/{name}/points/vectors/delete", "Delete named vectors of points")
+async def delete_vectors(request: Request, name: str) -> Response:
+    """Qdrant's ``delete_vectors``: the named vectors are taken off the points (by ids or
+    by filter); the points and their other vectors stay."""
+    started = time.perf_counter()
+    principal = await authorize(request, "points.write", collection=name)
+    names, keys, flt = body_models.vectors_deletion(await read_body(request))
+    await engine_of(request).delete_vectors(
+        principal.tenant_id, name, names, keys=keys, filter=flt, actor=principal.id
     )
     return ok(_update_result(), started)
 

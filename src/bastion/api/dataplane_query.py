@@ -27,22 +27,33 @@ from bastion.api.dataplane import (
     searched,
     table,
 )
+from bastion.api.dataplane_strategies import as_asked, by_strategy
 from bastion.api.guard import authorize
 from bastion.domain import Principal
 from bastion.vectors import (
     BadRequest,
+    Distance,
     PayloadSelector,
     ScoredRecord,
+    SearchQuery,
     VectorEngine,
     fields,
     key_to_id,
 )
 from bastion.vectors import models as body_models
+from bastion.vectors.checks import check_query
 from bastion.vectors.errors import PointNotFound
 from bastion.vectors.filters import Filter, HasId, parse_key
 from bastion.vectors.live import select_payload
 from bastion.vectors.predicates import extract
-from bastion.vectors.query_plan import Mmr, Plan, mmr_order, query_plan, recommend_plan
+from bastion.vectors.query_plan import (
+    Mmr,
+    Plan,
+    mmr_order,
+    query_plan,
+    recommend_plan,
+    vector_plan,
+)
 from bastion.vectors.query_plan import search_vector as recommendation
 
 MAX_SEARCHES = 100  # sub-requests of one batch
@@ -71,7 +82,7 @@ def _parse_search(body: Any, where: str = "") -> Parsed:
     fields.only(body, fields.SEARCH, where)
     if "vector" not in body:
         raise BadRequest(f"{where or 'search'} needs a vector")
-    return body, Plan((body_models.vector_of(body["vector"]),))
+    return body, vector_plan(body["vector"], "vector")
 
 
 def _batch(body: dict[str, Any], parse: Callable[[Any, str], Parsed]) -> list[Parsed]:
@@ -83,12 +94,21 @@ def _batch(body: dict[str, Any], parse: Callable[[Any, str], Parsed]) -> list[Pa
 
 
 async def _stored_vectors(
-    engine: VectorEngine, tenant_id: str, name: str, keys: list[str]
+    engine: VectorEngine, tenant_id: str, name: str, keys: list[str], using: str
 ) -> dict[str, Any]:
+    """The vector ``using`` of each example point (a 404 for a point that does not
+    exist, a 400 for one without that vector)."""
     if not keys:
         return {}
-    found = await engine.retrieve(tenant_id, name, keys, with_payload=_NO_PAYLOAD, with_vector=True)
-    vectors = {point.key: np.asarray(point.vector, np.float32) for point in found}
+    found = await engine.retrieve(
+        tenant_id, name, keys, with_payload=_NO_PAYLOAD, with_vector=(using,)
+    )
+    vectors: dict[str, Any] = {}
+    for point in found:
+        vector = point.vector.get(using) if isinstance(point.vector, dict) else point.vector
+        if vector is None:
+            raise BadRequest(f"point {key_to_id(point.key)} has no vector {using!r}")
+        vectors[point.key] = np.asarray(vector, np.float32)
     for key in keys:
         if key not in vectors:
             raise PointNotFound(key_to_id(key))
@@ -98,22 +118,40 @@ async def _stored_vectors(
 async def _search(
     engine: VectorEngine, tenant_id: str, name: str, body: dict[str, Any], plan: Plan
 ) -> list[ScoredRecord]:
+    using = body_models.agree_using(
+        body_models.check_vector_name(body.get("using")), plan.using, "using"
+    )
+    spec = await engine.collection_spec(tenant_id, name)
+    params = spec.vector(using)  # a vector the collection lacks: a 400 naming it
     keys = list(dict.fromkeys(plan.point_keys()))
-    stored = await _stored_vectors(engine, tenant_id, name, keys)
+    stored = await _stored_vectors(engine, tenant_id, name, keys, params.name)
     positive = [stored[e] if isinstance(e, str) else e for e in plan.positive]
     negative = [stored[e] if isinstance(e, str) else e for e in plan.negative]
+    if plan.strategy != "average_vector":
+        for example in positive + negative:
+            check_query(example, params)  # the size of the vector used, finite, not zero
+        query = body_models.search_query(body, positive[0], params.name)
+        return await by_strategy(
+            engine, tenant_id, name, _without(query, keys), plan.strategy, positive, negative,
+            params.distance,
+        )  # fmt: skip
     vector = positive[0] if len(positive) == 1 and not negative else None
     if vector is None:
         _same_size(positive + negative)
         vector = recommendation(positive, negative)
-    query = body_models.search_query(body, vector)
-    if keys:  # the examples are not their own results
-        excluded = HasId(frozenset(keys))
-        kept = Filter(must=(query.filter,) if query.filter else (), must_not=(excluded,))
-        query = dataclasses.replace(query, filter=kept)
+    query = _without(body_models.search_query(body, vector, params.name), keys)
     if plan.mmr is None:
         return await engine.search(tenant_id, name, query)
-    return await _mmr(engine, tenant_id, name, query, plan.mmr)
+    return await _mmr(engine, tenant_id, name, query, plan.mmr, params.distance)
+
+
+def _without(query: SearchQuery, keys: list[str]) -> SearchQuery:
+    """``query`` leaving out the example points (they are not their own results)."""
+    if not keys:
+        return query
+    excluded = HasId(frozenset(keys))
+    kept = Filter(must=(query.filter,) if query.filter else (), must_not=(excluded,))
+    return dataclasses.replace(query, filter=kept)
 
 
 def _same_size(vectors: list[Any]) -> None:
@@ -122,30 +160,37 @@ def _same_size(vectors: list[Any]) -> None:
 
 
 async def _mmr(
-    engine: VectorEngine, tenant_id: str, name: str, query: Any, mmr: Mmr
+    engine: VectorEngine,
+    tenant_id: str,
+    name: str,
+    query: SearchQuery,
+    mmr: Mmr,
+    distance: Distance,
 ) -> list[ScoredRecord]:
     """The ``candidates`` nearest points (from the index, as a plain search), re-ranked by
-    maximal marginal relevance with the collection's distance."""
+    maximal marginal relevance with the distance of the vector searched."""
     need = query.offset + query.limit
     candidates = max(mmr.candidates or query.limit, need)
-    wide = dataclasses.replace(query, limit=candidates, offset=0, with_vector=True)
+    searched_vector = (query.using,)
+    wide = dataclasses.replace(query, limit=candidates, offset=0, with_vector=searched_vector)
     found = await engine.search(tenant_id, name, wide)
     if not found:
         return []
-    distance = (await engine.get_collection(tenant_id, name)).spec.distance
     sign = -1.0 if distance == "Euclid" else 1.0  # Euclid scores are distances
     relevance = np.asarray([sign * point.score for point in found], np.float32)
-    vectors = np.asarray([point.vector for point in found], np.float32)
+    vectors = np.asarray(
+        [
+            point.vector.get(query.using) if isinstance(point.vector, dict) else point.vector
+            for point in found
+        ],
+        np.float32,
+    )
     order = mmr_order(relevance, vectors, distance=distance, diversity=mmr.diversity, count=need)[
         query.offset :
     ]
+    vectors_of = await as_asked(engine, tenant_id, name, [found[i].key for i, _ in order], query)
     return [
-        ScoredRecord(
-            found[i].key,
-            score,
-            found[i].payload,
-            found[i].vector if query.with_vector else None,
-        )
+        ScoredRecord(found[i].key, score, found[i].payload, vectors_of.get(found[i].key))
         for i, score in order
     ]
 
@@ -267,7 +312,7 @@ async def search_groups(request: Request, name: str) -> Response:
     fields.only(body, fields.SEARCH_GROUPS)
     if "vector" not in body:
         raise BadRequest("search needs a vector")
-    plan = Plan((body_models.vector_of(body["vector"]),))
+    plan = vector_plan(body["vector"], "vector")
     return ok({"groups": await _groups(request, principal, name, body, plan)}, started)
 
 

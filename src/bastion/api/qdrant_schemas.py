@@ -38,6 +38,38 @@ _WITH_VECTOR: dict[str, Any] = {
     "anyOf": [{"type": "boolean"}, {"type": "array", "items": {"type": "string"}}]
 }
 _VECTOR: dict[str, Any] = {"type": "array", "items": {"type": "number"}, "minItems": 1}
+_NAMED_VECTORS: dict[str, Any] = {
+    "type": "object",
+    "description": "Named vectors: {name: vector}; a point may lack some of them.",
+    "additionalProperties": _VECTOR,
+}
+_POINT_VECTOR: dict[str, Any] = {"anyOf": [_VECTOR, _NAMED_VECTORS]}
+_NAMED_VECTOR: dict[str, Any] = {
+    "type": "object",
+    "description": "One vector of a named-vector collection: {name, vector}.",
+    "required": ["name", "vector"],
+    "properties": {"name": {"type": "string"}, "vector": _VECTOR},
+}
+_USING: dict[str, Any] = {
+    "type": "string",
+    "description": 'The named vector to search ("" or absent: the unnamed one).',
+}
+_VECTOR_OUT: dict[str, Any] = {
+    "anyOf": [
+        {"type": "array", "items": {"type": "number"}},
+        {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "number"}}},
+        {"type": "null"},
+    ]
+}
+_VECTOR_PARAMS: dict[str, Any] = {
+    "type": "object",
+    "required": ["size", "distance"],
+    "properties": {
+        "size": {"type": "integer", "minimum": 1, "maximum": 65_536},
+        "distance": {"type": "string", "enum": ["Cosine", "Dot", "Euclid"]},
+        "hnsw_config": {"type": "object"},
+    },
+}
 _LIMIT: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 10_000}
 
 
@@ -97,13 +129,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["vectors"],
         "properties": {
             "vectors": {
-                "type": "object",
-                "required": ["size", "distance"],
-                "properties": {
-                    "size": {"type": "integer", "minimum": 1, "maximum": 65_536},
-                    "distance": {"type": "string", "enum": ["Cosine", "Dot", "Euclid"]},
-                    "hnsw_config": {"type": "object"},
-                },
+                "description": "One unnamed vector {size, distance}, or named vectors "
+                "{name: {size, distance, hnsw_config}} (at most 16).",
+                "anyOf": [
+                    _VECTOR_PARAMS,
+                    {
+                        "type": "object",
+                        "minProperties": 1,
+                        "maxProperties": 16,
+                        "additionalProperties": _VECTOR_PARAMS,
+                    },
+                ],
             },
             "hnsw_config": {"type": "object"},
         },
@@ -113,7 +149,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["id", "vector"],
         "properties": {
             "id": _ref("ExtendedPointId"),
-            "vector": _VECTOR,
+            "vector": _POINT_VECTOR,
             "payload": _NULLABLE_OBJECT,
         },
     },
@@ -136,13 +172,51 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                         "required": ["ids", "vectors"],
                         "properties": {
                             "ids": {"type": "array", "items": _ref("ExtendedPointId")},
-                            "vectors": {"type": "array", "items": _VECTOR},
+                            "vectors": {
+                                "description": "A vector per id, or {name: [vector per id]}.",
+                                "anyOf": [
+                                    {"type": "array", "items": _VECTOR},
+                                    {
+                                        "type": "object",
+                                        "additionalProperties": {
+                                            "type": "array",
+                                            "items": _VECTOR,
+                                        },
+                                    },
+                                ],
+                            },
                             "payloads": {"type": "array", "items": _NULLABLE_OBJECT},
                         },
                     }
                 },
             },
         ],
+    },
+    "UpdateVectors": {
+        "type": "object",
+        "required": ["points"],
+        "properties": {
+            "points": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["id", "vector"],
+                    "properties": {"id": _ref("ExtendedPointId"), "vector": _POINT_VECTOR},
+                },
+            },
+            "update_filter": _ref("Filter"),
+        },
+    },
+    "DeleteVectors": {
+        "type": "object",
+        "required": ["vector"],
+        "description": "The named vectors to delete, of the points (ids) or a filter's.",
+        "properties": {
+            "vector": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "points": {"type": "array", "items": _ref("ExtendedPointId")},
+            "filter": _ref("Filter"),
+        },
     },
     "PointsSelector": {
         "description": "{points: [ids]} or {filter}.",
@@ -179,7 +253,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["vector"],
         "properties": {
-            "vector": _VECTOR,
+            "vector": {"anyOf": [_VECTOR, _NAMED_VECTOR]},
             "filter": _ref("Filter"),
             "limit": _LIMIT,
             "offset": {"type": "integer", "minimum": 0, "maximum": 100_000},
@@ -199,6 +273,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     {"type": "object", "required": ["nearest"], "properties": {"nearest": _VECTOR}},
                 ],
             },
+            "using": _USING,
             "filter": _ref("Filter"),
             "limit": _LIMIT,
             "offset": {"type": "integer", "minimum": 0, "maximum": 100_000},
@@ -238,6 +313,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "positive": {"type": "array", "items": {"anyOf": [_ref("ExtendedPointId"), _VECTOR]}},
             "negative": {"type": "array", "items": {"anyOf": [_ref("ExtendedPointId"), _VECTOR]}},
+            "strategy": {
+                "type": "string",
+                "enum": ["average_vector", "best_score", "sum_scores"],
+            },
+            "using": _USING,
             "filter": _ref("Filter"),
             "limit": _LIMIT,
             "with_payload": _SELECTOR,
@@ -252,6 +332,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["query", "group_by"],
         "properties": {
             "query": _VECTOR,
+            "using": _USING,
             "group_by": {"type": "string"},
             "group_size": {"type": "integer", "minimum": 1, "maximum": 100},
             "limit": _LIMIT,
@@ -263,7 +344,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["vector", "group_by"],
         "properties": {
-            "vector": _VECTOR,
+            "vector": {"anyOf": [_VECTOR, _NAMED_VECTOR]},
             "group_by": {"type": "string"},
             "group_size": {"type": "integer", "minimum": 1, "maximum": 100},
             "limit": _LIMIT,
@@ -300,7 +381,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "id": _ref("ExtendedPointId"),
             "payload": _NULLABLE_OBJECT,
-            "vector": {"anyOf": [{"type": "array", "items": {"type": "number"}}, {"type": "null"}]},
+            "vector": _VECTOR_OUT,
             "order_value": {"type": "number", "description": "scroll with order_by"},
         },
     },
@@ -312,7 +393,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "version": {"type": "integer"},
             "score": {"type": "number"},
             "payload": _NULLABLE_OBJECT,
-            "vector": {"anyOf": [{"type": "array", "items": {"type": "number"}}, {"type": "null"}]},
+            "vector": _VECTOR_OUT,
         },
     },
     "UpdateResult": {
@@ -438,6 +519,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("PUT", "/collections/{name}/index"): Operation(_ref("UpdateResult"), "CreatePayloadIndex"),
     ("DELETE", "/collections/{name}/index/{field_name}"): Operation(_ref("UpdateResult")),
     ("PUT", "/collections/{name}/points"): Operation(_ref("UpdateResult"), "PointsUpsert"),
+    ("PUT", "/collections/{name}/points/vectors"): Operation(_ref("UpdateResult"), "UpdateVectors"),
+    ("POST", "/collections/{name}/points/vectors/delete"): Operation(
+        _ref("UpdateResult"), "DeleteVectors"
+    ),
     ("POST", "/collections/{name}/points/delete"): Operation(
         _ref("UpdateResult"), "PointsSelector"
     ),

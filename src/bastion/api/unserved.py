@@ -40,8 +40,6 @@ UNSERVED: Sequence[tuple[str, str, str]] = (
     ("*", "/cluster/{}", "cluster and shard management"),
     ("*", "/cluster/{}/{}", "cluster and shard management"),
     ("*", "/cluster/{}/{}/{}", "cluster and shard management"),
-    ("*", "/collections/{}/points/vectors", "update_vectors (upsert the whole point)"),
-    ("*", "/collections/{}/points/vectors/delete", "delete_vectors"),
     ("*", "/collections/{}/points/batch", "batch_update_points"),
     ("GET", "/collections/{}/points/{}", "GET of one point (use POST /collections/{name}/points)"),
     ("*", "/collections/{}/points/recommend/groups", "recommend_groups"),

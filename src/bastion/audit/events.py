@@ -179,7 +179,7 @@ _SPECS = (
     _spec("tenant.created", "A tenant was created.", "success", "name"),
     # Data plane
     _spec("collection.created", "A collection was created.", "success",
-          "collection size distance"),
+          "collection size distance vectors"),
     _spec("collection.updated", "A collection's parameters changed (update_collection).",
           "success", "collection full_scan_threshold"),
     _spec("alias.created", "A collection alias was created.", "success", "collection alias"),
@@ -194,6 +194,9 @@ _SPECS = (
     _spec("points.deleted", "Points were deleted.", "success", "collection count by_filter"),
     _spec("points.payload_updated", "Payloads were set, overwritten, cleared or had keys "
           "removed (operation: set, overwrite, delete, clear).", "success",
+          "collection operation count by_filter"),
+    _spec("points.vectors_updated", "Vectors of existing points were replaced or deleted "
+          "(operation: update, delete; update_vectors / delete_vectors).", "success",
           "collection operation count by_filter"),
     _spec("points.exported", "A collection was exported.", "success", "collection count"),
     _spec("collection.backed_up", "A collection was backed up (GET /collections/{name}/backup, "

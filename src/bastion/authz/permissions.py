@@ -110,8 +110,8 @@ PERMISSIONS: Mapping[str, Permission] = _registry(
     ),
     Permission(
         "points.write",
-        "Upsert points, delete points, and set, overwrite, delete or clear their "
-        "payloads (by id or by filter).",
+        "Upsert points, delete points, update or delete their vectors, and set, "
+        "overwrite, delete or clear their payloads (by id or by filter).",
         "write",
         "collection",
         "aal2",

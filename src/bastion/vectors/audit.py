@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from bastion.audit import record
 from bastion.storage import Database
+from bastion.vectors.engine import CollectionSpec
 
 
 def resource_of(collection: str) -> str:
@@ -35,6 +36,14 @@ def audited(
         details={"collection": collection, **details},
         now=now,
     )
+
+
+def created_details(spec: CollectionSpec) -> dict[str, int | str | bool]:
+    """``collection.created``'s details: the vector's size and distance, or for named
+    vectors each as ``name:size:distance``."""
+    if not spec.named:
+        return {"size": spec.dim, "distance": spec.distance}
+    return {"vectors": ",".join(f"{p.name}:{p.dim}:{p.distance}" for p in spec.named)}
 
 
 def record_export(

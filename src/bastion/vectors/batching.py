@@ -58,7 +58,7 @@ class _Job:
 
 class SearchBatcher:
     def __init__(self) -> None:
-        self._waiting: list[tuple[LiveCollection, int, _Job]] = []  # in arrival order
+        self._waiting: list[tuple[LiveCollection, str, int, _Job]] = []  # in arrival order
         self._dispatch_scheduled = False
         self._worker_busy = False
         self._executor: ThreadPoolExecutor | None = None
@@ -66,9 +66,12 @@ class SearchBatcher:
         self._crowded = False  # the last look for company found some
         self._since_look = 0
 
-    async def search(self, live: LiveCollection, vector: Vector, breadth: int) -> GraphHits | None:
-        """The ``breadth`` nearest labels of ``vector`` when it was searched in a batch;
-        None: search the usual way, right here (it was alone, or the batch failed)."""
+    async def search(
+        self, live: LiveCollection, vector: Vector, breadth: int, using: str = ""
+    ) -> GraphHits | None:
+        """The ``breadth`` nearest labels of ``vector`` in the index of the vector ``using``
+        when it was searched in a batch; None: search the usual way, right here (it was
+        alone, or the batch failed)."""
         if not (self._waiting or self._worker_busy or self._crowded):
             # Nobody searching, and the last look found nobody: looking costs a turn of
             # the event loop, so look only now and then; meanwhile search right here.
@@ -78,7 +81,7 @@ class SearchBatcher:
         self._since_look = 0
         loop = asyncio.get_running_loop()
         job = _Job(vector, loop.create_future())
-        self._waiting.append((live, breadth, job))
+        self._waiting.append((live, using, breadth, job))
         if not self._dispatch_scheduled and not self._worker_busy:
             self._dispatch_scheduled = True
             loop.call_soon(self._dispatch, loop)  # after the requests already parsed
@@ -95,7 +98,7 @@ class SearchBatcher:
             return
         self._crowded = len(self._waiting) > 1
         if len(self._waiting) == 1:  # alone: the caller searches right there, no hand-off
-            (_, _, job), self._waiting = self._waiting[0], []
+            (_, _, _, job), self._waiting = self._waiting[0], []
             _settle([(job, None)])
             return
         # Half of those waiting: while the worker searches them, the loop answers the
@@ -128,14 +131,14 @@ class SearchBatcher:
             self._dispatch(loop)
 
 
-_Batches = dict[tuple[LiveCollection, int], list[_Job]]
+_Batches = dict[tuple[LiveCollection, str, int], list[_Job]]
 
 
-def _grouped(waiting: list[tuple[LiveCollection, int, _Job]]) -> _Batches:
-    """Jobs by (collection, breadth): each group is one hnswlib call."""
+def _grouped(waiting: list[tuple[LiveCollection, str, int, _Job]]) -> _Batches:
+    """Jobs by (collection, vector, breadth): each group is one hnswlib call."""
     batches: _Batches = {}
-    for live, breadth, job in waiting:
-        batches.setdefault((live, breadth), []).append(job)
+    for live, using, breadth, job in waiting:
+        batches.setdefault((live, using, breadth), []).append(job)
     return batches
 
 
@@ -144,12 +147,13 @@ def _error(finished: asyncio.Future[Any]) -> BaseException | None:
 
 
 def _run(batches: _Batches) -> list[tuple[_Job, GraphHits | None]]:
-    """One hnswlib call per (collection, breadth), under the collection's read lock."""
+    """One hnswlib call per (collection, vector, breadth), under the collection's read lock."""
     out: list[tuple[_Job, GraphHits | None]] = []
-    for (live, breadth), jobs in batches.items():
+    for (live, using, breadth), jobs in batches.items():
         with live.lock.read():
             version = live.version
-            found = live.ann.search_many(np.stack([job.vector for job in jobs]), breadth)
+            ann = live.anns[using]
+            found = ann.search_many(np.stack([job.vector for job in jobs]), breadth)
         for row, job in enumerate(jobs):
             hits = None if found is None else GraphHits(found[0][row], found[1][row], version)
             out.append((job, hits))

@@ -14,29 +14,34 @@ catches up with the others' writes before every call (``bastion.vectors.peers``)
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import fcntl
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
 import numpy as np
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
 from bastion.storage import Database, new_id
 from bastion.vectors.ann import AnnIndex
-from bastion.vectors.audit import audited
+from bastion.vectors.audit import audited, created_details
 from bastion.vectors.batching import SearchBatcher
-from bastion.vectors.checks import check_batch, check_query
+from bastion.vectors.checks import (
+    check_deletable,
+    check_query,
+    merge_rows,
+    present,
+    rows_of,
+    without_vectors,
+)
 from bastion.vectors.engine import (
     CollectionInfo,
     CollectionSpec,
@@ -44,12 +49,15 @@ from bastion.vectors.engine import (
     OrderBy,
     PayloadSelector,
     PointRecord,
+    PointVectors,
     PointWrite,
     ScoredRecord,
     ScrollPage,
     SearchQuery,
     UpsertMode,
     Vector,
+    VectorParams,
+    WithVector,
 )
 from bastion.vectors.errors import (
     BadRequest,
@@ -59,7 +67,14 @@ from bastion.vectors.errors import (
 )
 from bastion.vectors.filters import Filter, parse_key
 from bastion.vectors.ids import key_to_id
-from bastion.vectors.live import LiveCollection, SlotPlan, check_order_index, select_payload
+from bastion.vectors.live import (
+    LiveCollection,
+    SlotPlan,
+    check_order_index,
+    new_ann,
+    select_payload,
+    vector_out,
+)
 from bastion.vectors.payloads import PayloadChange
 from bastion.vectors.peers import ChangeWatch, bury, catch_up, clear_tombstones
 from bastion.vectors.predicates import compile_filter, extract
@@ -165,7 +180,7 @@ class EmbeddedEngine:
         if not self._shared:
             return False
         try:
-            marker = json.loads(self._index_files(live.id)[1].read_text())
+            marker = json.loads(self._index_files(live.id, _first(live))[1].read_text())
             return bool(marker["version"] >= live.version)
         except (OSError, ValueError, KeyError):
             return False
@@ -216,9 +231,9 @@ class EmbeddedEngine:
                     live = self._loaded(row, indexes)  # created by another worker
                 else:
                     self._catch_up(live, row["version"], indexes)
-                    hnsw = _spec_of(row).hnsw  # changed by update_collection elsewhere
-                    if hnsw != live.spec.hnsw:
-                        live.spec = dataclasses.replace(live.spec, hnsw=hnsw)
+                    spec = _spec_of(row)  # changed by update_collection elsewhere
+                    if spec != live.spec:
+                        live.spec = spec
                 current[(live.tenant_id, live.spec.name)] = live
             self._collections = current  # collections deleted elsewhere drop out
 
@@ -257,6 +272,10 @@ class EmbeddedEngine:
         live = self._get(tenant_id, name)
         return await _off_loop(lambda: _info(live))
 
+    async def collection_spec(self, tenant_id: str, name: str) -> CollectionSpec:
+        await self._fresh()
+        return self._get(tenant_id, name).spec
+
     async def create_collection(self, tenant_id: str, spec: CollectionSpec, *, actor: str) -> None:
         await self._fresh()
         await _off_loop(lambda: self._create(tenant_id, spec, actor))
@@ -276,7 +295,7 @@ class EmbeddedEngine:
                             name=spec.name,
                             dim=spec.dim,
                             distance=spec.distance,
-                            config={"hnsw": asdict(spec.hnsw)},
+                            config=spec.config(),
                             created_at=created_at,
                             version=0,
                         )
@@ -284,7 +303,7 @@ class EmbeddedEngine:
                 except IntegrityError:  # created by another worker meanwhile
                     raise CollectionExists(spec.name) from None
                 audited(conn, "collection.created", tenant_id, spec.name, actor, created_at,
-                        size=spec.dim, distance=spec.distance)  # fmt: skip
+                        **created_details(spec))  # fmt: skip
             self._collections[(tenant_id, spec.name)] = LiveCollection(
                 id=collection_id, tenant_id=tenant_id, spec=spec, created_at=created_at
             )
@@ -306,7 +325,7 @@ class EmbeddedEngine:
                 conn.execute(delete(collections).where(collections.c.id == live.id))
                 audited(conn, "collection.deleted", tenant_id, name, actor, self.clock.now())
             del self._collections[(tenant_id, name)]
-        for path in self._index_files(live.id):
+        for path in self.index_dir.glob(f"{live.id}.*"):
             path.unlink(missing_ok=True)
         return True
 
@@ -319,15 +338,16 @@ class EmbeddedEngine:
         def work() -> None:
             with live.lock.write():
                 self._check_alive(live)
+                spec = live.spec.with_hnsw(hnsw)
                 with self.db.begin() as conn:
                     conn.execute(
                         update(collections)
                         .where(collections.c.id == live.id)
-                        .values(config={"hnsw": asdict(hnsw)})
+                        .values(config=spec.config())
                     )
                     audited(conn, "collection.updated", tenant_id, name, actor, self.clock.now(),
                             full_scan_threshold=hnsw.full_scan_threshold)  # fmt: skip
-                live.spec = dataclasses.replace(live.spec, hnsw=hnsw)
+                live.spec = spec
 
         await _off_loop(work)
 
@@ -388,7 +408,7 @@ class EmbeddedEngine:
         tenant_id: str,
         name: str,
         points_: Sequence[PointWrite],
-        vectors: Vector,
+        point_vectors: PointVectors,
         *,
         actor: str,
         update_filter: Filter | None = None,
@@ -399,7 +419,7 @@ class EmbeddedEngine:
         keys = [point.key for point in points_]
         if len(set(keys)) != len(keys):
             raise BadRequest("duplicate point ids in one batch")
-        check_batch(vectors, live.spec, len(keys))
+        vectors = rows_of(point_vectors, live.spec, len(keys))
         payloads = [point.payload for point in points_]
         keep = _UpsertRule(update_filter, mode)
         return await _off_loop(lambda: self._upsert(live, keys, vectors, payloads, actor, keep))
@@ -519,6 +539,108 @@ class EmbeddedEngine:
 
         return await _off_loop(work)
 
+    async def update_vectors(
+        self,
+        tenant_id: str,
+        name: str,
+        keys: Sequence[str],
+        vectors: Sequence[Mapping[str, Vector]],
+        *,
+        actor: str,
+        update_filter: Filter | None = None,
+    ) -> int:
+        await self._fresh()
+        live = self._get(tenant_id, name)
+        if len(set(keys)) != len(keys):
+            raise BadRequest("duplicate point ids in one batch")
+        given = live.prepare(rows_of(vectors, live.spec, len(keys)))
+        names = [list(point) for point in vectors]
+        predicate = compile_filter(update_filter) if update_filter is not None else None
+
+        def work() -> int:
+            with live.lock.write():
+                self._check_alive(live)
+                with self.db.begin() as conn:
+                    self._catch_up_writer(conn, live)
+                    for key in keys:
+                        if key not in live.slot_of:
+                            raise PointNotFound(key_to_id(key))
+                    chosen = [
+                        i
+                        for i, key in enumerate(keys)
+                        if predicate is None
+                        or predicate(key, live.payloads[live.slot_of[key]] or {})
+                    ]
+                    audited(conn, "points.vectors_updated", tenant_id, name, actor,
+                            self.clock.now(), operation="update", count=len(chosen),
+                            by_filter=False)  # fmt: skip
+                    if not chosen:
+                        return 0
+                    slots = np.asarray([live.slot_of[keys[i]] for i in chosen], np.int64)
+                    rows = merge_rows(
+                        live.spec, live.vectors[slots], given[chosen], [names[i] for i in chosen]
+                    )
+                    self._rewrite(conn, live, slots, rows)
+                return len(chosen)
+
+        return await _off_loop(work)
+
+    async def delete_vectors(
+        self,
+        tenant_id: str,
+        name: str,
+        names: Sequence[str],
+        *,
+        keys: Sequence[str] | None = None,
+        filter: Filter | None = None,
+        actor: str,
+    ) -> int:
+        await self._fresh()
+        live = self._get(tenant_id, name)
+        removed = check_deletable(live.spec, names)
+
+        def work() -> int:
+            with live.lock.write():
+                self._check_alive(live)
+                with self.db.begin() as conn:
+                    self._catch_up_writer(conn, live)
+                    if keys is not None:
+                        for key in keys:
+                            if key not in live.slot_of:
+                                raise PointNotFound(key_to_id(key))
+                        found = [live.slot_of[key] for key in dict.fromkeys(keys)]
+                        slots = np.asarray(found, np.int64)
+                    else:
+                        slots = live.matching_slots(filter)
+                    audited(conn, "points.vectors_updated", tenant_id, name, actor,
+                            self.clock.now(), operation="delete", count=len(slots),
+                            by_filter=keys is None)  # fmt: skip
+                    if len(slots) == 0:
+                        return 0
+                    self._rewrite(conn, live, slots, without_vectors(live.vectors[slots], removed))
+                return len(slots)
+
+        return await _off_loop(work)
+
+    def _rewrite(self, conn: Connection, live: LiveCollection, slots: Any, rows: Vector) -> None:
+        """Store new vectors (whole stored rows) of existing points, in the caller's write
+        transaction, and mirror them in memory and the ANN indexes (payloads stay)."""
+        version = live.version + 1
+        self._bump(conn, live, version)
+        point_keys = [str(live.keys[slot]) for slot in slots.tolist()]
+        conn.execute(
+            update(points)
+            .where(points.c.collection_id == live.id, points.c.point_id == _bind("k"))
+            .values(vector=_bind("v"), version=_bind("n")),
+            [
+                {"k": key, "v": row.tobytes(), "n": version}
+                for key, row in zip(point_keys, rows, strict=True)
+            ],
+        )
+        live.version = version
+        payloads = [live.payloads[slot] for slot in slots.tolist()]
+        live.apply_upsert(point_keys, SlotPlan(slots, 0, len(live.keys)), rows, payloads)
+
     async def update_payload(
         self,
         tenant_id: str,
@@ -589,17 +711,19 @@ class EmbeddedEngine:
         if self._watch is not None:
             await self._fresh()
         live = self._get(tenant_id, name)
-        check_query(query.vector, live.spec)
+        check_query(query.vector, live.spec.vector(query.using))
+        live.spec.selected(query.with_vector)  # a vector the collection lacks: a 400
         plain = live.plain_ann(query)
         if plain is not None:  # the graph alone answers: batched with its neighbours
             vector, breadth = plain
-            hits = await self._batcher.search(live, vector, breadth)
+            hits = await self._batcher.search(live, vector, breadth, query.using)
             if live.lock.try_acquire_read():
                 try:
                     if hits is not None and live.version == hits.version:  # no write since
                         return live.finish_ann(hits.labels, hits.distances, query)
                     # Alone, or a write landed since the batch ran: search right here.
-                    labels, raw = live.ann.search(vector, query.offset + query.limit, ef=breadth)
+                    ann = live.anns[query.using]
+                    labels, raw = ann.search(vector, query.offset + query.limit, ef=breadth)
                     return live.finish_ann(labels, raw, query)
                 finally:
                     live.lock.release_read()
@@ -627,10 +751,11 @@ class EmbeddedEngine:
         keys: Sequence[str],
         *,
         with_payload: PayloadSelector,
-        with_vector: bool,
+        with_vector: WithVector,
     ) -> list[PointRecord]:
         await self._fresh()
         live = self._get(tenant_id, name)
+        live.spec.selected(with_vector)  # a vector the collection lacks: a 400
         return await _off_loop(
             lambda: _reading(live, lambda: live.retrieve(keys, with_payload, with_vector))
         )
@@ -644,10 +769,11 @@ class EmbeddedEngine:
         offset_key: str | None,
         limit: int,
         with_payload: PayloadSelector,
-        with_vector: bool,
+        with_vector: WithVector,
     ) -> ScrollPage:
         await self._fresh()
         live = self._get(tenant_id, name)
+        selected = live.spec.selected(with_vector)  # a vector the collection lacks: a 400
 
         def work() -> ScrollPage:
             predicate = compile_filter(filter) if filter is not None else None
@@ -657,11 +783,11 @@ class EmbeddedEngine:
             chunk = max(limit + 1, 256)
             with self.db.read() as conn:
                 while len(found) <= limit:
-                    rows = self._rows_after(conn, live.id, cursor, inclusive, chunk, with_vector)
+                    rows = self._rows_after(conn, live.id, cursor, inclusive, chunk, bool(selected))
                     for row in rows:
                         payload = row.payload
                         if predicate is None or predicate(row.point_id, payload or {}):
-                            found.append(_record(row, payload, with_payload, with_vector))
+                            found.append(_record(live.spec, row, payload, with_payload, selected))
                     if len(rows) < chunk:
                         break
                     cursor, inclusive = rows[-1].point_id, False
@@ -679,10 +805,11 @@ class EmbeddedEngine:
         order_by: OrderBy,
         limit: int,
         with_payload: PayloadSelector,
-        with_vector: bool,
+        with_vector: WithVector,
     ) -> list[tuple[PointRecord, float]]:
         await self._fresh()
         live = self._get(tenant_id, name)
+        live.spec.selected(with_vector)  # a vector the collection lacks: a 400
         check_order_index(order_by, live.index_schema.get(order_by.key))
         path = parse_key(order_by.key)
         start = order_by.start_from
@@ -717,7 +844,7 @@ class EmbeddedEngine:
         cursor: str | None,
         inclusive: bool,
         chunk: int,
-        with_vector: bool,
+        with_vector: WithVector,
     ) -> list[Any]:
         columns = [points.c.point_id, points.c.payload]
         if with_vector:
@@ -739,7 +866,7 @@ class EmbeddedEngine:
                 lambda c=cursor: self._export_chunk(live.id, c)  # type: ignore[misc]
             )
             for row in rows:
-                yield _record(row, row.payload, everything, True)
+                yield _record(live.spec, row, row.payload, everything, live.spec.vectors)
             if len(rows) < 1000:
                 return
             cursor = rows[-1].point_id
@@ -750,17 +877,14 @@ class EmbeddedEngine:
 
     # -- start-up: rows -> memory -> ANN ----------------------------------------------
 
-    def _index_files(self, collection_id: str) -> tuple[Path, Path]:
-        return (
-            self.index_dir / f"{collection_id}.hnsw",
-            self.index_dir / f"{collection_id}.json",
-        )
+    def _index_files(self, collection_id: str, index: int | None) -> tuple[Path, Path]:
+        """The saved ANN index and its marker: ``col_….hnsw`` for the unnamed vector,
+        ``col_….v<i>.hnsw`` for the i-th named vector."""
+        stem = collection_id if index is None else f"{collection_id}.v{index}"
+        return self.index_dir / f"{stem}.hnsw", self.index_dir / f"{stem}.json"
 
     def _load_points(self, live: LiveCollection) -> None:
         with self.db.read() as conn:
-            total = conn.execute(
-                select(func.count()).where(points.c.collection_id == live.id)
-            ).scalar_one()
             rows = conn.execute(
                 select(
                     points.c.point_id,
@@ -787,70 +911,113 @@ class EmbeddedEngine:
         plan = SlotPlan(slot_array, len(slots), high)
         live.apply_upsert(keys, plan, vectors, payloads, index=False)
         live.free = sorted(set(range(high)) - set(slots), reverse=True)
-        loaded = self._load_index(live, slot_array, np.asarray(versions, dtype=np.int64), vectors)
-        if not loaded:
-            self._build_index(live, slot_array, vectors, total)
+        version_array = np.asarray(versions, dtype=np.int64)
+        caught_up = 0
+        built = False
+        for index, params in _numbered(live):
+            if live.spec.named:
+                there = present(vectors, params)
+                own_slots, own_versions = slot_array[there], version_array[there]
+                block = np.ascontiguousarray(
+                    vectors[there, params.offset : params.offset + params.dim]
+                )
+            else:
+                own_slots, own_versions, block = slot_array, version_array, vectors
+            loaded = self._load_index(live, index, params, own_slots, own_versions, block)
+            if loaded is None:
+                self._build_index(live, params, own_slots, block, len(own_slots))
+                built = built or len(own_slots) > 0
+            else:
+                caught_up += loaded
+        live.dirty = built or caught_up > 0
+        if caught_up:  # saved now, so that the next start (even after a crash) need not
+            with self._saving():  # replay the same writes
+                if not self._saved_since(live):
+                    self._save_index(live)
 
-    def _load_index(self, live: LiveCollection, slots: Any, versions: Any, vectors: Vector) -> bool:
-        index_path, marker_path = self._index_files(live.id)
+    def _load_index(
+        self,
+        live: LiveCollection,
+        index: int | None,
+        params: VectorParams,
+        slots: Any,
+        versions: Any,
+        vectors: Vector,
+    ) -> int | None:
+        """The saved index of one vector, caught up with the rows written since it was
+        saved: how many it caught up with; None when there is none to load."""
+        index_path, marker_path = self._index_files(live.id, index)
         try:
             marker = json.loads(marker_path.read_text())
-            if marker["version"] > live.version or marker["dim"] != live.spec.dim:
-                return False
+            if marker["version"] > live.version or marker["dim"] != params.dim:
+                return None
             ann = AnnIndex.load(
                 index_path,
-                dim=live.spec.dim,
-                distance=live.spec.distance,
-                m=live.spec.hnsw.m,
-                ef_construct=live.spec.hnsw.ef_construct,
+                dim=params.dim,
+                distance=params.distance,
+                m=params.hnsw.m,
+                ef_construct=params.hnsw.ef_construct,
                 capacity=len(live.keys),
                 deleted=set(marker["deleted"]),
             )
         except (OSError, ValueError, KeyError, RuntimeError):
-            return False
+            return None
         changed = versions > marker["version"]
         ann.add(vectors[changed], slots[changed])
         # Labels without a row, not counting those already marked deleted (hnswlib still
         # lists them): those made every start report them as caught up again.
         stale = np.setdiff1d(np.setdiff1d(ann.labels(), slots), ann.deleted_labels())
         ann.delete(stale)
-        live.ann = ann
+        live.anns[params.name] = ann
         caught_up = int(changed.sum()) + len(stale)
-        live.dirty = caught_up > 0
         log.info(
-            "collection %s: loaded its saved index (%d points, %d caught up)",
+            "collection %s%s: loaded its saved index (%d points, %d caught up)",
             live.spec.name,
-            live.count,
+            f" (vector {params.name!r})" if live.spec.named else "",
+            ann.live_count,
             caught_up,
         )
-        if caught_up:  # saved now, so that the next start (even after a crash) need not
-            with self._saving():  # replay the same writes
-                if not self._saved_since(live):
-                    self._save_index(live)
-        return True
+        return caught_up
 
-    def _build_index(self, live: LiveCollection, slots: Any, vectors: Vector, total: int) -> None:
+    def _build_index(
+        self, live: LiveCollection, params: VectorParams, slots: Any, vectors: Vector, total: int
+    ) -> None:
+        live.anns[params.name] = ann = new_ann(params, capacity=max(total, 1024))
         if total == 0:
             return
         with progress(f"indexing {live.spec.name}", total, enabled=total >= 50_000) as advance:
             for start in range(0, total, _BUILD_BATCH):
                 end = min(start + _BUILD_BATCH, total)
-                live.ann.add(vectors[start:end], slots[start:end])
+                ann.add(vectors[start:end], slots[start:end])
                 advance(end - start)
-        live.dirty = True
 
     def _save_index(self, live: LiveCollection) -> None:
-        index_path, marker_path = self._index_files(live.id)
-        live.ann.save(index_path)
-        marker = {
-            "version": live.version,
-            "dim": live.spec.dim,
-            "deleted": live.ann.deleted_labels(),
-        }
-        temporary = marker_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(marker))
-        temporary.replace(marker_path)
+        """Every vector's index with its marker (the first vector's marker last: it is
+        the one ``_saved_since`` reads)."""
+        for index, params in reversed(_numbered(live)):
+            index_path, marker_path = self._index_files(live.id, index)
+            ann = live.anns[params.name]
+            ann.save(index_path)
+            marker = {
+                "version": live.version,
+                "dim": params.dim,
+                "deleted": ann.deleted_labels(),
+            }
+            temporary = marker_path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(marker))
+            temporary.replace(marker_path)
         live.dirty = False
+
+
+def _numbered(live: LiveCollection) -> list[tuple[int | None, VectorParams]]:
+    """Each vector with the number its index files carry (None: the unnamed vector)."""
+    if not live.spec.named:
+        return [(None, live.spec.vectors[0])]
+    return list(enumerate(live.spec.named))
+
+
+def _first(live: LiveCollection) -> int | None:
+    return None if not live.spec.named else 0
 
 
 class _UpsertRule:
@@ -873,13 +1040,12 @@ class _UpsertRule:
 def _remove_orphan_files(index_dir: Path, known: set[str]) -> None:
     """Index files (``col_….hnsw`` / ``.json``) of collections not in ``known``."""
     for path in index_dir.glob("col_*"):
-        if path.stem not in known:
+        if path.name.split(".", 1)[0] not in known:
             path.unlink(missing_ok=True)
 
 
 def _spec_of(row: Any) -> CollectionSpec:
-    hnsw = HnswParams(**(row["config"] or {}).get("hnsw", {}))
-    return CollectionSpec(name=row["name"], dim=row["dim"], distance=row["distance"], hnsw=hnsw)
+    return CollectionSpec.stored(row["name"], row["dim"], row["distance"], row["config"])
 
 
 def _live_from_row(row: Any) -> LiveCollection:
@@ -897,7 +1063,7 @@ def _info(live: LiveCollection) -> CollectionInfo:
         return CollectionInfo(
             spec=live.spec,
             points_count=live.count,
-            indexed_vectors_count=live.ann.live_count,
+            indexed_vectors_count=sum(ann.live_count for ann in live.anns.values()),
             payload_schema={
                 field: (schema, counts.get(field, 0)) for field, schema in live.index_schema.items()
             },
@@ -906,11 +1072,15 @@ def _info(live: LiveCollection) -> CollectionInfo:
 
 
 def _record(
-    row: Any, payload: dict[str, Any] | None, selector: PayloadSelector, with_vector: bool
+    spec: CollectionSpec,
+    row: Any,
+    payload: dict[str, Any] | None,
+    selector: PayloadSelector,
+    selected: tuple[VectorParams, ...],
 ) -> PointRecord:
     vector = None
-    if with_vector:
-        vector = np.frombuffer(row.vector, dtype=np.float32).tolist()
+    if selected:
+        vector = vector_out(spec, np.frombuffer(row.vector, dtype=np.float32), selected)
     return PointRecord(key=row.point_id, payload=select_payload(payload, selector), vector=vector)
 
 

@@ -73,6 +73,9 @@ UPSERT: Mapping[str, Check] = {
     "update_mode": _any,
 }
 POINT: Mapping[str, Check] = {"id": _any, "vector": _any, "payload": _any}
+UPDATE_VECTORS: Mapping[str, Check] = {"points": _any, "update_filter": _any}
+POINT_VECTORS: Mapping[str, Check] = {"id": _any, "vector": _any}
+DELETE_VECTORS: Mapping[str, Check] = {"points": _any, "filter": _any, "vector": _any}
 BATCH: Mapping[str, Check] = {"ids": _any, "vectors": _any, "payloads": _any}
 SEARCH_PARAMS: Mapping[str, Check] = {
     "hnsw_ef": _any,

@@ -1,9 +1,12 @@
 """One collection in memory: slots, vectors, payloads, payload indexes, the ANN index, search.
 
 SQLite holds the truth; this mirrors it so reads and searches never touch the disk.
-A *slot* is a point's row in ``vectors`` and its label in the ANN index (``points.seq``);
-freed slots are reused. Callers hold ``lock`` around every method: ``read()`` for
-searches and reads (many at once), ``write()`` for changes.
+A *slot* is a point's row in ``vectors`` and its label in the ANN indexes (``points.seq``);
+freed slots are reused. A collection of named vectors keeps a point's vectors side by
+side in its row (``VectorParams.offset``; one it lacks is NaN) and one ANN index per
+vector (``anns``), holding only the points that have that vector. Callers hold ``lock``
+around every method: ``read()`` for searches and reads (many at once), ``write()`` for
+changes.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bastion.vectors.ann import AnnIndex
-from bastion.vectors.checks import unit, unit_rows
+from bastion.vectors.checks import prepare_rows, present, unit
 from bastion.vectors.engine import (
     ORDER_SCHEMAS,
     CollectionSpec,
@@ -28,6 +31,9 @@ from bastion.vectors.engine import (
     ScoredRecord,
     SearchQuery,
     Vector,
+    VectorOut,
+    VectorParams,
+    WithVector,
 )
 from bastion.vectors.errors import BadRequest
 from bastion.vectors.filters import Filter
@@ -71,9 +77,7 @@ class LiveCollection:
         self.live: npt.NDArray[np.bool_] = np.zeros(0, bool)
         self.slot_of: dict[str, int] = {}
         self.free: list[int] = []
-        self.ann = AnnIndex(
-            dim=spec.dim, distance=spec.distance, m=spec.hnsw.m, ef_construct=spec.hnsw.ef_construct
-        )
+        self.anns: dict[str, AnnIndex] = {params.name: new_ann(params) for params in spec.vectors}
         self.index_schema: dict[str, str] = {}
         self.inverted: dict[str, dict[tuple[str, Any], set[int]]] = {}
         self.dirty = True  # ANN differs from the saved file
@@ -84,15 +88,23 @@ class LiveCollection:
     def count(self) -> int:
         return len(self.slot_of)
 
+    @property
+    def ann(self) -> AnnIndex:
+        """The index of the collection's first (for most, its only) vector."""
+        return self.anns[self.spec.vectors[0].name]
+
+    def size(self, params: VectorParams) -> int:
+        """How many points hold the vector ``params`` (every point, when unnamed)."""
+        return self.anns[params.name].live_count if self.spec.named else self.count
+
     def prepare(self, vectors: Vector) -> Vector:
         """The stored form: Cosine vectors are normalised once, on write (as Qdrant)."""
-        if self.spec.distance == "Cosine":
-            return unit_rows(vectors)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return prepare_rows(vectors, self.spec)
 
-    def _prepare_query(self, vector: Vector) -> Vector:
+    @staticmethod
+    def _prepare_query(vector: Vector, params: VectorParams) -> Vector:
         """``prepare`` for one query vector, without the batch machinery (hot path)."""
-        if self.spec.distance == "Cosine":
+        if params.distance == "Cosine":
             return unit(vector)
         return np.ascontiguousarray(vector, dtype=np.float32)
 
@@ -153,8 +165,22 @@ class LiveCollection:
         self.vectors[plan.slots] = vectors
         self.live[plan.slots] = True
         if index:
-            self.ann.add(vectors, plan.slots)
+            self.index_vectors(plan.slots, vectors)
         self.dirty = True
+
+    def index_vectors(self, slots: Slots, vectors: Vector) -> None:
+        """Put stored rows into the ANN indexes (a named vector a row lacks is taken out
+        of its index: an upsert replaces the whole point)."""
+        if not self.spec.named:
+            self.ann.add(vectors, slots)
+            return
+        for params in self.spec.named:
+            there = present(vectors, params)
+            ann = self.anns[params.name]
+            block = vectors[there, params.offset : params.offset + params.dim]
+            ann.add(np.ascontiguousarray(block), slots[there])
+            if not there.all():
+                ann.delete(slots[~there])
 
     def apply_payloads(self, slots: Sequence[int], payloads: Sequence[dict[str, Any]]) -> None:
         """Mirror a committed payload change (the vectors stay as they are)."""
@@ -174,7 +200,8 @@ class LiveCollection:
             self.payloads[slot] = None
             self.free.append(slot)
         self.live[slots] = False
-        self.ann.delete(slots)
+        for ann in self.anns.values():
+            ann.delete(slots)
         self.dirty = True
 
     # -- payload indexes ---------------------------------------------------------------
@@ -251,9 +278,10 @@ class LiveCollection:
             candidates = self._candidates_at_most(node)
             if candidates * node.weight > ON_LOOP_FILTER_STEPS:
                 return False
-        if not (query.exact or candidates <= self._threshold_rows()):
+        params = self.spec.vector(query.using)
+        if not (query.exact or candidates <= self._threshold_rows(params)):
             return node is None  # the graph; a filtered graph search builds a mask
-        return candidates * self.spec.dim <= ON_LOOP_MULTIPLY_ADDS
+        return candidates * params.dim <= ON_LOOP_MULTIPLY_ADDS
 
     def _candidates_at_most(self, node: Filter) -> int:
         """How many points ``_narrowed`` would leave at most, without building the sets
@@ -300,15 +328,15 @@ class LiveCollection:
         ]
         return np.asarray(found, dtype=np.int64)
 
-    def record(self, slot: int, selector: PayloadSelector, with_vector: bool) -> PointRecord:
+    def record(self, slot: int, selector: PayloadSelector, with_vector: WithVector) -> PointRecord:
         return PointRecord(
             key=self.keys[slot] or "",
             payload=select_payload(self.payloads[slot], selector),
-            vector=self.vectors[slot].tolist() if with_vector else None,
+            vector=vector_out(self.spec, self.vectors[slot], self.spec.selected(with_vector)),
         )
 
     def retrieve(
-        self, keys: Sequence[str], selector: PayloadSelector, with_vector: bool
+        self, keys: Sequence[str], selector: PayloadSelector, with_vector: WithVector
     ) -> list[PointRecord]:
         out = []
         for key in dict.fromkeys(keys):
@@ -319,9 +347,10 @@ class LiveCollection:
 
     # -- search ------------------------------------------------------------------------
 
-    def _threshold_rows(self) -> int:
+    @staticmethod
+    def _threshold_rows(params: VectorParams) -> int:
         """Below this many candidate points an exact scan beats the graph (Qdrant's rule)."""
-        return self.spec.hnsw.full_scan_threshold * 1024 // (4 * self.spec.dim)
+        return params.hnsw.full_scan_threshold * 1024 // (4 * params.dim)
 
     def plain_ann(self, query: SearchQuery) -> tuple[Vector, int] | None:
         """For a query the graph answers alone (no filter, not exact, a big enough
@@ -329,50 +358,67 @@ class LiveCollection:
         need = query.offset + query.limit
         if query.filter is not None or query.exact or need <= 0 or need > ON_LOOP_RESULTS:
             return None
-        if self.count <= self._threshold_rows():
+        params = self.spec.vector(query.using)
+        if self.size(params) <= self._threshold_rows(params):
             return None
-        return self._prepare_query(query.vector), max(query.ef or self.default_ef(), need)
+        breadth = max(query.ef or self.default_ef(params), need)
+        return self._prepare_query(query.vector, params), breadth
 
     def finish_ann(
         self, labels: Slots, raw: npt.NDArray[np.float32], query: SearchQuery
     ) -> list[ScoredRecord]:
         """Results of a ``plain_ann`` query from its graph search (hnswlib distances)."""
         need = query.offset + query.limit
-        return self._results(labels[:need], self._score(raw[:need]), query)
+        params = self.spec.vector(query.using)
+        return self._results(labels[:need], self._score(raw[:need], params), query, params)
+
+    def _holding(self, slots: Slots, params: VectorParams) -> Slots:
+        """Those of ``slots`` whose point holds the vector ``params``."""
+        if not self.spec.named:
+            return slots
+        kept: Slots = slots[present(self.vectors[slots], params)]
+        return kept
 
     def search(self, query: SearchQuery) -> list[ScoredRecord]:
-        vector = self._prepare_query(query.vector)
+        params = self.spec.vector(query.using)
+        vector = self._prepare_query(query.vector, params)
         need = query.offset + query.limit
-        if need <= 0 or self.count == 0:
+        if need <= 0 or self.size(params) == 0:
             return []
-        threshold_rows = self._threshold_rows()
+        threshold_rows = self._threshold_rows(params)
         if query.filter is None:
-            if query.exact or self.count <= threshold_rows:
-                slots, scores = self._exact(vector, self.live_slots(), need)
+            if query.exact or self.size(params) <= threshold_rows:
+                slots, scores = self._exact(
+                    vector, self._holding(self.live_slots(), params), need, params
+                )
             else:
-                slots, scores = self._ann(vector, need, query.ef, None)
+                slots, scores = self._ann(vector, need, query.ef, None, params)
         else:
-            allowed = self.matching_slots(query.filter)
+            allowed = self._holding(self.matching_slots(query.filter), params)
             if len(allowed) == 0:
                 return []
             if query.exact or len(allowed) <= threshold_rows:
-                slots, scores = self._exact(vector, allowed, need)
+                slots, scores = self._exact(vector, allowed, need, params)
             else:
-                slots, scores = self._ann(vector, need, query.ef, allowed)
+                slots, scores = self._ann(vector, need, query.ef, allowed, params)
                 if len(slots) < min(need, len(allowed)):  # never lose recall silently
-                    slots, scores = self._exact(vector, allowed, need)
-        return self._results(slots, scores, query)
+                    slots, scores = self._exact(vector, allowed, need, params)
+        return self._results(slots, scores, query, params)
 
-    def _score(self, raw: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        if self.spec.distance == "Euclid":
+    @staticmethod
+    def _score(raw: npt.NDArray[np.float32], params: VectorParams) -> npt.NDArray[np.float32]:
+        if params.distance == "Euclid":
             return np.sqrt(np.maximum(raw, 0)).astype(np.float32)
         return (1.0 - raw).astype(np.float32)
 
     def _exact(
-        self, vector: Vector, slots: Slots, need: int
+        self, vector: Vector, slots: Slots, need: int, params: VectorParams
     ) -> tuple[Slots, npt.NDArray[np.float32]]:
-        matrix = self.vectors[slots]
-        if self.spec.distance == "Euclid":
+        if self.spec.named:
+            matrix = self.vectors[slots, params.offset : params.offset + params.dim]
+        else:
+            matrix = self.vectors[slots]
+        if params.distance == "Euclid":
             diff = matrix - vector
             scores = np.sqrt(np.einsum("ij,ij->i", diff, diff))
             order_key = scores
@@ -388,41 +434,55 @@ class LiveCollection:
         return slots[top], scores[top].astype(np.float32)
 
     def _ann(
-        self, vector: Vector, need: int, ef: int | None, allowed: Slots | None
+        self,
+        vector: Vector,
+        need: int,
+        ef: int | None,
+        allowed: Slots | None,
+        params: VectorParams,
     ) -> tuple[Slots, npt.NDArray[np.float32]]:
-        ef = max(ef or self.default_ef(), need)
+        ef = max(ef or self.default_ef(params), need)
+        ann = self.anns[params.name]
         if allowed is None:
-            labels, raw = self.ann.search(vector, need, ef=ef)
-            return labels, self._score(raw)
+            labels, raw = ann.search(vector, need, ef=ef)
+            return labels, self._score(raw, params)
         mask = np.zeros(len(self.keys), bool)
         mask[allowed] = True
-        fraction = len(allowed) / max(self.count, 1)
+        size = self.size(params)
+        fraction = len(allowed) / max(size, 1)
         if fraction >= _OVERSAMPLE_MIN_FRACTION:  # broad filter: over-fetch, then post-filter
-            wanted = min(self.count, math.ceil(need / fraction * 1.5) + 10)
-            labels, raw = self.ann.search(vector, wanted, ef=max(ef, wanted))
+            wanted = min(size, math.ceil(need / fraction * 1.5) + 10)
+            labels, raw = ann.search(vector, wanted, ef=max(ef, wanted))
             keep = mask[labels]
             if int(keep.sum()) >= need:
-                return labels[keep][:need], self._score(raw[keep][:need])
-        labels, raw = self.ann.search(vector, need, ef=ef, allowed=mask.tolist().__getitem__)
-        return labels, self._score(raw)
+                return labels[keep][:need], self._score(raw[keep][:need], params)
+        labels, raw = ann.search(vector, need, ef=ef, allowed=mask.tolist().__getitem__)
+        return labels, self._score(raw, params)
 
-    def default_ef(self) -> int:
+    def default_ef(self, params: VectorParams | None = None) -> int:
         """Search breadth when a query names none: ``spec.hnsw.ef`` (64) per 100,000
         points, at least that, at most ``MAX_DEFAULT_EF``. A fixed breadth loses recall
         as the graph grows (measured at 1,000,000 points: recall@10 0.60 at ef 64, 0.93
         at 512, docs/benchmarks.md); growing it with the collection keeps recall where
         the 100,000-point defaults put it, at a search cost that grows with it."""
-        scaled = math.ceil(self.spec.hnsw.ef * self.count / EF_SCALE_POINTS)
-        return min(max(self.spec.hnsw.ef, scaled), max(self.spec.hnsw.ef, MAX_DEFAULT_EF))
+        params = params or self.spec.vectors[0]
+        base = params.hnsw.ef
+        scaled = math.ceil(base * self.size(params) / EF_SCALE_POINTS)
+        return min(max(base, scaled), max(base, MAX_DEFAULT_EF))
 
     def _results(
-        self, slots: Slots, scores: npt.NDArray[np.float32], query: SearchQuery
+        self,
+        slots: Slots,
+        scores: npt.NDArray[np.float32],
+        query: SearchQuery,
+        params: VectorParams,
     ) -> list[ScoredRecord]:
         out: list[ScoredRecord] = []
         threshold = query.score_threshold
-        euclid = self.spec.distance == "Euclid"
-        selector, with_vector = query.with_payload, query.with_vector
-        keys, payloads, vectors = self.keys, self.payloads, self.vectors
+        euclid = params.distance == "Euclid"
+        selector = query.with_payload
+        selected = self.spec.selected(query.with_vector)
+        spec, keys, payloads, vectors = self.spec, self.keys, self.payloads, self.vectors
         for slot, score in zip(
             slots.tolist()[query.offset :], scores.tolist()[query.offset :], strict=True
         ):
@@ -436,10 +496,37 @@ class LiveCollection:
                     key,
                     score,
                     select_payload(payloads[slot], selector) if selector.enabled else None,
-                    vectors[slot].tolist() if with_vector else None,
+                    vector_out(spec, vectors[slot], selected) if selected else None,
                 )
             )
         return out[: query.limit]
+
+
+def new_ann(params: VectorParams, capacity: int = 1024) -> AnnIndex:
+    return AnnIndex(
+        dim=params.dim,
+        distance=params.distance,
+        m=params.hnsw.m,
+        ef_construct=params.hnsw.ef_construct,
+        capacity=capacity,
+    )
+
+
+def vector_out(
+    spec: CollectionSpec, row: Vector, selected: tuple[VectorParams, ...]
+) -> VectorOut | None:
+    """A point's vectors as answered: the unnamed one as a list, named ones as
+    ``{name: [...]}`` (those the point holds, of those ``selected``); None: not asked."""
+    if not selected:
+        return None
+    if not spec.named:
+        return row.tolist()  # type: ignore[no-any-return]
+    out: dict[str, list[float]] = {}
+    for params in selected:
+        block = row[params.offset : params.offset + params.dim]
+        if not np.isnan(block[0]):
+            out[params.name] = block.tolist()
+    return out
 
 
 def check_order_index(order_by: OrderBy, schema: str | None) -> None:

@@ -20,11 +20,14 @@ from bastion.vectors import fields
 from bastion.vectors.engine import Distance, Vector
 from bastion.vectors.errors import BadRequest
 from bastion.vectors.ids import parse_point_id
-from bastion.vectors.models import MAX_LIMIT, vector_of
+from bastion.vectors.models import MAX_LIMIT, agree_using, named_vector_of
 
 Example = Vector | str  # a vector, or a point's storage key
 MAX_EXAMPLES = 256
-STRATEGIES = ("average_vector",)
+STRATEGIES = ("average_vector", "best_score", "sum_scores")
+# best_score / sum_scores: how many candidates each positive example brings (at least),
+# to be scored by the strategy (see ``strategy_scores``).
+MIN_CANDIDATES = 64
 
 
 @dataclass(frozen=True)
@@ -38,24 +41,38 @@ class Plan:
     positive: tuple[Example, ...]  # nearest: one example; recommend: one or more
     negative: tuple[Example, ...] = ()
     mmr: Mmr | None = None
+    using: str | None = None  # the vector name the examples were wrapped with, if any
+    strategy: str = "average_vector"  # recommend's (Qdrant's default)
 
     def point_keys(self) -> list[str]:
         return [e for e in (*self.positive, *self.negative) if isinstance(e, str)]
 
 
-def example_of(raw: Any, where: str) -> Example:
-    """A vector (a list, or a named form) or a point id (an integer or a UUID string)."""
+def example_of(raw: Any, where: str) -> tuple[str | None, Example]:
+    """A vector (a list, or a named form: with its name) or a point id (an integer or a
+    UUID string)."""
     if isinstance(raw, int | str) and not isinstance(raw, bool):
-        return parse_point_id(raw)
-    return vector_of(raw, where)
+        return None, parse_point_id(raw)
+    return named_vector_of(raw, where)
 
 
-def _examples(raw: Any, where: str) -> tuple[Example, ...]:
+def vector_plan(raw: Any, where: str, mmr: Mmr | None = None) -> Plan:
+    """A plan of one example (a vector, or a point id)."""
+    using, example = example_of(raw, where)
+    return Plan((example,), mmr=mmr, using=using)
+
+
+def _examples(raw: Any, where: str, using: str | None) -> tuple[tuple[Example, ...], str | None]:
     if raw is None:
-        return ()
+        return (), using
     if not isinstance(raw, list) or len(raw) > MAX_EXAMPLES:
         raise BadRequest(f"{where} must be a list of at most {MAX_EXAMPLES} ids or vectors")
-    return tuple(example_of(item, f"{where}[{i}]") for i, item in enumerate(raw))
+    examples: list[Example] = []
+    for i, item in enumerate(raw):
+        name, example = example_of(item, f"{where}[{i}]")
+        using = agree_using(using, name, f"{where}[{i}]")
+        examples.append(example)
+    return tuple(examples), using
 
 
 def recommend_plan(raw: Mapping[str, Any], allowed: Mapping[str, fields.Check]) -> Plan:
@@ -63,11 +80,14 @@ def recommend_plan(raw: Mapping[str, Any], allowed: Mapping[str, fields.Check]) 
     fields.only(raw, allowed)
     strategy = raw.get("strategy")
     if strategy is not None and strategy not in STRATEGIES:
-        raise BadRequest(f"strategy={strategy!r} is not supported by Bastion (average_vector)")
-    positive = _examples(raw.get("positive"), "positive")
+        raise BadRequest(
+            f"strategy={strategy!r} is not supported by Bastion: {', '.join(STRATEGIES)}"
+        )
+    positive, using = _examples(raw.get("positive"), "positive", None)
     if not positive:
         raise BadRequest("recommend needs at least one positive example")
-    return Plan(positive, _examples(raw.get("negative"), "negative"))
+    negative, using = _examples(raw.get("negative"), "negative", using)
+    return Plan(positive, negative, using=using, strategy=strategy or "average_vector")
 
 
 def query_plan(raw: Any) -> Plan | None:
@@ -75,9 +95,9 @@ def query_plan(raw: Any) -> Plan | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        return Plan((example_of(raw, "query"),))
+        return vector_plan(raw, "query")
     if set(raw) <= {"name", "vector"} or set(raw) == {"indices", "values"} or "" in raw:
-        return Plan((example_of(raw, "query"),))
+        return vector_plan(raw, "query")
     if "recommend" in raw:
         fields.only(raw, fields.RECOMMEND_QUERY, "query")
         inner = raw["recommend"]
@@ -88,7 +108,7 @@ def query_plan(raw: Any) -> Plan | None:
         kind = next(iter(raw), "{}")
         raise BadRequest(f"query.{kind} is not supported by Bastion")
     fields.only(raw, fields.NEAREST_QUERY, "query")
-    return Plan((example_of(raw["nearest"], "query.nearest"),), mmr=_mmr(raw.get("mmr")))
+    return vector_plan(raw["nearest"], "query.nearest", _mmr(raw.get("mmr")))
 
 
 def _mmr(raw: Any) -> Mmr | None:
@@ -121,6 +141,57 @@ def search_vector(positive: Sequence[Vector], negative: Sequence[Vector]) -> Vec
     if negative:
         average = average + (average - np.mean(np.vstack(negative), axis=0))
     return np.asarray(average, dtype=np.float32)
+
+
+def _sigmoid(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Qdrant's ``scaled_fast_sigmoid``: ``0.5 · (x / (1 + |x|) + 1)``, in (0, 1)."""
+    return 0.5 * (x / (1.0 + np.abs(x)) + 1.0)
+
+
+def strategy_scores(
+    candidates: npt.NDArray[np.float32],
+    positive: npt.NDArray[np.float32],
+    negative: npt.NDArray[np.float32],
+    *,
+    distance: Distance,
+    strategy: str,
+) -> npt.NDArray[np.float64]:
+    """Each candidate's score under recommend's ``best_score`` or ``sum_scores`` (Qdrant's
+    ``RecoBestScoreQuery`` / ``RecoSumScoresQuery``), higher is better. Similarity is
+    Qdrant's internal one: the dot product (Cosine vectors unit length), or minus the
+    squared distance for Euclid.
+
+    - ``best_score``: with ``p`` the best similarity to a positive and ``n`` to a
+      negative (-inf without negatives), ``sigmoid(p)`` when ``p > n``, else ``-sigmoid(n)``;
+    - ``sum_scores``: the similarities to the positives summed, minus those to the
+      negatives."""
+    to_positive = _internal(candidates, positive, distance)
+    to_negative = (
+        _internal(candidates, negative, distance)
+        if len(negative)
+        else np.full((len(candidates), 0), 0.0)
+    )
+    if strategy == "sum_scores":
+        summed: npt.NDArray[np.float64] = to_positive.sum(axis=1) - to_negative.sum(axis=1)
+        return summed
+    best_positive = to_positive.max(axis=1)
+    best_negative = to_negative.max(axis=1) if len(negative) else np.full(len(candidates), -np.inf)
+    return np.where(
+        best_positive > best_negative,
+        _sigmoid(best_positive),
+        -_sigmoid(np.where(np.isfinite(best_negative), best_negative, 0.0)),
+    )
+
+
+def _internal(
+    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], distance: Distance
+) -> npt.NDArray[np.float64]:
+    wide_a, wide_b = a.astype(np.float64), b.astype(np.float64)
+    if distance == "Euclid":
+        diff = wide_a[:, None, :] - wide_b[None, :, :]
+        return -np.einsum("ijk,ijk->ij", diff, diff)  # type: ignore[no-any-return]
+    product: npt.NDArray[np.float64] = wide_a @ wide_b.T
+    return product
 
 
 def similarity(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], distance: Distance) -> Any:

@@ -15,8 +15,8 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from bastion.vectors.engine import CollectionSpec, HnswParams
-from bastion.vectors.pgvector.tables import create_statements, table_name
+from bastion.vectors.engine import CollectionSpec
+from bastion.vectors.pgvector.tables import column_of, create_statements, table_name
 
 log = logging.getLogger("bastion.vectors")
 _BATCH = 1000
@@ -45,12 +45,14 @@ def adopt_collections(info: str) -> int:
 def _adopt(conn: psycopg.Connection[Any], row: Any) -> None:
     collection_id, name, dim, distance, config = row
     table = table_name(collection_id)
-    hnsw = HnswParams(**(config or {}).get("hnsw", {}))
-    spec = CollectionSpec(name=name, dim=dim, distance=distance, hnsw=hnsw)
+    spec = CollectionSpec.stored(name, dim, distance, config)
     statements = create_statements(table, spec)
-    conn.execute(statements[0])  # the table; the index after the rows (faster)
-    insert = sql.SQL("INSERT INTO {} (point_id, embedding, payload) VALUES (%s, %b, %s)").format(
-        sql.Identifier(table)
+    conn.execute(statements[0])  # the table; the indexes after the rows (faster)
+    columns = [column_of(spec, params) for params in spec.vectors]
+    insert = sql.SQL("INSERT INTO {} (point_id, {}, payload) VALUES (%s, {}, %s)").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(sql.Identifier(column) for column in columns),
+        sql.SQL(", ").join(sql.SQL("%b") for _ in columns),
     )
     moved = 0
     with conn.cursor(name="legacy_points") as points:
@@ -63,11 +65,23 @@ def _adopt(conn: psycopg.Connection[Any], row: Any) -> None:
                 cur.executemany(
                     insert,
                     [
-                        (key, np.frombuffer(blob, dtype="<f4"), Jsonb(payload or {}))
+                        (key, *_split(spec, np.frombuffer(blob, dtype="<f4")), Jsonb(payload or {}))
                         for key, blob, payload in batch
                     ],
                 )
             moved += len(batch)
-    conn.execute(statements[1])
+    for index in statements[1:]:
+        conn.execute(index)
     conn.execute("DELETE FROM points WHERE collection_id = %s", (collection_id,))
     log.info("collection %s: %d points moved into its pgvector table", name, moved)
+
+
+def _split(spec: CollectionSpec, row: Any) -> list[Any]:
+    """A stored row's vectors, one per column (None: a named vector the point lacks)."""
+    if not spec.named:
+        return [row]
+    out: list[Any] = []
+    for params in spec.named:
+        block = row[params.offset : params.offset + params.dim]
+        out.append(None if np.isnan(block[0]) else block)
+    return out

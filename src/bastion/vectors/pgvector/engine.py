@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import asdict
 from datetime import UTC
 from functools import partial
 from typing import Any, TypeVar
 
 import anyio.to_thread
+import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import AsyncConnection, errors, sql
@@ -35,8 +35,8 @@ from sqlalchemy import Connection
 from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
 from bastion.storage import Database, new_id
-from bastion.vectors.audit import audited
-from bastion.vectors.checks import check_batch
+from bastion.vectors.audit import audited, created_details
+from bastion.vectors.checks import check_deletable, prepare_rows, present, rows_of
 from bastion.vectors.engine import (
     CollectionInfo,
     CollectionSpec,
@@ -44,12 +44,15 @@ from bastion.vectors.engine import (
     OrderBy,
     PayloadSelector,
     PointRecord,
+    PointVectors,
     PointWrite,
     ScoredRecord,
     ScrollPage,
     SearchQuery,
     UpsertMode,
     Vector,
+    VectorParams,
+    WithVector,
 )
 from bastion.vectors.errors import (
     BadRequest,
@@ -67,7 +70,6 @@ from bastion.vectors.pgvector.pool import Connections
 from bastion.vectors.pgvector.rows import (
     heavy,
     off_loop_if,
-    prepare,
     record,
     storable_payload,
 )
@@ -76,6 +78,7 @@ from bastion.vectors.pgvector.server import conninfo, prepare_database
 from bastion.vectors.pgvector.tables import (
     MAX_INDEXED_DIM,
     PgCollection,
+    column_of,
     create_statements,
     drop_statement,
     payload_index_statement,
@@ -143,8 +146,7 @@ class PgVectorEngine:
         if row is None:
             self._collections.pop((tenant_id, name), None)
             return None
-        hnsw = HnswParams(**(row[3] or {}).get("hnsw", {}))
-        spec = CollectionSpec(name=name, dim=row[1], distance=row[2], hnsw=hnsw)
+        spec = CollectionSpec.stored(name, row[1], row[2], row[3])
         created = row[4].astimezone(UTC) if row[4] is not None else None
         found = PgCollection(row[0], tenant_id, table_name(row[0]), spec, created)
         self._collections[(tenant_id, name)] = found
@@ -206,6 +208,8 @@ class PgVectorEngine:
                         if path is not None
                         else sql.SQL("0")
                     )
+                named = [column_of(live.spec, params) for params in live.spec.named]
+                counts += [sql.SQL("count({})").format(sql.Identifier(c)) for c in named]
                 cur = await conn.execute(
                     sql.SQL("SELECT {} FROM {}").format(
                         sql.SQL(", ").join(counts), sql.Identifier(live.table)
@@ -216,13 +220,15 @@ class PgVectorEngine:
             assert row is not None
             total = int(row[0])
             self._searches.remember(live.id, total)
+            field_counts = row[1 : 1 + len(indexes)]
+            vector_counts = row[1 + len(indexes) :]
             return CollectionInfo(
                 spec=live.spec,
                 points_count=total,
-                indexed_vectors_count=total,
+                indexed_vectors_count=sum(vector_counts) if vector_counts else total,
                 payload_schema={
                     field: (schema, int(count))
-                    for (field, schema), count in zip(indexes, row[1:], strict=True)
+                    for (field, schema), count in zip(indexes, field_counts, strict=True)
                 },
                 created_at=live.created_at,
             )
@@ -246,12 +252,17 @@ class PgVectorEngine:
 
         return await anyio.to_thread.run_sync(run)
 
+    async def collection_spec(self, tenant_id: str, name: str) -> CollectionSpec:
+        return (await self._get(tenant_id, name)).spec
+
     async def create_collection(self, tenant_id: str, spec: CollectionSpec, *, actor: str) -> None:
-        if spec.dim > MAX_INDEXED_DIM:
-            raise BadRequest(
-                f"vectors.size must be at most {MAX_INDEXED_DIM} on PostgreSQL "
-                "(the largest vector pgvector's HNSW index holds)"
-            )
+        for params in spec.vectors:
+            if params.dim > MAX_INDEXED_DIM:
+                where = f"vectors.{params.name}" if spec.named else "vectors"
+                raise BadRequest(
+                    f"{where}.size must be at most {MAX_INDEXED_DIM} on PostgreSQL "
+                    "(the largest vector pgvector's HNSW index holds)"
+                )
         collection_id = new_id("col")
         table = table_name(collection_id)
 
@@ -266,7 +277,7 @@ class PgVectorEngine:
                         spec.name,
                         spec.dim,
                         spec.distance,
-                        Json({"hnsw": asdict(spec.hnsw)}),
+                        Json(spec.config()),
                         created_at,
                     ),
                 )
@@ -275,7 +286,7 @@ class PgVectorEngine:
             for statement in create_statements(table, spec):
                 driver.execute(statement)
             audited(conn, "collection.created", tenant_id, spec.name, actor, created_at,
-                    size=spec.dim, distance=spec.distance)  # fmt: skip
+                    **created_details(spec))  # fmt: skip
 
         await self._write(work)
         self._collections.pop((tenant_id, spec.name), None)
@@ -306,7 +317,8 @@ class PgVectorEngine:
     ) -> None:
         def work(live: PgCollection) -> Awaitable[None]:
             def change(conn: Connection, driver: psycopg.Connection[Any]) -> None:
-                driver.execute(queries.UPDATE_CONFIG, (Json({"hnsw": asdict(hnsw)}), live.id))
+                config = live.spec.with_hnsw(hnsw).config()
+                driver.execute(queries.UPDATE_CONFIG, (Json(config), live.id))
                 audited(conn, "collection.updated", tenant_id, name, actor, self.clock.now(),
                         full_scan_threshold=hnsw.full_scan_threshold)  # fmt: skip
 
@@ -356,7 +368,7 @@ class PgVectorEngine:
         tenant_id: str,
         name: str,
         points: Sequence[PointWrite],
-        vectors: Vector,
+        point_vectors: PointVectors,
         *,
         actor: str,
         update_filter: Filter | None = None,
@@ -366,24 +378,26 @@ class PgVectorEngine:
         keys = [point.key for point in points]
         if len(set(keys)) != len(keys):
             raise BadRequest("duplicate point ids in one batch")
-        check_batch(vectors, live.spec, len(keys))
+        rows = prepare_rows(rows_of(point_vectors, live.spec, len(keys)), live.spec)
         payloads = [storable_payload(point.payload, index) for index, point in enumerate(points)]
-        stored = list(prepare(vectors, live.spec.distance))
+        columns = _columns(live.spec, rows)
 
         where = Where()
         condition = None if update_filter is None else where.filter(update_filter)
 
         def work(live: PgCollection) -> Awaitable[int]:
-            params = {**where.params, "k": keys, "v": stored, "p": payloads}
+            params = {**where.params, "k": keys, "p": payloads, **columns}
+            names = tuple(column_of(live.spec, p) for p in live.spec.vectors)
 
             def change(conn: Connection, driver: psycopg.Connection[Any]) -> int:
                 if condition is None and mode == "upsert":
                     written = len(keys)
-                    driver.execute(queries.upsert(live.table), params)
+                    driver.execute(queries.upsert(live.table, names), params)
                 else:
+                    statements = queries.conditional_upserts(live.table, mode, condition, names)
                     written = sum(
                         max(driver.execute(statement, params).rowcount, 0)
-                        for statement in queries.conditional_upserts(live.table, mode, condition)
+                        for statement in statements
                     )
                 audited(conn, "points.upserted", tenant_id, name, actor, self.clock.now(),
                         count=written)  # fmt: skip
@@ -420,6 +434,78 @@ class PgVectorEngine:
                 audited(conn, "points.deleted", tenant_id, name, actor, self.clock.now(),
                         count=deleted, by_filter=keys is None)  # fmt: skip
                 return deleted
+
+            return self._write(change)
+
+        return await self._on(tenant_id, name, work)
+
+    async def update_vectors(
+        self,
+        tenant_id: str,
+        name: str,
+        keys: Sequence[str],
+        vectors: Sequence[Mapping[str, Vector]],
+        *,
+        actor: str,
+        update_filter: Filter | None = None,
+    ) -> int:
+        live = await self._get(tenant_id, name)
+        if len(set(keys)) != len(keys):
+            raise BadRequest("duplicate point ids in one batch")
+        rows = prepare_rows(rows_of(vectors, live.spec, len(keys)), live.spec)
+        columns = _columns(live.spec, rows)
+        where = Where()
+        condition = None if update_filter is None else where.filter(update_filter)
+        wanted = list(keys)
+
+        def work(live: PgCollection) -> Awaitable[int]:
+            names = tuple(column_of(live.spec, p) for p in live.spec.vectors)
+            statement = queries.set_vectors(live.table, names, condition)
+            params = {**where.params, "k": wanted, **columns}
+
+            def change(conn: Connection, driver: psycopg.Connection[Any]) -> int:
+                _all_exist(driver, live.table, wanted)
+                written = max(driver.execute(statement, params).rowcount, 0)
+                audited(conn, "points.vectors_updated", tenant_id, name, actor, self.clock.now(),
+                        operation="update", count=written, by_filter=False)  # fmt: skip
+                return written
+
+            return self._write(change)
+
+        return await self._on(tenant_id, name, work)
+
+    async def delete_vectors(
+        self,
+        tenant_id: str,
+        name: str,
+        names: Sequence[str],
+        *,
+        keys: Sequence[str] | None = None,
+        filter: Filter | None = None,
+        actor: str,
+    ) -> int:
+        live = await self._get(tenant_id, name)
+        removed = check_deletable(live.spec, names)
+        where = Where()
+        wanted = None if keys is None else list(dict.fromkeys(keys))
+        if wanted is not None:
+            condition: sql.Composable = sql.SQL("point_id = ANY({}::text[])").format(
+                where.bind(wanted)
+            )
+        else:
+            condition = await compiled(where, filter or Filter())
+
+        def work(live: PgCollection) -> Awaitable[int]:
+            columns = tuple(column_of(live.spec, params) for params in removed)
+            statement = queries.clear_vectors(live.table, columns, condition)
+
+            def change(conn: Connection, driver: psycopg.Connection[Any]) -> int:
+                if wanted is not None:
+                    _all_exist(driver, live.table, wanted)
+                cleared = max(driver.execute(statement, where.params).rowcount, 0)
+                audited(conn, "points.vectors_updated", tenant_id, name, actor, self.clock.now(),
+                        operation="delete", count=cleared, by_filter=keys is None)  # fmt: skip
+                return cleared
 
             return self._write(change)
 
@@ -479,23 +565,25 @@ class PgVectorEngine:
         keys: Sequence[str],
         *,
         with_payload: PayloadSelector,
-        with_vector: bool,
+        with_vector: WithVector,
     ) -> list[PointRecord]:
         wanted = list(dict.fromkeys(keys))
 
         async def work(live: PgCollection) -> list[PointRecord]:
+            selected = live.spec.selected(with_vector)
             statement = sql.SQL("SELECT {} FROM {} WHERE point_id = ANY(%(k)s::text[])").format(
-                queries.columns(with_payload.enabled, with_vector), sql.Identifier(live.table)
+                queries.columns(with_payload.enabled, _selected_columns(live, selected)),
+                sql.Identifier(live.table),
             )
             async with self._connection() as conn:
                 cur = await conn.cursor(binary=True).execute(statement, {"k": wanted})
                 rows = await cur.fetchall()
 
             def build() -> list[PointRecord]:
-                found = {row[0]: record(row, with_payload, with_vector) for row in rows}
+                found = {row[0]: record(row, with_payload, live.spec, selected) for row in rows}
                 return [found[key] for key in wanted if key in found]
 
-            return await off_loop_if(heavy(rows, with_vector, live.spec.dim), build)
+            return await off_loop_if(heavy(rows, selected), build)
 
         return await self._on(tenant_id, name, work)
 
@@ -508,7 +596,7 @@ class PgVectorEngine:
         offset_key: str | None,
         limit: int,
         with_payload: PayloadSelector,
-        with_vector: bool,
+        with_vector: WithVector,
     ) -> ScrollPage:
         where = Where()
         condition = await compiled(where, filter) if filter is not None else sql.SQL("TRUE")
@@ -516,8 +604,9 @@ class PgVectorEngine:
             condition = sql.SQL("{} AND point_id >= {}").format(condition, where.bind(offset_key))
 
         async def work(live: PgCollection) -> ScrollPage:
+            selected = live.spec.selected(with_vector)
             statement = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY point_id LIMIT {}").format(
-                queries.columns(with_payload.enabled, with_vector),
+                queries.columns(with_payload.enabled, _selected_columns(live, selected)),
                 sql.Identifier(live.table),
                 condition,
                 sql.Literal(limit + 1),
@@ -526,8 +615,8 @@ class PgVectorEngine:
                 cur = await conn.cursor(binary=True).execute(statement, where.params)
                 rows = await cur.fetchall()
             records = await off_loop_if(
-                heavy(rows, with_vector, live.spec.dim),
-                lambda: [record(row, with_payload, with_vector) for row in rows],
+                heavy(rows, selected),
+                lambda: [record(row, with_payload, live.spec, selected) for row in rows],
             )
             next_key = records[limit].key if len(records) > limit else None
             return ScrollPage(records[:limit], next_key)
@@ -543,13 +632,14 @@ class PgVectorEngine:
         order_by: OrderBy,
         limit: int,
         with_payload: PayloadSelector,
-        with_vector: bool,
+        with_vector: WithVector,
     ) -> list[tuple[PointRecord, float]]:
         where = Where()
         condition = where.filter(filter) if filter is not None else sql.SQL("TRUE")
         path = jsonpath(parse_key(order_by.key))
 
         async def work(live: PgCollection) -> list[tuple[PointRecord, float]]:
+            selected = live.spec.selected(with_vector)
             async with self._connection() as conn:
                 cur = await conn.execute(queries.PAYLOAD_INDEX_SCHEMA, (live.id, order_by.key))
                 row = await cur.fetchone()
@@ -560,7 +650,7 @@ class PgVectorEngine:
             statement = queries.ordered(
                 live.table,
                 payload=with_payload.enabled,
-                vector=with_vector,
+                vector=_selected_columns(live, selected),
                 condition=condition,
                 descending=order_by.descending,
                 start=order_by.start_from is not None,
@@ -569,7 +659,10 @@ class PgVectorEngine:
             async with self._connection() as conn:
                 cur = await conn.cursor(binary=True).execute(statement, params)
                 rows = await cur.fetchall()
-            return [(record(row[:-1], with_payload, with_vector), float(row[-1])) for row in rows]
+            return [
+                (record(row[:-1], with_payload, live.spec, selected), float(row[-1]))
+                for row in rows
+            ]
 
         return await self._on(tenant_id, name, work)
 
@@ -596,7 +689,9 @@ class PgVectorEngine:
             statement = sql.SQL(
                 "SELECT {} FROM {} WHERE point_id > %(c)s ORDER BY point_id LIMIT {}"
             ).format(
-                queries.columns(True, True), sql.Identifier(live.table), sql.Literal(_EXPORT_CHUNK)
+                queries.columns(True, _selected_columns(live, live.spec.vectors)),
+                sql.Identifier(live.table),
+                sql.Literal(_EXPORT_CHUNK),
             )
             try:
                 async with self._connection() as conn:
@@ -606,7 +701,7 @@ class PgVectorEngine:
                 self._collections.pop((tenant_id, name), None)
                 raise CollectionNotFound(name) from None
             chunk = await off_loop_if(
-                heavy(rows, True, live.spec.dim), partial(_records, rows, everything)
+                heavy(rows, live.spec.vectors), partial(_records, rows, everything, live)
             )
             for point in chunk:
                 yield point
@@ -632,5 +727,36 @@ def _field_path(field: str) -> str | None:
         return None
 
 
-def _records(rows: list[Any], selector: PayloadSelector) -> list[PointRecord]:
-    return [record(row, selector, True) for row in rows]
+def _records(rows: list[Any], selector: PayloadSelector, live: PgCollection) -> list[PointRecord]:
+    return [record(row, selector, live.spec, live.spec.vectors) for row in rows]
+
+
+def _all_exist(driver: psycopg.Connection[Any], table: str, keys: list[str]) -> None:
+    """Every point ``keys`` names exists (locked for the transaction), else the first
+    missing one is a 404 and nothing changes."""
+    statement = sql.SQL(
+        "SELECT point_id FROM {} WHERE point_id = ANY(%s::text[]) ORDER BY point_id FOR UPDATE"
+    ).format(sql.Identifier(table))
+    found = {row[0] for row in driver.execute(statement, (keys,)).fetchall()}
+    for key in keys:
+        if key not in found:
+            raise PointNotFound(key_to_id(key))
+
+
+def _selected_columns(live: PgCollection, selected: tuple[VectorParams, ...]) -> tuple[str, ...]:
+    return tuple(column_of(live.spec, params) for params in selected)
+
+
+def _columns(spec: CollectionSpec, rows: Any) -> dict[str, list[Any]]:
+    """An upsert's vectors as bind parameters, one list per vector column (``None``
+    where a point lacks a named vector)."""
+    if not spec.named:
+        return {queries.vector_param(0): list(rows)}
+    out: dict[str, list[Any]] = {}
+    for index, params in enumerate(spec.named):
+        there = present(rows, params).tolist()
+        block = rows[:, params.offset : params.offset + params.dim]
+        out[queries.vector_param(index)] = [
+            np.ascontiguousarray(block[i]) if there[i] else None for i in range(len(rows))
+        ]
+    return out

@@ -48,20 +48,77 @@ def search_settings(ef: int, need: int) -> dict[str, str]:
     return {"ef": str(ef), "it": ITERATIVE, "mst": str(max(MIN_SCAN_TUPLES, 4 * need))}
 
 
-def columns(payload: bool, vector: bool) -> sql.Composable:
-    """``point_id`` [, ``payload``] [, ``embedding``]: the order ``engine._record`` reads."""
-    names = ["point_id"] + (["payload"] if payload else []) + (["embedding"] if vector else [])
+def columns(payload: bool, vectors: bool | tuple[str, ...]) -> sql.Composable:
+    """``point_id`` [, ``payload``] [, vector columns]: the order ``rows.record`` reads
+    (``vectors``: the vector columns, or True for the unnamed ``embedding``)."""
+    if isinstance(vectors, bool):
+        vectors = ("embedding",) if vectors else ()
+    names = ["point_id"] + (["payload"] if payload else []) + list(vectors)
     return sql.SQL(", ").join(sql.Identifier(name) for name in names)
 
 
+def vector_param(index: int) -> str:
+    """The bind parameter of an upsert's ``index``-th vector column."""
+    return f"v{index}"
+
+
+def _unnest(vectors: tuple[str, ...]) -> sql.Composed:
+    arrays: list[sql.Composable] = [sql.SQL("%(k)s::text[]")]
+    for index in range(len(vectors)):  # parameter names are made here, never from input
+        arrays.append(sql.SQL(f"%({vector_param(index)})b::vector[]"))
+    arrays.append(sql.SQL("%(p)s::jsonb[]"))
+    return sql.SQL("unnest({})").format(sql.SQL(", ").join(arrays))
+
+
 @lru_cache(maxsize=1024)
-def upsert(table: str) -> sql.Composed:
+def upsert(table: str, vectors: tuple[str, ...] = ("embedding",)) -> sql.Composed:
+    names = sql.SQL(", ").join(sql.Identifier(name) for name in vectors)
+    updates = sql.SQL(", ").join(
+        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(name)) for name in vectors
+    )
     return sql.SQL(
-        "INSERT INTO {t} (point_id, embedding, payload) "
-        "SELECT * FROM unnest(%(k)s::text[], %(v)b::vector[], %(p)s::jsonb[]) "
-        "ON CONFLICT (point_id) DO UPDATE "
-        "SET embedding = EXCLUDED.embedding, payload = EXCLUDED.payload"
-    ).format(t=sql.Identifier(table))
+        "INSERT INTO {t} (point_id, {names}, payload) SELECT * FROM {rows} "
+        "ON CONFLICT (point_id) DO UPDATE SET {updates}, payload = EXCLUDED.payload"
+    ).format(t=sql.Identifier(table), names=names, rows=_unnest(vectors), updates=updates)
+
+
+def set_vectors(
+    table: str, vectors: tuple[str, ...], condition: sql.Composable | None
+) -> sql.Composed:
+    """``update_vectors``: each point's given vectors replace its stored ones (a vector
+    not given is NULL in its array, and the stored one stays), where ``condition``."""
+    aliases = [sql.Identifier(f"u{i}") for i in range(len(vectors))]
+    arrays = sql.SQL(", ").join(
+        [sql.SQL("%(k)s::text[]")]
+        + [sql.SQL(f"%({vector_param(i)})b::vector[]") for i in range(len(vectors))]
+    )
+    sets = sql.SQL(", ").join(
+        sql.SQL("{c} = COALESCE(u.{a}, {t}.{c})").format(
+            c=sql.Identifier(name), a=alias, t=sql.Identifier(table)
+        )
+        for name, alias in zip(vectors, aliases, strict=True)
+    )
+    only_if = sql.SQL("") if condition is None else sql.SQL(" AND ({})").format(condition)
+    return sql.SQL(
+        "UPDATE {t} SET {sets} FROM unnest({arrays}) AS u(k, {aliases}) WHERE point_id = u.k{c}"
+    ).format(
+        t=sql.Identifier(table),
+        sets=sets,
+        arrays=arrays,
+        aliases=sql.SQL(", ").join(aliases),
+        c=only_if,
+    )
+
+
+def clear_vectors(table: str, vectors: tuple[str, ...], condition: sql.Composable) -> sql.Composed:
+    """``delete_vectors``: the named vectors' columns set NULL where ``condition``."""
+    return sql.SQL("UPDATE {t} SET {sets} WHERE {c}").format(
+        t=sql.Identifier(table),
+        sets=sql.SQL(", ").join(
+            sql.SQL("{} = NULL").format(sql.Identifier(name)) for name in vectors
+        ),
+        c=condition,
+    )
 
 
 @lru_cache(maxsize=1024)
@@ -76,7 +133,7 @@ def ordered(
     table: str,
     *,
     payload: bool,
-    vector: bool,
+    vector: tuple[str, ...],
     condition: sql.Composable,
     descending: bool,
     start: bool,
@@ -89,7 +146,7 @@ def ordered(
     if start:
         first = sql.SQL(" AND s.v {} %(start)s").format(sql.SQL("<=" if descending else ">="))
     return sql.SQL(
-        "SELECT {cols}, s.v FROM (SELECT point_id, payload, embedding, "
+        "SELECT {cols}, s.v FROM (SELECT point_id, payload, {inner}"
         "(j.v #>> '{{}}')::float8 AS v FROM {t} CROSS JOIN LATERAL "
         "jsonb_path_query(payload, %(path)s::jsonpath) AS j(v) "
         "WHERE jsonb_typeof(j.v) = 'number' AND ({w})) AS s WHERE TRUE{first} "
@@ -97,10 +154,9 @@ def ordered(
     ).format(
         cols=sql.SQL(", ").join(
             sql.Identifier("s", name)
-            for name in ["point_id"]
-            + (["payload"] if payload else [])
-            + (["embedding"] if vector else [])
+            for name in ["point_id"] + (["payload"] if payload else []) + list(vector)
         ),
+        inner=sql.SQL("").join(sql.SQL("{}, ").format(sql.Identifier(name)) for name in vector),
         t=sql.Identifier(table),
         w=condition,
         first=first,
@@ -110,27 +166,41 @@ def ordered(
 
 
 def conditional_upserts(
-    table: str, mode: str, condition: sql.Composable | None
+    table: str,
+    mode: str,
+    condition: sql.Composable | None,
+    vectors: tuple[str, ...] = ("embedding",),
 ) -> list[sql.Composed]:
     """An upsert with ``update_mode`` / ``update_filter``, as statements run in one
     transaction whose row counts add up to the points written: an ``UPDATE`` of the
     existing rows (``condition`` sees only the existing row's ``payload`` and
     ``point_id``), then an ``INSERT`` of the new ones."""
-    rows = sql.SQL("unnest(%(k)s::text[], %(v)b::vector[], %(p)s::jsonb[]) AS u(k, v, p)")
+    aliases = [sql.Identifier(f"u{i}") for i in range(len(vectors))]
+    rows = sql.SQL("{} AS u(k, {}, p)").format(_unnest(vectors), sql.SQL(", ").join(aliases))
     only_if = sql.SQL("") if condition is None else sql.SQL(" AND ({})").format(condition)
+    names = [sql.Identifier(name) for name in vectors]
     statements: list[sql.Composed] = []
     if mode != "insert_only":
+        sets = sql.SQL(", ").join(
+            sql.SQL("{} = u.{}").format(name, alias)
+            for name, alias in zip(names, aliases, strict=True)
+        )
         statements.append(
             sql.SQL(
-                "UPDATE {t} SET embedding = u.v, payload = u.p FROM {rows} WHERE point_id = u.k{c}"
-            ).format(t=sql.Identifier(table), rows=rows, c=only_if)
+                "UPDATE {t} SET {sets}, payload = u.p FROM {rows} WHERE point_id = u.k{c}"
+            ).format(t=sql.Identifier(table), sets=sets, rows=rows, c=only_if)
         )
     if mode != "update_only":
         statements.append(
             sql.SQL(
-                "INSERT INTO {t} (point_id, embedding, payload) SELECT k, v, p FROM {rows} "
+                "INSERT INTO {t} (point_id, {names}, payload) SELECT k, {aliases}, p FROM {rows} "
                 "ON CONFLICT (point_id) DO NOTHING"
-            ).format(t=sql.Identifier(table), rows=rows)
+            ).format(
+                t=sql.Identifier(table),
+                names=sql.SQL(", ").join(names),
+                aliases=sql.SQL(", ").join(aliases),
+                rows=rows,
+            )
         )
     return statements
 
@@ -140,9 +210,10 @@ def nearest(
     operator: str,
     *,
     payload: bool,
-    vector: bool,
+    vector: bool | tuple[str, ...],
     condition: sql.Composable | None,
     exact: bool,
+    column: str = "embedding",
 ) -> sql.Composed | str:
     """The ``n`` nearest rows to ``q``: ``point_id [, payload] [, embedding], d``.
 
@@ -155,14 +226,17 @@ def nearest(
     behind ``OFFSET 0`` hides the ordering from the index, so PostgreSQL scans every
     matching row.
     """
+    vectors = vector if isinstance(vector, tuple) else ("embedding",) if vector else ()
     if condition is None:
-        return _nearest_unfiltered(table, operator, payload, vector, exact)
-    return _nearest(table, operator, payload, vector, condition, exact)
+        return _nearest_unfiltered(table, operator, payload, vectors, exact, column)
+    return _nearest(table, operator, payload, vectors, condition, exact, column)
 
 
 @lru_cache(maxsize=1024)
-def _nearest_unfiltered(table: str, operator: str, payload: bool, vector: bool, exact: bool) -> str:
-    return _nearest(table, operator, payload, vector, sql.SQL("TRUE"), exact).as_string()
+def _nearest_unfiltered(
+    table: str, operator: str, payload: bool, vectors: tuple[str, ...], exact: bool, column: str
+) -> str:
+    return _nearest(table, operator, payload, vectors, sql.SQL("TRUE"), exact, column).as_string()
 
 
 _EXACT = (
@@ -183,11 +257,14 @@ def _nearest(
     table: str,
     operator: str,
     payload: bool,
-    vector: bool,
+    vectors: tuple[str, ...],
     condition: sql.Composable,
     exact: bool,
+    column: str,
 ) -> sql.Composed:
-    distance = sql.SQL("embedding {} %(q)b").format(sql.SQL(operator))
+    distance = sql.SQL("{} {} %(q)b").format(sql.Identifier(column), sql.SQL(operator))
+    if column != "embedding":  # a named vector: only the points that have it
+        condition = sql.SQL("{} IS NOT NULL AND ({})").format(sql.Identifier(column), condition)
     return sql.SQL(_EXACT if exact else _GRAPH).format(
-        cols=columns(payload, vector), d=distance, t=sql.Identifier(table), w=condition
+        cols=columns(payload, vectors), d=distance, t=sql.Identifier(table), w=condition
     )

@@ -20,6 +20,8 @@ from bastion.vectors.engine import (
     ScoredRecord,
     SearchQuery,
     Vector,
+    VectorOut,
+    VectorParams,
 )
 from bastion.vectors.errors import BadRequest
 from bastion.vectors.live import EF_SCALE_POINTS, MAX_DEFAULT_EF, select_payload
@@ -34,7 +36,7 @@ def default_ef(base: int, count: int) -> int:
     return min(max(base, scaled), max(base, MAX_DEFAULT_EF))
 
 
-def threshold_rows(spec: CollectionSpec) -> int:
+def threshold_rows(spec: CollectionSpec | VectorParams) -> int:
     """Below this many points an exact scan answers (Qdrant's ``full_scan_threshold``)."""
     return spec.hnsw.full_scan_threshold * 1024 // (4 * spec.dim)
 
@@ -61,8 +63,8 @@ def storable_payload(payload: dict[str, Any] | None, index: int) -> Jsonb:
 OFF_LOOP_WEIGHT = 16_384
 
 
-def heavy(rows: list[Any], with_vector: bool, dim: int) -> bool:
-    return len(rows) * (64 + (dim if with_vector else 0)) > OFF_LOOP_WEIGHT
+def heavy(rows: list[Any], selected: tuple[VectorParams, ...]) -> bool:
+    return len(rows) * (64 + sum(params.dim for params in selected)) > OFF_LOOP_WEIGHT
 
 
 async def off_loop_if(heavy_work: bool, work: Callable[[], T]) -> T:
@@ -72,22 +74,48 @@ async def off_loop_if(heavy_work: bool, work: Callable[[], T]) -> T:
     return work()
 
 
-def record(row: Any, selector: PayloadSelector, with_vector: bool) -> PointRecord:
+def vectors_of(
+    spec: CollectionSpec, values: Any, selected: tuple[VectorParams, ...]
+) -> VectorOut | None:
+    """The vector columns of a row (as ``queries.columns`` lists them) as answered: the
+    unnamed vector as a list, named ones as ``{name: [...]}`` (those the point has)."""
+    if not selected:
+        return None
+    if not spec.named:
+        return values[0].to_list()  # type: ignore[no-any-return]
+    return {
+        params.name: value.to_list()
+        for params, value in zip(selected, values, strict=True)
+        if value is not None
+    }
+
+
+def record(
+    row: Any, selector: PayloadSelector, spec: CollectionSpec, selected: tuple[VectorParams, ...]
+) -> PointRecord:
+    first = 2 if selector.enabled else 1
     payload = select_payload(row[1], selector) if selector.enabled else None
-    vector = row[-1].to_list() if with_vector else None
-    return PointRecord(row[0], payload, vector)
+    return PointRecord(row[0], payload, vectors_of(spec, row[first:], selected))
 
 
-def scored(rows: list[Any], query: SearchQuery, sign: float, distance: str) -> list[ScoredRecord]:
+def scored(
+    rows: list[Any],
+    query: SearchQuery,
+    sign: float,
+    distance: str,
+    spec: CollectionSpec,
+    selected: tuple[VectorParams, ...],
+) -> list[ScoredRecord]:
     out: list[ScoredRecord] = []
     threshold = query.score_threshold
     euclid = distance == "Euclid"
-    selector, with_vector = query.with_payload, query.with_vector
+    selector = query.with_payload
+    first = 2 if selector.enabled else 1
     for row in rows[query.offset :]:
         score = sign * float(row[-1])
         if threshold is not None and (score > threshold if euclid else score < threshold):
             break
         payload = select_payload(row[1], selector) if selector.enabled else None
-        vector = row[-2].to_list() if with_vector else None
+        vector = vectors_of(spec, row[first:-1], selected)
         out.append(ScoredRecord(row[0], score, payload, vector))
     return out[: query.limit]

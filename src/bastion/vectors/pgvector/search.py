@@ -23,7 +23,7 @@ from bastion.vectors.pgvector.rows import (
     scored,
     threshold_rows,
 )
-from bastion.vectors.pgvector.tables import METRICS, PgCollection
+from bastion.vectors.pgvector.tables import METRICS, PgCollection, column_of
 from bastion.vectors.pgvector.where import Where, compiled
 
 MAX_EF_SEARCH = 1000  # pgvector's limit for hnsw.ef_search
@@ -42,7 +42,8 @@ class Searches:
         self._estimates.pop(collection_id, None)
 
     def check(self, live: PgCollection, query: SearchQuery) -> None:
-        check_query(query.vector, live.spec)
+        check_query(query.vector, live.spec.vector(query.using))
+        live.spec.selected(query.with_vector)  # a vector the collection lacks: a 400
 
     async def run(self, live: PgCollection, query: SearchQuery) -> list[ScoredRecord]:
         """The nearest points: by the graph, or exactly (small collection, ``exact``, or
@@ -50,18 +51,20 @@ class Searches:
         need = query.offset + query.limit
         if need <= 0:
             return []
-        vector = prepare(query.vector[None, :], live.spec.distance)[0]
+        params = live.spec.vector(query.using)
+        selected = live.spec.selected(query.with_vector)
+        vector = prepare(query.vector[None, :], params.distance)[0]
         where = Where()
         condition = await compiled(where, query.filter) if query.filter is not None else None
         estimate = await self._estimate(live)
-        exact = query.exact or estimate <= threshold_rows(live.spec)
+        exact = query.exact or estimate <= threshold_rows(params)
         rows = await self._nearest(live, vector, query, condition, where, need, exact, estimate)
         if not exact and len(rows) < need:
             rows = await self._nearest(live, vector, query, condition, where, need, True, 0)
-        metric = METRICS[live.spec.distance]
+        metric = METRICS[params.distance]
         return await off_loop_if(
-            heavy(rows, query.with_vector, live.spec.dim),
-            lambda: scored(rows, query, metric.sign, live.spec.distance),
+            heavy(rows, selected),
+            lambda: scored(rows, query, metric.sign, params.distance, live.spec, selected),
         )
 
     async def _nearest(
@@ -75,17 +78,20 @@ class Searches:
         exact: bool,
         estimate: int,
     ) -> list[Any]:
+        spec = live.spec
+        searched = spec.vector(query.using)
         statement = queries.nearest(
             live.table,
-            METRICS[live.spec.distance].operator,
+            METRICS[searched.distance].operator,
             payload=query.with_payload.enabled,
-            vector=query.with_vector,
+            vector=tuple(column_of(spec, p) for p in spec.selected(query.with_vector)),
             condition=condition,
             exact=exact,
+            column=column_of(spec, searched),
         )
         params: dict[str, Any] = {**where.params, "q": vector, "n": need}
         if not exact:
-            ef = min(max(query.ef or default_ef(live.spec.hnsw.ef, estimate), need), MAX_EF_SEARCH)
+            ef = min(max(query.ef or default_ef(searched.hnsw.ef, estimate), need), MAX_EF_SEARCH)
             params.update(queries.search_settings(ef, need))
         async with self._connections.connection() as conn:
             cur = await conn.cursor(binary=True).execute(statement, params)

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from psycopg import sql
 
-from bastion.vectors.engine import CollectionSpec, Distance
+from bastion.vectors.engine import CollectionSpec, Distance, VectorParams
 
 _ID = re.compile(r"^col_[0-9a-f]{32}$")
 MAX_INDEXED_DIM = 2000  # pgvector's HNSW indexes ``vector`` columns of up to 2,000 dimensions
@@ -63,30 +63,57 @@ def table_name(collection_id: str) -> str:
     return f"pgv_{collection_id}"
 
 
-def build_parameters(spec: CollectionSpec) -> tuple[int, int]:
+def build_parameters(spec: CollectionSpec | VectorParams) -> tuple[int, int]:
     """``m`` and ``ef_construction`` within pgvector's limits (Qdrant allows more)."""
     m = min(spec.hnsw.m, MAX_M)
     return m, min(max(spec.hnsw.ef_construct, 2 * m), MAX_EF_CONSTRUCTION)
 
 
+def column_of(spec: CollectionSpec, params: VectorParams) -> str:
+    """The column of a vector: ``embedding`` (the unnamed one), or ``v<i>`` for the i-th
+    named vector (names come from input; column names never do)."""
+    if not spec.named:
+        return "embedding"
+    return f"v{spec.named.index(params)}"
+
+
+def vector_columns(spec: CollectionSpec) -> tuple[str, ...]:
+    return tuple(column_of(spec, params) for params in spec.vectors)
+
+
 def create_statements(table: str, spec: CollectionSpec) -> list[sql.Composed]:
-    m, ef_construction = build_parameters(spec)
-    return [
+    """The table, then one HNSW index per vector (a named vector's column is NULL for a
+    point without it, and such rows are not in its index)."""
+    required = sql.SQL("" if spec.named else " NOT NULL")
+    columns = sql.SQL(", ").join(
+        sql.SQL("{c} vector({dim}){r}").format(
+            c=sql.Identifier(column_of(spec, params)), dim=sql.Literal(params.dim), r=required
+        )
+        for params in spec.vectors
+    )
+    statements = [
         sql.SQL(
             'CREATE TABLE {t} (point_id text COLLATE "C" PRIMARY KEY, '
-            "embedding vector({dim}) NOT NULL, payload jsonb NOT NULL DEFAULT '{{}}')"
-        ).format(t=sql.Identifier(table), dim=sql.Literal(spec.dim)),
-        sql.SQL(
-            "CREATE INDEX {i} ON {t} USING hnsw (embedding {ops}) "
-            "WITH (m = {m}, ef_construction = {ef})"
-        ).format(
-            i=sql.Identifier(f"{table}_hnsw"),
-            t=sql.Identifier(table),
-            ops=sql.SQL(METRICS[spec.distance].opclass),
-            m=sql.Literal(m),
-            ef=sql.Literal(ef_construction),
-        ),
+            "{columns}, payload jsonb NOT NULL DEFAULT '{{}}')"
+        ).format(t=sql.Identifier(table), columns=columns)
     ]
+    for params in spec.vectors:
+        column = column_of(spec, params)
+        m, ef_construction = build_parameters(params)
+        statements.append(
+            sql.SQL(
+                "CREATE INDEX {i} ON {t} USING hnsw ({c} {ops}) "
+                "WITH (m = {m}, ef_construction = {ef})"
+            ).format(
+                i=sql.Identifier(f"{table}_hnsw" if not spec.named else f"{table}_hnsw_{column}"),
+                t=sql.Identifier(table),
+                c=sql.Identifier(column),
+                ops=sql.SQL(METRICS[params.distance].opclass),
+                m=sql.Literal(m),
+                ef=sql.Literal(ef_construction),
+            )
+        )
+    return statements
 
 
 def payload_index_statement(table: str) -> sql.Composed:
