@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from bastion.api.dataplane import _info_json, engine_of, ok, record_json, table
+from bastion.api.dataplane import engine_of, info_json, ok, record_json, table
 from bastion.api.guard import authorize, meter, runtime
 from bastion.vectors.backup import MEDIA_TYPE, BackupRefused, Verified, header_of
 from bastion.vectors.restore import Services, aliases_of, backup_lines, check_free, restore
@@ -51,7 +51,7 @@ async def backup_collection(request: Request, name: str) -> StreamingResponse:
     tenant = principal.tenant_id
     info = await found.engine.get_collection(tenant, name)  # 404 when there is none
     aliases = await aliases_of(found, tenant, name)
-    header = header_of(name, _info_json(info), aliases, found.clock.now())
+    header = header_of(name, info_json(info), aliases, found.clock.now())
 
     def metered(points: int) -> None:  # continuous evaluation of volume, as the export
         if points % _METER_EVERY == 0:

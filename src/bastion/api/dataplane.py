@@ -174,7 +174,7 @@ def _vectors_json(spec: CollectionSpec) -> dict[str, Any]:
     return named
 
 
-def _info_json(info: CollectionInfo) -> dict[str, Any]:
+def info_json(info: CollectionInfo) -> dict[str, Any]:
     spec = info.spec
     hnsw = _hnsw_json(spec.hnsw)
     return {
@@ -244,7 +244,7 @@ async def get_collection(request: Request, name: str) -> Response:
     started = time.perf_counter()
     principal = await authorize(request, "collections.read", collection=name)
     info = await engine_of(request).get_collection(principal.tenant_id, name)
-    return ok(_info_json(info), started)
+    return ok(info_json(info), started)
 
 
 @_route("GET", "/collections/{name}/exists", "Whether the collection exists")

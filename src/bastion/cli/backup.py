@@ -24,7 +24,7 @@ from typing import IO, Annotated, Any
 
 import typer
 
-from bastion.api.dataplane import _info_json, record_json
+from bastion.api.dataplane import info_json, record_json
 from bastion.cli.backup_http import bearer_of, download, progress_bar, upload
 from bastion.cli.common import (
     CLI_ACTOR,
@@ -153,7 +153,7 @@ async def _backup_offline(
             info = await engine.get_collection(tenant_id, name)
         except BastionError as exc:
             fail(exc.detail, "see `bastion collection list`")
-        header = header_of(name, _info_json(info), await aliases_of(services, tenant_id, name),
+        header = header_of(name, info_json(info), await aliases_of(services, tenant_id, name),
                            services.clock.now())  # fmt: skip
         lines = backup_lines(services, tenant_id=tenant_id, name=name, header=header,
                              actor=CLI_ACTOR, record_of=record_json)  # fmt: skip

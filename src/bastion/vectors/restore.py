@@ -33,7 +33,7 @@ from bastion.vectors.backup import (
     record_restore,
     verify,
 )
-from bastion.vectors.engine import PointRecord, PointWrite, Vector, VectorEngine
+from bastion.vectors.engine import PointRecord, PointVectors, PointWrite, VectorEngine
 from bastion.vectors.errors import BadRequest, CollectionExists
 
 RESTORE_BATCH = 1000  # points per upsert while restoring
@@ -178,7 +178,7 @@ async def _load(
         )
 
 
-Batch = tuple[int, int, list[PointWrite], Vector]
+Batch = tuple[int, int, list[PointWrite], PointVectors]
 
 
 def _next_batch(batches: Iterator[tuple[int, list[dict[str, Any]]]], limit: int) -> Batch | None:
