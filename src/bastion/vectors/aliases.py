@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 
 from bastion.clock import Clock
 from bastion.storage import Database
@@ -178,19 +178,28 @@ class Aliases:
         await anyio.to_thread.run_sync(work)
 
     async def forget_collection(self, tenant_id: str, name: str) -> None:
-        """A deleted collection's aliases go with it (as in Qdrant)."""
+        """A deleted collection's aliases go with it (as in Qdrant): the engines delete
+        them in the deletion's own transaction (``drop_aliases_of``); this makes this
+        process see it at once, and removes any left by an older version."""
 
         def work() -> None:
             with self.db.begin() as conn:
-                conn.execute(
-                    delete(collection_aliases).where(
-                        collection_aliases.c.tenant_id == tenant_id,
-                        collection_aliases.c.collection == name,
-                    )
-                )
+                drop_aliases_of(conn, tenant_id, name)
             self._read_at = -REFRESH_SECONDS
 
         await anyio.to_thread.run_sync(work)
+
+
+def drop_aliases_of(conn: Connection, tenant_id: str, name: str) -> None:
+    """Delete the aliases of collection ``name``, inside the caller's transaction (a
+    collection deleted while its aliases stayed would hand them to the next collection
+    created under that name)."""
+    conn.execute(
+        delete(collection_aliases).where(
+            collection_aliases.c.tenant_id == tenant_id,
+            collection_aliases.c.collection == name,
+        )
+    )
 
 
 def _free(alias: str, current: dict[str, str], exists: Callable[[str], bool]) -> None:

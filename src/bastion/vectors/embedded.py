@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
 from bastion.storage import Database, new_id
+from bastion.vectors.aliases import drop_aliases_of
 from bastion.vectors.ann import AnnIndex
 from bastion.vectors.audit import audited, created_details
 from bastion.vectors.batching import SearchBatcher
@@ -323,6 +324,7 @@ class EmbeddedEngine:
                     delete(payload_indexes).where(payload_indexes.c.collection_id == live.id)
                 )
                 conn.execute(delete(collections).where(collections.c.id == live.id))
+                drop_aliases_of(conn, tenant_id, name)
                 audited(conn, "collection.deleted", tenant_id, name, actor, self.clock.now())
             del self._collections[(tenant_id, name)]
         for path in self.index_dir.glob(f"{live.id}.*"):

@@ -35,6 +35,7 @@ from sqlalchemy import Connection
 from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
 from bastion.storage import Database, new_id
+from bastion.vectors.aliases import drop_aliases_of
 from bastion.vectors.audit import audited, created_details
 from bastion.vectors.checks import check_deletable, prepare_rows, present, rows_of
 from bastion.vectors.engine import (
@@ -303,6 +304,7 @@ class PgVectorEngine:
                 return None
             driver.execute(queries.DELETE_PAYLOAD_INDEXES, (row[0],))
             driver.execute(drop_statement(table_name(row[0])))
+            drop_aliases_of(conn, tenant_id, name)
             audited(conn, "collection.deleted", tenant_id, name, actor, self.clock.now())
             return str(row[0])
 
