@@ -93,3 +93,26 @@ def test_payload_index_and_escaping_of_stored_text(console: Console) -> None:
     page = browser.get("/console/collections/xss")
     assert "<script>alert(1)</script>" not in page.text
     assert "\\u003cscript\\u003e" in page.text
+
+
+def test_a_collection_of_named_vectors_is_shown_with_each_vector(console: Console) -> None:
+    browser, _ = console.signed_in("dev-dora")
+    rt = console.runtime
+    with rt.db.begin() as conn:
+        user = find_user(conn, "dev-dora")
+        assert user is not None
+        token = new_session(
+            conn, rt.sessions, user, acr="aal2", now=console.clock.now()
+        ).access_token
+    vectors = {"text": {"size": 3, "distance": "Cosine"}, "image": {"size": 2, "distance": "Dot"}}
+    made = console.client.put(
+        "/collections/multi",
+        json={"vectors": vectors},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert made.status_code == 200, made.text
+    page = browser.get("/console/collections/multi")
+    assert page.status_code == 200, page.text
+    assert "image: 2 dimensions, Dot; text: 3 dimensions, Cosine" in page.text
+    listed = browser.get("/console/collections")
+    assert "image: 2 Dot, text: 3 Cosine" in listed.text

@@ -24,7 +24,7 @@ from bastion.vectors import (
     key_to_id,
     parse_point_id,
 )
-from bastion.vectors.engine import VectorParams
+from bastion.vectors.engine import OrderBy, VectorParams
 from bastion.vectors.models import collection_spec, points_of
 from tests.dataplane.conftest import ACTOR, open_engine, run
 
@@ -334,3 +334,17 @@ def test_worker_processes_keep_every_named_index_in_step(data_dir: Path) -> None
         for engine in (one, two):
             engine.close()
             engine.db.dispose()
+
+
+def test_scroll_ordered_by_a_payload_key_returns_named_vectors(engine: VectorEngine) -> None:
+    _text, image = ingest(engine)
+    run(engine.create_payload_index(A, "multi", "n", "integer", actor=ACTOR))
+    found = run(
+        engine.scroll_ordered(A, "multi", filter=None, order_by=OrderBy("n", descending=True),
+                              limit=4, with_payload=PayloadSelector(), with_vector=("image",))
+    )  # fmt: skip
+    assert [(key_to_id(point.key), value) for point, value in found] == [
+        (59, 59.0), (58, 58.0), (57, 57.0), (56, 56.0)
+    ]  # fmt: skip
+    assert found[2][0].vector == {}  # 57 has no image
+    assert np.allclose(found[0][0].vector["image"], image[59], atol=1e-6)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, func, literal_column, select, table, text
 
@@ -66,6 +67,7 @@ def _embedded(conn: Connection, index_dir: Path, tenant_id: str | None) -> list[
             collections.c.name,
             collections.c.dim,
             collections.c.distance,
+            collections.c.config,
             func.count(points.c.point_id).label("points"),
             stored.label("stored"),
         )
@@ -81,7 +83,7 @@ def _embedded(conn: Connection, index_dir: Path, tenant_id: str | None) -> list[
             tenant_id=row.tenant_id,
             name=row.name,
             dim=int(row.dim),
-            distance=row.distance,
+            distance=_distance(row.distance, row.config),
             points=int(row.points),
             disk_bytes=int(row.stored) + _index_bytes(index_dir, row.id),
         )
@@ -91,12 +93,20 @@ def _embedded(conn: Connection, index_dir: Path, tenant_id: str | None) -> list[
 
 def _index_bytes(index_dir: Path, collection_id: str) -> int:
     total = 0
-    for suffix in (".hnsw", ".json"):
+    for path in index_dir.glob(f"{collection_id}.*"):  # .hnsw / .json, .v<i>.… per vector
         try:
-            total += (index_dir / f"{collection_id}{suffix}").stat().st_size
-        except OSError:  # not saved yet (or being replaced): nothing on disk to count
+            total += path.stat().st_size
+        except OSError:  # being replaced: nothing on disk to count
             continue
     return total
+
+
+def _distance(distance: str, config: Any) -> str:
+    """The distance, or for named vectors each vector's (``dim`` is then their sum)."""
+    named = (config or {}).get("vectors") if isinstance(config, dict) else None
+    if not named:
+        return distance
+    return ", ".join(f"{v['name']}: {v['size']} {v['distance']}" for v in named)
 
 
 def _pgvector(conn: Connection, tenant_id: str | None) -> list[CollectionUsage]:
@@ -106,6 +116,7 @@ def _pgvector(conn: Connection, tenant_id: str | None) -> list[CollectionUsage]:
         collections.c.name,
         collections.c.dim,
         collections.c.distance,
+        collections.c.config,
     ).order_by(collections.c.tenant_id, collections.c.name)
     if tenant_id is not None:
         statement = statement.where(collections.c.tenant_id == tenant_id)
@@ -122,7 +133,7 @@ def _pgvector(conn: Connection, tenant_id: str | None) -> list[CollectionUsage]:
                 tenant_id=row.tenant_id,
                 name=row.name,
                 dim=int(row.dim),
-                distance=row.distance,
+                distance=_distance(row.distance, row.config),
                 points=int(count),
                 disk_bytes=int(size),
             )
