@@ -390,6 +390,11 @@ def test_delete_vectors_takes_a_named_vector_off_and_keeps_the_point(dev: Qdrant
     assert dev.retrieve("trimmed", ids=[3], with_vectors=True)[0].vector == {"b": [3.0, 1.0]}
     assert dev.count("trimmed").count == 4
     refused(lambda: dev.delete_vectors("trimmed", vectors=["c"], points=[1]), "c")
+    refused(  # its last vector: a point with none could not be restored from a backup
+        lambda: dev.delete_vectors("trimmed", vectors=["a"], points=[0, 1]),
+        "would leave point 1 with no vector",
+    )
+    assert sorted(dev.retrieve("trimmed", ids=[0], with_vectors=True)[0].vector) == ["a", "b"]
 
 
 def test_the_unnamed_vector_is_updated_but_never_deleted(dev: QdrantClient) -> None:

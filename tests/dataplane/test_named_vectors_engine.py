@@ -348,3 +348,21 @@ def test_scroll_ordered_by_a_payload_key_returns_named_vectors(engine: VectorEng
     ]  # fmt: skip
     assert found[2][0].vector == {}  # 57 has no image
     assert np.allclose(found[0][0].vector["image"], image[59], atol=1e-6)
+
+
+def test_a_backup_of_named_vectors_round_trips(engine: VectorEngine) -> None:
+    from tests.dataplane.test_backup_engines import _backup, _points, _restore, services_of
+
+    ingest(engine)
+    services = services_of(engine)
+    file = run(_backup(services, "multi"))
+    assert run(_restore(services, "copy", file)) == N
+    copy = run(engine.collection_spec(A, "copy"))
+    assert copy.named == run(engine.collection_spec(A, "multi")).named  # m=8 of image kept
+    source, restored = _points(engine, "multi"), _points(engine, "copy")
+    assert source.keys() == restored.keys()
+    for key, (payload, vectors) in source.items():
+        assert restored[key][0] == payload
+        assert restored[key][1].keys() == vectors.keys()
+        for name, vector in vectors.items():
+            assert np.allclose(restored[key][1][name], vector, atol=1e-6)

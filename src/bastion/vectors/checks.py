@@ -95,12 +95,25 @@ def merge_rows(
     return merged
 
 
-def without_vectors(stored: Vector, removed: Sequence[VectorParams]) -> Vector:
-    """Stored rows with the vectors ``removed`` taken off (NaN: the point lacks them)."""
+def without_vectors(
+    spec: CollectionSpec, stored: Vector, removed: Sequence[VectorParams]
+) -> tuple[Vector, int | None]:
+    """Stored rows with the vectors ``removed`` taken off (NaN: the point lacks them), and
+    the index of the first row left with no vector at all (None: none is)."""
     rows = np.array(stored, dtype=np.float32, copy=True)
     for params in removed:
         rows[:, params.offset : params.offset + params.dim] = np.nan
-    return rows
+    holding = np.zeros(len(rows), bool)
+    for params in spec.named:
+        holding |= present(rows, params)
+    empty = np.flatnonzero(~holding)
+    return rows, int(empty[0]) if len(empty) else None
+
+
+def no_vector_left(point: object) -> str:
+    return (
+        f"delete_vectors would leave point {point} with no vector at all: delete the point instead"
+    )
 
 
 def _unnamed_rows(

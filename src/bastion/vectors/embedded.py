@@ -39,6 +39,7 @@ from bastion.vectors.checks import (
     check_deletable,
     check_query,
     merge_rows,
+    no_vector_left,
     present,
     rows_of,
     without_vectors,
@@ -619,7 +620,11 @@ class EmbeddedEngine:
                             by_filter=keys is None)  # fmt: skip
                     if len(slots) == 0:
                         return 0
-                    self._rewrite(conn, live, slots, without_vectors(live.vectors[slots], removed))
+                    rows, empty = without_vectors(live.spec, live.vectors[slots], removed)
+                    if empty is not None:
+                        point = key_to_id(str(live.keys[int(slots[empty])]))
+                        raise BadRequest(no_vector_left(point))
+                    self._rewrite(conn, live, slots, rows)
                 return len(slots)
 
         return await _off_loop(work)

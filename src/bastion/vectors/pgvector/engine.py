@@ -37,7 +37,13 @@ from bastion.config import Settings
 from bastion.storage import Database, new_id
 from bastion.vectors.aliases import drop_aliases_of
 from bastion.vectors.audit import audited, created_details
-from bastion.vectors.checks import check_deletable, prepare_rows, present, rows_of
+from bastion.vectors.checks import (
+    check_deletable,
+    no_vector_left,
+    prepare_rows,
+    present,
+    rows_of,
+)
 from bastion.vectors.engine import (
     CollectionInfo,
     CollectionSpec,
@@ -500,11 +506,18 @@ class PgVectorEngine:
         def work(live: PgCollection) -> Awaitable[int]:
             columns = tuple(column_of(live.spec, params) for params in removed)
             statement = queries.clear_vectors(live.table, columns, condition)
+            every = tuple(column_of(live.spec, params) for params in live.spec.named)
 
             def change(conn: Connection, driver: psycopg.Connection[Any]) -> int:
                 if wanted is not None:
                     _all_exist(driver, live.table, wanted)
                 cleared = max(driver.execute(statement, where.params).rowcount, 0)
+                empty = driver.execute(
+                    queries.vectorless(live.table, every, condition), where.params
+                )
+                found = empty.fetchone()
+                if found is not None:  # raised in the transaction: nothing changes
+                    raise BadRequest(no_vector_left(key_to_id(found[0])))
                 audited(conn, "points.vectors_updated", tenant_id, name, actor, self.clock.now(),
                         operation="delete", count=cleared, by_filter=keys is None)  # fmt: skip
                 return cleared

@@ -121,6 +121,20 @@ def clear_vectors(table: str, vectors: tuple[str, ...], condition: sql.Composabl
     )
 
 
+def vectorless(table: str, vectors: tuple[str, ...], condition: sql.Composable) -> sql.Composed:
+    """The first point ``condition`` selects left with none of its vectors
+    (``delete_vectors`` refuses that)."""
+    return sql.SQL(
+        "SELECT point_id FROM {t} WHERE ({c}) AND {none} ORDER BY point_id LIMIT 1"
+    ).format(
+        t=sql.Identifier(table),
+        c=condition,
+        none=sql.SQL(" AND ").join(
+            sql.SQL("{} IS NULL").format(sql.Identifier(name)) for name in vectors
+        ),
+    )
+
+
 @lru_cache(maxsize=1024)
 def set_payloads(table: str) -> sql.Composed:
     return sql.SQL(
