@@ -366,3 +366,23 @@ def test_a_backup_of_named_vectors_round_trips(engine: VectorEngine) -> None:
         assert restored[key][1].keys() == vectors.keys()
         for name, vector in vectors.items():
             assert np.allclose(restored[key][1][name], vector, atol=1e-6)
+
+
+def test_the_default_vector_beside_named_ones(engine: VectorEngine) -> None:
+    """``{"": {…}, "image": {…}}``: plain vectors and searches without ``using`` are the
+    default vector's, as in Qdrant."""
+    spec = collection_spec(
+        "mixed",
+        {"vectors": {"": {"size": 3, "distance": "Dot"}, "image": {"size": 2, "distance": "Dot"}}},
+    )
+    run(engine.create_collection(A, spec, actor=ACTOR))
+    plain = np.asarray([[1, 0, 0], [0, 1, 0]], np.float32)
+    run(engine.upsert(A, "mixed", [PointWrite(parse_point_id(i), None) for i in (1, 2)], plain,
+                      actor=ACTOR))  # fmt: skip
+    hit = run(engine.search(A, "mixed", SearchQuery(vector=np.asarray([0, 1, 0], np.float32),
+                                                    limit=1, with_vector=True)))  # fmt: skip
+    assert ids(hit) == [2]
+    assert hit[0].vector == {"": [0.0, 1.0, 0.0]}
+    with pytest.raises(BadRequest, match="expected 3"):
+        run(engine.upsert(A, "mixed", [PointWrite(parse_point_id(3), None)],
+                          np.ones((1, 2), np.float32), actor=ACTOR))  # fmt: skip

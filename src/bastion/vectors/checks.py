@@ -46,10 +46,11 @@ def rows_of(vectors: PointVectors, spec: CollectionSpec, count: int) -> Vector:
     (``VectorParams.offset``), a vector the point lacks filled with NaN (never a stored
     value: input with NaN is refused)."""
     if isinstance(vectors, np.ndarray):
-        if spec.named:  # plain vectors: the default vector, which the collection lacks
-            spec.vector(None, "points[0].vector")
-        check_batch(vectors, spec, count)
-        return vectors
+        if not spec.named:
+            check_batch(vectors, spec, count)
+            return vectors
+        spec.vector(None, "points[0].vector")  # plain vectors: the default one, named ""
+        vectors = [{"": row} for row in vectors]
     if len(vectors) != count:
         raise BadRequest("one vector (or {name: vector}) per point")
     if not spec.named:
