@@ -22,6 +22,7 @@ import httpx
 import orjson
 import psycopg
 import pytest
+from psycopg import sql
 
 from bastion.audit import verify_chain
 from bastion.storage import Database
@@ -144,7 +145,8 @@ def test_embedded_installation_moves_to_postgres_and_is_served(
     url = fresh_database(pgvector_url)
     moved = _migrate(data, url)
     assert moved.returncode == 0, moved.stdout + moved.stderr
-    assert "copying" in moved.stdout  # the progress bar
+    assert "copying" in moved.stdout  # the progress bars
+    assert "moving points" in moved.stdout
     assert "Verified" in moved.stdout
     assert "253 points in their pgvector tables" in moved.stdout
     assert "master.key" in moved.stdout
@@ -276,3 +278,64 @@ def test_another_master_key_than_the_installations_is_refused(
     url = fresh_database(pgvector_url)
     said = _refused(_migrate(data, url, {"BASTION_MASTER_KEY": new_master_key()}), url)
     assert "the master key given does not unseal this installation's TOTP seeds" in said
+
+
+def _rows_in(url: str, tables: tuple[str, ...]) -> dict[str, int]:
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        return {
+            name: conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))
+            ).fetchone()[0]  # type: ignore[index]
+            for name in tables
+        }
+
+
+def test_refusal_while_moving_points_keeps_nothing_and_a_rerun_completes(
+    pgvector_url: str, source: Source, tmp_path: Path
+) -> None:
+    """PostgreSQL refuses one collection's vector table (an object of that name is
+    already there: a condition no up-front check sees), after the rows and another
+    collection's points were written: nothing is kept, one line says what stopped the move
+    and what to do, and the same command then does the whole move."""
+    data = _copy(source, tmp_path)
+    first = "col_" + "0" * 32  # moved before 'moved' (collections go in id order)
+    with sqlite3.connect(data / "bastion.db") as conn:
+        conn.execute(
+            "INSERT INTO collections (id, tenant_id, name, dim, distance, config, created_at) "
+            "SELECT ?, tenant_id, 'first', dim, distance, config, created_at "
+            "FROM collections WHERE name = 'moved'",
+            (first,),
+        )
+        conn.execute(
+            "INSERT INTO points (collection_id, point_id, seq, version, vector, payload) "
+            "SELECT ?, point_id, seq, version, vector, payload FROM points "
+            "WHERE point_id = ?",
+            (first, f"{7:020d}"),
+        )
+        (moved_id,) = conn.execute("SELECT id FROM collections WHERE name = 'moved'").fetchone()
+    url = fresh_database(pgvector_url)
+    blocker = sql.SQL("{} AS (x int)").format(sql.Identifier(f"pgv_{moved_id}"))
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE TYPE ") + blocker)
+
+    failed = _migrate(data, url)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "Traceback" not in failed.stderr, failed.stderr
+    assert failed.stderr.startswith("error: "), failed.stderr
+    said = " ".join(failed.stderr.split())
+    assert "the move stopped while moving the points of collection 'moved'" in said
+    assert f'"pgv_{moved_id}" already exists' in said
+    assert "Nothing was kept" in said
+    assert "run the same migrate-data command again" in said
+    assert "Verified" not in failed.stdout
+    assert [t for t in _tables_in(url) if t.startswith("pgv_")] == []  # not even 'first'
+    tables = ("tenants", "users", "audit_events", "signing_keys", "collections", "points")
+    assert set(_rows_in(url, tables).values()) == {0}
+
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP TYPE {}").format(sql.Identifier(f"pgv_{moved_id}")))
+    again = _migrate(data, url)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Verified" in again.stdout
+    assert "2 collections, 254 points in their pgvector tables" in again.stdout

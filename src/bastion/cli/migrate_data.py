@@ -5,17 +5,19 @@ In this order, so that a mistake costs nothing: the source folder must hold an
 installation whose server is stopped (its lock is held for the whole copy), the
 destination must be an empty PostgreSQL database (it is migrated to the current schema
 first). Then every table of the source (enumerated from the database, in foreign-key
-order) and the signing keys (sealed with the source's master key) are copied in **one
-transaction** with a progress bar: a failure leaves the destination empty. The pgvector
-engine then moves the points into their vector tables and builds their HNSW indexes.
-Last, the copy is verified: the row count of every table (the points of every
-collection), and the audit chain with its signed checkpoints, up to the source's head.
+order), the signing keys (sealed with the source's master key) and each collection's
+points, in its pgvector table with its HNSW index, are written in **one transaction**
+with a progress bar: a failure leaves the destination empty (one line says what stopped
+it; the same command run again does the whole move). Last, the copy is verified: the
+row count of every table (the points of every collection), and the audit chain with
+its signed checkpoints, up to the source's head.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -32,12 +34,12 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import table as sql_table
+from sqlalchemy.exc import DBAPIError
 
 from bastion.audit import verify_chain
 from bastion.authn.enrollment import unreadable_seeds
 from bastion.cli.common import app, fail, out, settings_for, shown, table
 from bastion.clock import SystemClock
-from bastion.config import Settings
 from bastion.datadir import lock_for_server, require_installation
 from bastion.errors import BastionError, ConfigurationError
 from bastion.identity import key_table
@@ -45,10 +47,13 @@ from bastion.runtime import master_key_of
 from bastion.sealing import Sealer
 from bastion.storage import Database
 from bastion.storage.schema import audit_events, metadata, signing_keys, tenants, users
-from bastion.storage.transfer import copy_tables, count, source_tables
+from bastion.storage.transfer import PAGE, copy_tables, count, source_tables
 from bastion.storage.vector_schema import collections, points
 from bastion.tokens import KeyRing
 from bastion.vectors.ids import key_to_id
+
+if TYPE_CHECKING:  # the `postgres` extra
+    from bastion.vectors.pgvector.adopt import StoredCollection, StoredPoint
 
 # Tables the destination must not hold rows in: it would already be an installation.
 _INSTALLATION = (tenants, users, audit_events, signing_keys)
@@ -79,7 +84,7 @@ def migrate_data(
         fail(exc.detail)
     src, dst = Database(settings.resolved_database_url), Database(destination)
     try:
-        _migrate(src, dst, sealer, ring, settings_for(source, database_url=destination))
+        _migrate(src, dst, sealer, ring)
     except BastionError as exc:
         fail(exc.detail)
     finally:
@@ -95,9 +100,7 @@ def migrate_data(
     )
 
 
-def _migrate(
-    src: Database, dst: Database, sealer: Sealer, ring: KeyRing, settings: Settings
-) -> None:
+def _migrate(src: Database, dst: Database, sealer: Sealer, ring: KeyRing) -> None:
     src.migrate()  # the source at the current schema, as the destination will be
     with src.read() as source:
         # Every refusal that the source alone decides comes before the destination is
@@ -108,6 +111,7 @@ def _migrate(
         _require_master_key(source, sealer)
     with dst.startup_lock():  # no replica starts on it meanwhile
         dst.migrate()
+        _prepare_vectors(dst)  # the pgvector extension, which the vector tables need
         with dst.read() as conn:
             _require_empty(conn)
         with src.read() as source:
@@ -123,24 +127,111 @@ def _migrate(
                 TimeRemainingColumn(),
                 console=out,
             )
-            with bar, dst.begin() as target:
-                task = bar.add_task("copying rows", total=sum(expected.values()))
-                copy_tables(
-                    source,
-                    target,
-                    tables,
-                    advance=lambda name, rows: bar.update(
-                        task, advance=rows, description=f"copying {name}"
-                    ),
-                )
-                key_table.import_ring(target, sealer, ring)
-                expected[signing_keys.name] = len(ring.keys)
-        _vectors(dst, settings)
-    with dst.read() as conn:
-        problems = _verify(conn, expected, per_collection, ring, source_head)
+            with bar:
+                _move(source, dst, tables, sealer, ring, bar)
+            expected[signing_keys.name] = len(ring.keys)
+    try:
+        with dst.read() as conn:
+            problems = _verify(conn, expected, per_collection, ring, source_head)
+    except DBAPIError as exc:
+        raise ConfigurationError(
+            f"the move was committed, but its verification could not run: {_reason(exc)}"
+        ) from None
     _report(expected, per_collection, problems)
     if problems:
         raise ConfigurationError("the copy does not match the source: " + "; ".join(problems))
+
+
+def _prepare_vectors(dst: Database) -> None:
+    from bastion.vectors.pgvector.server import conninfo, prepare_database  # `postgres` extra
+
+    prepare_database(conninfo(dst.url))
+
+
+def _move(
+    source: Connection,
+    dst: Database,
+    tables: list[Table],
+    sealer: Sealer,
+    ring: KeyRing,
+    bar: Progress,
+) -> None:
+    """Every row, the signing keys and each collection's points in its vector table with
+    its indexes: one transaction, so that a failure PostgreSQL reports at any step (the
+    server gone, a full disk, a statement refused) leaves nothing but the empty schema,
+    and the same command, run again, does the whole move."""
+    import psycopg  # the `postgres` extra
+
+    from bastion.vectors.pgvector.adopt import move_points
+
+    rows = [t for t in tables if t is not points]  # the points go to their vector tables
+    step = "copying the tables"
+    try:
+        with dst.begin() as target:
+            task = bar.add_task("copying rows", total=sum(count(source, t) for t in rows))
+            copy_tables(
+                source,
+                target,
+                rows,
+                advance=lambda name, n: bar.update(task, advance=n, description=f"copying {name}"),
+            )
+            step = "sealing the signing keys"
+            key_table.import_ring(target, sealer, ring)
+            driver = target.connection.driver_connection
+            assert isinstance(driver, psycopg.Connection)
+            moving = bar.add_task("moving points", total=count(source, points))
+            for collection in _collections_of(source):
+                name = collection[1]
+                step = f"moving the points of collection {name!r} into their pgvector table"
+                move_points(
+                    driver,
+                    collection,
+                    _points_of(source, collection[0]),
+                    advance=lambda n, name=name: bar.update(  # type: ignore[misc]
+                        moving, advance=n, description=f"moving points of {name!r}"
+                    ),
+                    indexing=lambda name=name: bar.update(  # type: ignore[misc]
+                        moving, description=f"indexing {name!r}"
+                    ),
+                )
+            bar.update(moving, description="moving points")
+            step = "committing the move"
+    except (DBAPIError, psycopg.Error) as exc:
+        raise ConfigurationError(
+            f"the move stopped while {step}: {_reason(exc)}. Nothing was kept (the "
+            "destination holds Bastion's empty schema only): remove the cause, then run "
+            "the same migrate-data command again"
+        ) from None
+
+
+def _collections_of(source: Connection) -> list[StoredCollection]:
+    found = source.execute(
+        select(
+            collections.c.id,
+            collections.c.name,
+            collections.c.dim,
+            collections.c.distance,
+            collections.c.config,
+        ).order_by(collections.c.id)
+    ).tuples()
+    return list(found)
+
+
+def _points_of(source: Connection, collection_id: str) -> Iterator[Sequence[StoredPoint]]:
+    """A collection's points from the source, in pages (its order: the storage key)."""
+    result = source.execution_options(yield_per=PAGE).execute(
+        select(points.c.point_id, points.c.vector, points.c.payload)
+        .where(points.c.collection_id == collection_id)
+        .order_by(points.c.point_id)
+    )
+    yield from result.tuples().partitions(PAGE)
+
+
+def _reason(exc: Exception) -> str:
+    """PostgreSQL's (or the driver's) own first line, without SQLAlchemy's decoration."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
 
 
 def _require_storable(conn: Connection, tables: list[Table]) -> None:
@@ -257,18 +348,6 @@ def _points_per_collection(conn: Connection) -> dict[str, int]:
     for collection_id in conn.execute(select(collections.c.id)).scalars():
         found.setdefault(collection_id, 0)
     return found
-
-
-def _vectors(dst: Database, settings: Settings) -> None:
-    """The pgvector engine's start: the extension, then each collection's points moved
-    into its vector table with its HNSW index (``vectors.pgvector.adopt``)."""
-    from bastion.vectors.pgvector import PgVectorEngine  # psycopg: the `postgres` extra
-
-    engine = PgVectorEngine(dst, settings)
-    try:
-        engine.open()
-    finally:
-        engine.close()
 
 
 def table_name(collection_id: str) -> str:
