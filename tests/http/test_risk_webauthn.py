@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from bastion.authz import Policy
+from bastion.factors.webauthn import b64url, b64url_decode
 from bastion.identity.rules import save_policy
 from bastion.identity.tenants import tenant_by_name
 from tests.admin.helpers import runtime_of
@@ -20,9 +21,11 @@ from tests.http.webauthn_helpers import (
 )
 from tests.support.app import Env
 from tests.support.authenticator import SoftAuthenticator
-from tests.support.risk import LONDON, PARIS, SYDNEY
+from tests.support.risk import LONDON, PARIS, SYDNEY, TOKYO
 from tests.support.server import ADMIN_PASSWORD
 from tests.support.webauthn import ORIGIN
+
+EVIL = "https://bastion.evil.example"
 
 
 def client_at(env: Env, address: str) -> TestClient:
@@ -136,3 +139,93 @@ def test_refused_key_assertions_are_failed_sign_ins_to_the_risk_engine(env: Env)
     asked = [e for e in actions(env, "login.mfa_required")][-1]
     assert "user_failures" in {r["reason"] for r in asked.details["risk_reasons"]}
     assert after.json()["status"] == "mfa_required"
+
+
+def forged(answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer with its signature's last byte flipped (the thief has no private key)."""
+    signature = bytearray(b64url_decode(answer["response"]["signature"]))
+    signature[-1] ^= 0xFF
+    return {**answer, "response": {**answer["response"], "signature": b64url(bytes(signature))}}
+
+
+def passkey_answer_from(
+    client: TestClient, key: SoftAuthenticator, *, origin: str = ORIGIN, bad_signature: bool = False
+) -> Any:
+    started = client.post("/auth/passkey/options").json()
+    answer = key.get(started["options"], origin=origin)
+    return client.post(
+        "/auth/passkey/verify",
+        json={
+            "transaction_id": started["transaction_id"],
+            "credential": forged(answer) if bad_signature else answer,
+        },
+    )
+
+
+def stranger_key() -> SoftAuthenticator:
+    stranger = SoftAuthenticator()
+    stranger.create(
+        {
+            "rp": {"id": "localhost"},
+            "user": {"id": b64url(b"usr_x")},
+            "challenge": b64url(b"\x00" * 32),
+            "authenticatorSelection": {"residentKey": "required"},
+        },
+        origin=ORIGIN,
+    )
+    return stranger
+
+
+def test_passkey_answer_stuffing_with_unknown_credentials_worsens_the_address_reputation(
+    env: Env,
+) -> None:
+    """A bot replays passkey answers of credentials Bastion never saw, from one address:
+    no user can be told, but each refusal is a failure of the network, so the next sign-in
+    from there carries ``address_reputation`` (and one from elsewhere does not)."""
+    signed_in_admin(env)
+    default_policy(env, {"velocity": {"reputation_failures": 5}})
+    bot = client_at(env, TOKYO)
+    stranger = stranger_key()
+    for _ in range(5):
+        refused = passkey_answer_from(bot, stranger)
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "invalid_credentials"
+        assert actions(env, "login.failure")[-1].reason == "unknown_credential"
+    bot.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+    from_bot = actions(env, "login.mfa_required")[-1].details["risk_reasons"]
+    assert "address_reputation" in {r["reason"] for r in from_bot}
+    client_at(env, PARIS).post(
+        "/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+    )
+    elsewhere = actions(env, "login.mfa_required")[-1].details["risk_reasons"]
+    assert "address_reputation" not in {r["reason"] for r in elsewhere}
+    assert "user_failures" not in {r["reason"] for r in elsewhere}  # nobody's account named
+
+
+def test_passkey_answers_forged_for_a_stolen_credential_id_count_against_its_user(
+    env: Env,
+) -> None:
+    """The thief knows the victim's credential id (it is no secret) but not the key: bad
+    signatures and phished origins are failures of that user, so ``user_failures`` raises
+    the victim's next sign-in to a second factor's level; the account throttle is not
+    touched (a stranger must not lock its owner out with a credential id)."""
+    _, tokens = signed_in_admin(env)
+    key = SoftAuthenticator()
+    assert register_key(env, bearer(tokens), key).status_code == 201
+    env.next_step()
+    thief = client_at(env, TOKYO)
+    for n in range(5):
+        refused = passkey_answer_from(
+            thief, key, bad_signature=n % 2 == 0, origin=ORIGIN if n % 2 == 0 else EVIL
+        )
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "invalid_credentials"
+    reasons = [e.reason for e in actions(env, "login.failure")[-5:]]
+    assert set(reasons) == {"invalid_signature", "wrong_origin"}, reasons
+    after = client_at(env, PARIS).post(
+        "/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+    )
+    assert after.status_code == 200, after.text
+    assert after.json()["risk"] != {"level": "low"}
+    asked = actions(env, "login.mfa_required")[-1].details["risk_reasons"]
+    assert "user_failures" in {r["reason"] for r in asked}

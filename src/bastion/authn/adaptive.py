@@ -16,7 +16,9 @@ finishes it, ``risk.record_login_outcome`` from the transaction's ``context``): 
 familiar-address check and the engine read the one history. A wrong second-factor code
 or a refused assertion (at sign-in or step-up) is recorded too, as a failed sign-in of
 its user (``record_factor_failure``): a burst of them raises the next decision
-(``user_failures``, the network's reputation) as wrong passwords do.
+(``user_failures``, the network's reputation) as wrong passwords do. A refused
+passwordless passkey answer is one too (``record_refused_passkey``): of the network
+always, and of the user whose registered credential it named when there is one.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ __all__ = [
     "assess",
     "login_plan",
     "record_factor_failure",
+    "record_refused_passkey",
     "risk_allowed",
     "risk_details",
     "risk_policy",
@@ -216,4 +219,37 @@ def record_factor_failure(
         location=engine.locate(ip),
         decision=None,
         policy=risk_policy(load_policy(conn, user.tenant_id)),
+    )
+
+
+def record_refused_passkey(
+    conn: Connection,
+    engine: RiskEngine,
+    sealer: Sealer,
+    user: User | None,
+    *,
+    ip: str | None,
+    now: datetime,
+) -> None:
+    """A passwordless passkey answer refused before the engine scored a user (an unknown
+    credential, a signature, origin, RP or flag refused, an expired transaction): a failed
+    sign-in from ``ip`` (the network's failures and reputation) and, when the answer named
+    a registered credential, of its ``user`` too (``user_failures``), as a wrong password
+    typed for that username is. Not a decision: no level."""
+    if user is not None:
+        record_factor_failure(conn, engine, sealer, user, ip=ip, now=now)
+        return
+    tenant_id = _default_tenant_id(conn)
+    policy = load_policy(conn, tenant_id) if tenant_id is not None else Policy()
+    record_login(
+        conn,
+        at=now,
+        outcome="failure",
+        tenant_id=None,
+        user_id=None,
+        username_key=None,
+        ip=ip,
+        location=engine.locate(ip),
+        decision=None,
+        policy=risk_policy(policy),
     )

@@ -11,7 +11,11 @@ proves two categories (``aal2``; ``aal3`` when it is device-bound, BE = 0).
 Throttled and audited like a password login (``authn.login``): the per-address count is
 checked first (also for new options) and counted on every failure. The account's count
 is not, unless the key itself verified (a suspended user): a credential id is no
-secret, and a stranger must not throttle its owner's password with it. Every refusal
+secret, and a stranger must not throttle its owner's password with it. The risk engine
+counts every refusal as a failed sign-in of the address (its reputation) and, when the
+answer named a registered credential, of that credential's user (``user_failures``, the
+weight a wrong password for that username has; ``authn.adaptive.record_refused_passkey``);
+one the engine scored and denied is recorded with its decision. Every refusal
 (unknown or expired transaction, unknown credential, a signature, origin, flag or
 counter refused, a suspended user) answers the same ``401 invalid_credentials``; the
 reason is only in the audit log (``login.failure``, and ``webauthn.refused`` once a
@@ -25,13 +29,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bastion.audit import record
-from bastion.authn.adaptive import Assessed, assess
+from bastion.authn.adaptive import Assessed, assess, record_refused_passkey
 from bastion.authn.assurance import compute_assurance
 from bastion.authn.familiar import familiar_address
 from bastion.authn.guessing import clear_guesses
 from bastion.authn.login import AuthnDeps, ClientContext, account_text, finish
 from bastion.authn.results import LoginResult
-from bastion.authn.security_keys import verify_key, webauthn_unavailable
+from bastion.authn.security_keys import credential_owner, verify_key, webauthn_unavailable
 from bastion.authn.webauthn_challenges import issue_passkey_challenge, take_passkey_challenge
 from bastion.domain import acr_satisfies
 from bastion.errors import AssertionRefused, InvalidCredentials
@@ -131,6 +135,14 @@ def passkey_sign_in(
                     tenant_id=user.tenant_id,
                     now=now,
                 )
+            else:
+                owner = user
+                if owner is None and refused.reason != "challenge_expired":
+                    # An unknown or expired transaction: the answer was never checked,
+                    # so the account it names is not blamed (only the address is).
+                    owner_id = credential_owner(conn, credential)
+                    owner = find_user_by_id(conn, owner_id) if owner_id is not None else None
+                record_refused_passkey(conn, deps.risk, deps.sealer, owner, ip=context.ip, now=now)
             record(
                 conn,
                 "login.failure",

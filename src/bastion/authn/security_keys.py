@@ -133,6 +133,18 @@ def credential_by_id(conn: Connection, credential_id: bytes) -> KeyRecord | None
     return _key(row) if row is not None else None
 
 
+def credential_owner(conn: Connection, credential: object) -> str | None:
+    """The user whose active credential an assertion names (by its id alone, nothing
+    verified), or None: unreadable or unknown. For counting a refused passkey answer
+    against the account it tried (the risk engine), never for letting it in."""
+    try:
+        ids = assertion_ids(credential)
+    except AssertionRefused:
+        return None
+    key = credential_by_id(conn, ids.credential_id)
+    return key.user_id if key is not None else None
+
+
 def credential_registered(conn: Connection, credential_id: bytes) -> bool:
     """Whether any factor of any user (pending or active) has this credential id."""
     found = conn.execute(
