@@ -202,6 +202,15 @@ def test_a_batch_upsert_of_named_vectors(dev: QdrantClient) -> None:
         (lambda c: c.query_points("multi", query=5, using="image"), "no vector 'image'"),
         (lambda c: c.retrieve("multi", ids=[1], with_vectors=["audio"]), "audio"),
         (
+            lambda c: c.query_points(
+                "multi",
+                query=models.NearestQuery(nearest=text(1), mmr=models.Mmr()),
+                using="text",
+                with_vectors=["audio"],
+            ),
+            "audio",
+        ),
+        (
             lambda c: c.upsert("multi", [models.PointStruct(id=99, vector={"audio": [1.0]})]),
             "audio",
         ),

@@ -123,6 +123,7 @@ async def _search(
     )
     spec = await engine.collection_spec(tenant_id, name)
     params = spec.vector(using)  # a vector the collection lacks: a 400 naming it
+    spec.selected(body_models.with_vector_of(body.get("with_vector")))  # and there too
     keys = list(dict.fromkeys(plan.point_keys()))
     stored = await _stored_vectors(engine, tenant_id, name, keys, params.name)
     positive = [stored[e] if isinstance(e, str) else e for e in plan.positive]
