@@ -7,32 +7,15 @@ here too); only ``live_server`` differs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.dataplane import test_export_and_audit as audit
 from tests.dataplane import test_http as http
-from tests.support.postgres import fresh_database
-from tests.support.server import LiveServer, start_server
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Api key is used with an insecure connection"),
     pytest.mark.filterwarnings("ignore:Auth token provider is used with an insecure connection"),
 ]
-
-
-@pytest.fixture(scope="module")
-def live_server(
-    pgvector_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    """A real ``bastion serve`` on its own PostgreSQL database (pgvector engine)."""
-    data_dir = tmp_path_factory.mktemp("bastion-pg") / "data"
-    server = start_server(data_dir, env={"BASTION_DATABASE_URL": fresh_database(pgvector_url)})
-    try:
-        yield LiveServer(server)
-    finally:
-        server.stop()
 
 
 data, dev, loaded = http.data, http.dev, http.loaded

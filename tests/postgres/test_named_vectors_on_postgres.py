@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import psycopg
-import pytest
 from sqlalchemy import insert
 
 from bastion.storage import Database
@@ -23,21 +21,8 @@ from bastion.vectors.pgvector.server import conninfo
 from tests.dataplane import test_named_vectors as named
 from tests.dataplane import test_named_vectors_engine as engines
 from tests.support.postgres import fresh_database
-from tests.support.server import LiveServer, start_server
 
 pytestmark = named.pytestmark
-
-
-@pytest.fixture(scope="module")
-def live_server(
-    pgvector_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveServer]:
-    data_dir = tmp_path_factory.mktemp("bastion-pg") / "data"
-    server = start_server(data_dir, env={"BASTION_DATABASE_URL": fresh_database(pgvector_url)})
-    try:
-        yield LiveServer(server)
-    finally:
-        server.stop()
 
 
 dev, raw, multi = named.dev, named.raw, named.multi
