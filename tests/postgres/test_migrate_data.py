@@ -28,7 +28,7 @@ from bastion.audit import verify_chain
 from bastion.storage import Database
 from tests.support.postgres import fresh_database
 from tests.support.replicas import new_master_key, replica, running
-from tests.support.server import ADMIN_PASSWORD, ROOT, LiveServer, start_server
+from tests.support.server import ADMIN_PASSWORD, ROOT, LiveServer, free_port, start_server
 
 # Payloads PostgreSQL can hold, though they are awkward: C0 and C1 controls, an escape
 # sequence, line and paragraph separators, a byte-order mark, characters beyond the BMP,
@@ -339,3 +339,17 @@ def test_refusal_while_moving_points_keeps_nothing_and_a_rerun_completes(
     assert again.returncode == 0, again.stdout + again.stderr
     assert "Verified" in again.stdout
     assert "2 collections, 254 points in their pgvector tables" in again.stdout
+
+
+def test_destination_that_cannot_be_reached_is_a_clear_error(
+    source: Source, tmp_path: Path
+) -> None:
+    """No server listens there: one line, exit 1, no traceback, the source's lock freed."""
+    data = _copy(source, tmp_path)
+    url = f"postgresql://bastion@127.0.0.1:{free_port()}/bastion"
+    moved = _migrate(data, url)
+    assert moved.returncode == 1, moved.stdout + moved.stderr
+    assert "Traceback" not in moved.stderr, moved.stderr
+    said = " ".join(moved.stderr.split())
+    assert said.startswith("error: the move could not start: OperationalError"), said
+    assert "Nothing was copied: check the --to URL and that the database is up" in said

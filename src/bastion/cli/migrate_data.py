@@ -46,6 +46,7 @@ from bastion.identity import key_table
 from bastion.runtime import master_key_of
 from bastion.sealing import Sealer
 from bastion.storage import Database
+from bastion.storage.redact import redact_database_errors
 from bastion.storage.schema import audit_events, metadata, signing_keys, tenants, users
 from bastion.storage.transfer import PAGE, copy_tables, count, source_tables
 from bastion.storage.vector_schema import collections, points
@@ -109,33 +110,42 @@ def _migrate(src: Database, dst: Database, sealer: Sealer, ring: KeyRing) -> Non
         _require_storable(source, tables)
         _require_indexable(source)
         _require_master_key(source, sealer)
-    with dst.startup_lock():  # no replica starts on it meanwhile
-        dst.migrate()
-        _prepare_vectors(dst)  # the pgvector extension, which the vector tables need
-        with dst.read() as conn:
-            _require_empty(conn)
-        with src.read() as source:
-            # The embedded installation's keys are files (its table is empty): they are
-            # sealed into the destination's table instead of copied.
-            expected = {t.name: count(source, t) for t in tables}
-            per_collection = _points_per_collection(source)
-            source_head = source.execute(select(func.max(audit_events.c.seq))).scalar_one()
-            bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=out,
-            )
-            with bar:
-                _move(source, dst, tables, sealer, ring, bar)
-            expected[signing_keys.name] = len(ring.keys)
+    import psycopg  # the `postgres` extra
+
+    moved = False
     try:
+        with dst.startup_lock():  # no replica starts on it meanwhile
+            dst.migrate()
+            _prepare_vectors(dst)  # the pgvector extension, which the vector tables need
+            with dst.read() as conn:
+                _require_empty(conn)
+            with src.read() as source:
+                # The embedded installation's keys are files (its table is empty): they
+                # are sealed into the destination's table instead of copied.
+                expected = {t.name: count(source, t) for t in tables}
+                per_collection = _points_per_collection(source)
+                source_head = source.execute(select(func.max(audit_events.c.seq))).scalar_one()
+                bar = Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeRemainingColumn(),
+                    console=out,
+                )
+                with bar:
+                    _move(source, dst, tables, sealer, ring, bar)
+                moved = True
+                expected[signing_keys.name] = len(ring.keys)
         with dst.read() as conn:
             problems = _verify(conn, expected, per_collection, ring, source_head)
-    except DBAPIError as exc:
+    except (DBAPIError, psycopg.Error) as exc:
+        if moved:
+            raise ConfigurationError(
+                f"the move was committed, but its verification could not run: {_reason(exc)}"
+            ) from None
         raise ConfigurationError(
-            f"the move was committed, but its verification could not run: {_reason(exc)}"
+            f"the move could not start: {_reason(exc)}. Nothing was copied: check the --to "
+            "URL and that the database is up, then run migrate-data again"
         ) from None
     _report(expected, per_collection, problems)
     if problems:
@@ -228,7 +238,9 @@ def _points_of(source: Connection, collection_id: str) -> Iterator[Sequence[Stor
 
 
 def _reason(exc: Exception) -> str:
-    """PostgreSQL's (or the driver's) own first line, without SQLAlchemy's decoration."""
+    """PostgreSQL's (or the driver's) own first line, without SQLAlchemy's decoration, and
+    without the values it may quote (``storage.redact``: the object names stay)."""
+    redact_database_errors(exc)  # psycopg's own, from the point move, are not yet
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     lines = str(cause).strip().splitlines()
     return lines[0] if lines else type(cause).__name__
