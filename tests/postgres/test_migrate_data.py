@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -353,3 +354,59 @@ def test_destination_that_cannot_be_reached_is_a_clear_error(
     said = " ".join(moved.stderr.split())
     assert said.startswith("error: the move could not start: OperationalError"), said
     assert "Nothing was copied: check the --to URL and that the database is up" in said
+
+
+def test_destination_gone_while_moving_points_keeps_nothing_and_says_so(
+    pgvector_url: str, source: Source, tmp_path: Path
+) -> None:
+    """The database goes away mid-move: another session holds, uncommitted, a table of the
+    name the move creates, so the move waits there (after every row was written); the
+    administrator then ends the move's connection. One line, exit 1, nothing kept; once
+    the other session is gone the same command does the whole move."""
+    data = _copy(source, tmp_path)
+    with sqlite3.connect(data / "bastion.db") as conn:
+        (moved_id,) = conn.execute("SELECT id FROM collections WHERE name = 'moved'").fetchone()
+    url = fresh_database(pgvector_url)
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+    with psycopg.connect(plain) as holder, psycopg.connect(plain, autocommit=True) as admin:
+        holder.execute(sql.SQL("CREATE TABLE {} (x int)").format(sql.Identifier(f"pgv_{moved_id}")))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bastion", "migrate-data", "--from", str(data), "--to", url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**clean, "COLUMNS": "200"},
+            cwd=ROOT,
+        )
+        try:
+            waiting = None
+            for _ in range(600):  # the move reaches the table it waits for
+                waiting = admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'CREATE TABLE%%' AND datname = current_database()"
+                ).fetchone()
+                if waiting or process.poll() is not None:
+                    break
+                time.sleep(0.05)
+            assert waiting is not None, process.communicate()
+            admin.execute("SELECT pg_terminate_backend(%s)", (waiting[0],))
+            out, err = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        holder.rollback()
+    assert process.returncode == 1, out + err
+    assert "Traceback" not in err, err
+    said = " ".join(err.split())
+    assert "the move stopped while moving the points of collection 'moved'" in said, said
+    assert "terminating connection due to administrator command" in said, said
+    assert "Nothing was kept" in said
+    assert "run the same migrate-data command again" in said
+    assert [t for t in _tables_in(url) if t.startswith("pgv_")] == []
+    tables = ("tenants", "users", "audit_events", "signing_keys", "collections")
+    assert set(_rows_in(url, tables).values()) == {0}
+
+    again = _migrate(data, url)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Verified" in again.stdout

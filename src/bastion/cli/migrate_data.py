@@ -56,6 +56,7 @@ from bastion.vectors.ids import key_to_id
 if TYPE_CHECKING:  # the `postgres` extra
     from bastion.vectors.pgvector.adopt import StoredCollection, StoredPoint
 
+_COMMITTING = "committing the move"
 # Tables the destination must not hold rows in: it would already be an installation.
 _INSTALLATION = (tenants, users, audit_events, signing_keys)
 
@@ -172,46 +173,70 @@ def _move(
     and the same command, run again, does the whole move."""
     import psycopg  # the `postgres` extra
 
-    from bastion.vectors.pgvector.adopt import move_points
-
     rows = [t for t in tables if t is not points]  # the points go to their vector tables
-    step = "copying the tables"
+    steps = ["copying the tables"]  # where the move is, for the message if it stops
+    stopped: list[Exception] = []
     try:
         with dst.begin() as target:
-            task = bar.add_task("copying rows", total=sum(count(source, t) for t in rows))
-            copy_tables(
-                source,
-                target,
-                rows,
-                advance=lambda name, n: bar.update(task, advance=n, description=f"copying {name}"),
-            )
-            step = "sealing the signing keys"
-            key_table.import_ring(target, sealer, ring)
-            driver = target.connection.driver_connection
-            assert isinstance(driver, psycopg.Connection)
-            moving = bar.add_task("moving points", total=count(source, points))
-            for collection in _collections_of(source):
-                name = collection[1]
-                step = f"moving the points of collection {name!r} into their pgvector table"
-                move_points(
-                    driver,
-                    collection,
-                    _points_of(source, collection[0]),
-                    advance=lambda n, name=name: bar.update(  # type: ignore[misc]
-                        moving, advance=n, description=f"moving points of {name!r}"
-                    ),
-                    indexing=lambda name=name: bar.update(  # type: ignore[misc]
-                        moving, description=f"indexing {name!r}"
-                    ),
-                )
-            bar.update(moving, description="moving points")
-            step = "committing the move"
+            try:
+                _write(source, target, rows, sealer, ring, bar, steps)
+            except (DBAPIError, psycopg.Error) as exc:
+                stopped.append(exc)  # the cause (a rollback on a lost connection fails too)
+                raise
+            steps.append(_COMMITTING)
     except (DBAPIError, psycopg.Error) as exc:
+        kept = (
+            "Nothing was kept (the destination holds Bastion's empty schema only)"
+            if steps[-1] != _COMMITTING
+            else "Whether PostgreSQL kept the move is unknown (a re-run that says the "
+            "destination already holds an installation means it did, unverified)"
+        )
         raise ConfigurationError(
-            f"the move stopped while {step}: {_reason(exc)}. Nothing was kept (the "
-            "destination holds Bastion's empty schema only): remove the cause, then run "
-            "the same migrate-data command again"
+            f"the move stopped while {steps[-1]}: {_reason((stopped or [exc])[0])}. {kept}: "
+            "remove the cause, then run the same migrate-data command again"
         ) from None
+
+
+def _write(
+    source: Connection,
+    target: Connection,
+    rows: list[Table],
+    sealer: Sealer,
+    ring: KeyRing,
+    bar: Progress,
+    steps: list[str],
+) -> None:
+    import psycopg  # the `postgres` extra
+
+    from bastion.vectors.pgvector.adopt import move_points
+
+    task = bar.add_task("copying rows", total=sum(count(source, t) for t in rows))
+    copy_tables(
+        source,
+        target,
+        rows,
+        advance=lambda name, n: bar.update(task, advance=n, description=f"copying {name}"),
+    )
+    steps.append("sealing the signing keys")
+    key_table.import_ring(target, sealer, ring)
+    driver = target.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    moving = bar.add_task("moving points", total=count(source, points))
+    for collection in _collections_of(source):
+        name = collection[1]
+        steps.append(f"moving the points of collection {name!r} into their pgvector table")
+        move_points(
+            driver,
+            collection,
+            _points_of(source, collection[0]),
+            advance=lambda n, name=name: bar.update(  # type: ignore[misc]
+                moving, advance=n, description=f"moving points of {name!r}"
+            ),
+            indexing=lambda name=name: bar.update(  # type: ignore[misc]
+                moving, description=f"indexing {name!r}"
+            ),
+        )
+    bar.update(moving, description="moving points")
 
 
 def _collections_of(source: Connection) -> list[StoredCollection]:
